@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor
 
@@ -96,7 +96,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except (SafetensorsError, OSError, ValueError) as err:
+    except (SafetensorError, OSError, ValueError) as err:
         raise ArtifactError(f"{path}: not a readable safety-token artifact ({err}); it is truncated or corrupt — "
                             "delete it and rebuild with `python -m pact_lightning.safety_tokens`") from None
     if meta.get("format") != FORMAT:
@@ -112,7 +112,7 @@ def load_safety_tokens(path: str | Path, k: int, tokenizer=None) -> SafetyTokens
         tensors = load_file(str(path))
         ids, m, d = tensors["token_ids"], tensors["m"], tensors["d"]
         tokens = json.loads(meta["tokens"])
-    except (SafetensorsError, KeyError, json.JSONDecodeError, OSError) as err:
+    except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as err:
         raise ArtifactError(f"{path}: safety-token artifact is corrupt ({type(err).__name__}: {err}); delete it and "
                             "rebuild") from None
     if not (ids.numel() == m.numel() == d.numel() == len(tokens)):
