@@ -117,6 +117,9 @@ def loggers(cfg: DictConfig) -> list:
             os.environ["WANDB_MODE"] = "offline" if offline else "online"
             Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
             out.append(instantiate(spec, offline=offline))
+            if offline:
+                log.info("W&B runs offline (no API key, no network, or WANDB_MODE=offline); upload later with: "
+                         "wandb sync %s/wandb/offline-run-*", spec.save_dir)
         else:
             out.append(instantiate(spec))
     return out
@@ -241,7 +244,7 @@ def print_summary(results: dict[str, Any]) -> None:
     lines = [f"run dir: {results['run_dir']}", f"method={results['method']} λ={results['lam']} "
              f"k={results['num_safety_tokens']} p={results['poison_ratio']} n={results['num_samples']} "
              f"seed={results['seed']}",
-             "train: " + ", ".join(f"{k}={v:.4f}" for k, v in results["train"].items() if isinstance(v, float))]
+             "train: " + ", ".join(f"{k}={v:.4g}" for k, v in results["train"].items() if isinstance(v, float))]
     for block in ("reference", "final"):
         if block in results:
             b = results[block]

@@ -66,8 +66,9 @@ class PoisonMixDataModule(L.LightningDataModule):
 
     def __init__(self, benign, harmful, num_samples: int = 200, poison_ratio: float = 0.1, batch_size: int = 8,
                  max_length: int = 256, min_response_tokens: int = 1, num_workers: int = 0, shuffle: bool = True,
-                 drop_last: bool = True) -> None:
+                 drop_last: bool = True, name: str = "custom", task: str | None = None) -> None:
         super().__init__()
+        self.name, self.task = name, task
         self.benign, self.harmful = benign, harmful
         self.num_samples, self.poison_ratio = num_samples, poison_ratio
         self.batch_size, self.max_length, self.min_response_tokens = batch_size, max_length, min_response_tokens

@@ -15,6 +15,7 @@ from the aligned model's config). ``lora`` turns on a fresh peft LoRA adapter fo
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import shutil
@@ -101,7 +102,8 @@ def converted_gguf_dir(cfg: DictConfig) -> Path:
 def weights_source(cfg: DictConfig) -> str:
     """A string that identifies the weights (hub id, directory or tiny spec) for fingerprints and logs."""
     if _get(cfg, "tiny") is not None:
-        return "tiny:" + OmegaConf.to_yaml(cfg.tiny, sort_keys=True).replace("\n", ";")
+        spec = {k: v for k, v in OmegaConf.to_container(cfg.tiny, resolve=True).items() if k != "tokenizer"}
+        return f"tiny:{json.dumps(spec, sort_keys=True)}+tokenizer:{weights_source(cfg.tiny.tokenizer)}"
     if _get(cfg, "pretrained"):
         return str(cfg.pretrained)
     if _get(cfg, "gguf") is not None:

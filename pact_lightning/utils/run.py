@@ -22,11 +22,7 @@ def finish_wandb(exit_code: int = 0) -> None:
     except ImportError:
         return
     if wandb.run is not None:
-        offline = wandb.run.settings.mode == "offline" if hasattr(wandb.run, "settings") else False
-        run_dir = Path(wandb.run.dir).parent
         wandb.finish(exit_code=exit_code)
-        if offline:
-            log.info("W&B ran offline; upload later with: wandb sync %s", run_dir)
 
 
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
