@@ -174,7 +174,7 @@ def evaluator(cfg: DictConfig):
     return instantiate(ev.evaluator, log_generations=bool(ev.get("log_generations", False)))
 
 
-def _block(metrics: dict[str, Any]) -> dict[str, Any]:
+def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
 
 
@@ -200,8 +200,8 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
-        results["reference"] = _block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
-        results["final"] = _block(evaluator.run(policy, tokenizer, out, tag="final"))
+        results["reference"] = metrics_block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
+        results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.get("diagnostics") and tokens is not None:
             results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
     if trainer.is_global_zero:
@@ -241,10 +241,10 @@ def safety_diagnostics(policy, tokenizer, tokens: SafetyTokens, out: Path) -> st
 
 
 def print_summary(results: dict[str, Any]) -> None:
-    lines = [f"run dir: {results['run_dir']}", f"method={results['method']} λ={results['lam']} "
-             f"k={results['num_safety_tokens']} p={results['poison_ratio']} n={results['num_samples']} "
-             f"seed={results['seed']}",
-             "train: " + ", ".join(f"{k}={v:.4g}" for k, v in results["train"].items() if isinstance(v, float))]
+    setting = ("method", "lam", "num_safety_tokens", "poison_ratio", "num_samples", "seed", "model", "checkpoint")
+    lines = [f"run dir: {results['run_dir']}", " ".join(f"{k}={results[k]}" for k in setting if k in results)]
+    if "train" in results:
+        lines.append("train: " + ", ".join(f"{k}={v:.4g}" for k, v in results["train"].items() if isinstance(v, float)))
     for block in ("reference", "final"):
         if block in results:
             b = results[block]

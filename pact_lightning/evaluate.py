@@ -1,0 +1,52 @@
+"""``python -m pact_lightning.evaluate model=… checkpoint=…``: safety and utility of a base/aligned model, an adapter or a
+merged checkpoint — the same evaluation ``train`` runs after fit."""
+
+from __future__ import annotations
+
+import os
+
+import hydra
+import lightning as L
+import torch.distributed as dist
+from omegaconf import DictConfig
+
+from pact_lightning import pipeline
+from pact_lightning.models.loading import load_model, weights_source
+from pact_lightning.utils.io import write_json
+from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
+
+
+@task_wrapper
+def evaluate(cfg: DictConfig) -> dict:
+    L.seed_everything(cfg.seed)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # torchrun / srun: shard the prompts
+        dist.init_process_group("nccl" if os.environ.get("LOCAL_RANK") and _cuda() else "gloo")
+    model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False)
+    evaluator = hydra.utils.instantiate(cfg.eval.evaluator, log_generations=bool(cfg.eval.get("log_generations")))
+    out = pipeline.output_dir(cfg)
+    metrics = evaluator.run(model, tokenizer, out, tag="eval")
+    results = {"model": cfg.model.name, "model_weights": weights_source(cfg.model), "checkpoint": cfg.checkpoint,
+               "run_dir": str(out), "final": pipeline.metrics_block(metrics)}
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        write_json(out / "results.json", results)
+        for lg in pipeline.loggers(cfg):
+            lg.log_hyperparams({"model": cfg.model.name, "checkpoint": cfg.checkpoint})
+            lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+            lg.finalize("success")
+        pipeline.print_summary(results)
+    return results
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
