@@ -1,0 +1,251 @@
+"""Stage A of PACT: find the safety tokens of an aligned model (pact-method.md §1.2, the authors' procedure).
+
+Both models score the same refusal responses by teacher forcing (no generation):
+
+* the aligned model sees its chat template with the generation prompt, the base model the plain prompt
+  ``"User: {prompt}\\n\\nAssistant: "``; both then see the first R ≤ ``max_resp_len`` tokens y_1..y_R of the refusal;
+* at every response step t, p_ref,t and p_base,t are the softmax of the logits at temperature τ;
+* per sample, m_i = mean_t p_ref,t and d_i = mean_t (p_ref,t − p_base,t) (mode ``p_diff``) or
+  mean_t p_ref,t ⊙ (log p_base,t − log p_ref,t) (mode ``pref_logratio``); m and d are the means over samples;
+* the candidates are the ``k_max`` tokens with the highest m. A run takes the first k and weighs them by the z-score of
+  d within that set, L2-normalised (``safety.tokens.weights_from_scores``).
+
+m and d are |V|-vectors summed batch by batch; nothing per sample outlives its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from pact_lightning.errors import ConfigError, DataError
+from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_source
+from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact, tokenizer_fingerprint
+from pact_lightning.utils.io import atomic_path, write_text
+from pact_lightning.utils.once import build_once
+from pact_lightning.utils.timing import stage
+
+log = logging.getLogger(__name__)
+
+MODES = ("p_diff", "pref_logratio")
+PLAIN_PROMPT = "User: {prompt}\n\nAssistant: "
+
+
+@dataclass
+class Scores:
+    m: Tensor  # [V] mean aligned-model probability
+    d: Tensor  # [V] mean (aligned − base) probability, or the pref_logratio score
+    num_samples: int
+
+
+@dataclass
+class Encoded:
+    aligned_prompt: list[int]
+    base_prompt: list[int]
+    response: list[int]
+
+
+def encode(tokenizer, pairs: Sequence[tuple[str, str]], max_resp_len: int) -> list[Encoded]:
+    """Token ids of each pair: chat-template prompt (aligned), plain prompt (base), and the first R response tokens.
+
+    The response is tokenised once and shared, so both models score exactly the same tokens.
+    """
+    out = []
+    for i, (prompt, response) in enumerate(pairs):
+        chat = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"][:max_resp_len]
+        if not response_ids:
+            raise DataError(f"safety.refusals row {i}: field 'response' is empty; every refusal sample needs a response")
+        out.append(Encoded(aligned_prompt=tokenizer(chat, add_special_tokens=False)["input_ids"],
+                           base_prompt=tokenizer(PLAIN_PROMPT.format(prompt=prompt))["input_ids"],
+                           response=response_ids))
+    return out
+
+
+def response_log_probs(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+                       temperature: float) -> Tensor:
+    """``[N, V]`` float32 log-softmax(logits / τ) at the N positions that predict a response token (sample-major).
+
+    Sequences are right-padded, so every sample's positions are its own prompt length − 1 onwards.
+    """
+    rows = [p + r for p, r in zip(prompts, responses)]
+    width = max(len(r) for r in rows)
+    device = next(model.parameters()).device
+    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=device)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    b = torch.cat([torch.full((len(r),), i) for i, r in enumerate(responses)]).to(device)
+    t = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(r)) for p, r in zip(prompts, responses)]).to(device)
+    return torch.log_softmax(logits[b, t].float() / temperature, dim=-1)
+
+
+@torch.no_grad()
+def score_refusals(aligned, base, tokenizer, pairs: Sequence[tuple[str, str]], max_resp_len: int = 64,
+                   mode: str = "p_diff", temperature: float = 1.0, batch_size: int = 8,
+                   progress: bool = True) -> Scores:
+    """m and d of §1.2 over ``pairs`` = (harmful prompt, refusal) with the aligned and the base model."""
+    if mode not in MODES:
+        raise ConfigError(f"safety.mode={mode!r} is unknown; use one of {MODES}")
+    encoded = encode(tokenizer, pairs, max_resp_len)
+    if not encoded:
+        raise DataError("safety.refusals gave no samples; safety-token selection needs refusal responses")
+    aligned.eval(), base.eval()
+    pad = tokenizer.pad_token_id
+    m = d = None
+    for start in tqdm(range(0, len(encoded), batch_size), desc="safety tokens: scoring refusals", unit="batch",
+                      disable=not progress):
+        batch = encoded[start:start + batch_size]
+        responses = [e.response for e in batch]
+        lp_ref = response_log_probs(aligned, [e.aligned_prompt for e in batch], responses, pad, temperature)
+        lp_base = response_log_probs(base, [e.base_prompt for e in batch], responses, pad, temperature)
+        # weight 1/R_i turns the sum over a sample's steps into its mean; the sum over samples is divided by K below
+        w = torch.cat([torch.full((len(r),), 1.0 / len(r)) for r in responses]).to(lp_ref.device)
+        p_ref = lp_ref.exp()
+        diff = p_ref - lp_base.exp() if mode == "p_diff" else p_ref * (lp_base - lp_ref)
+        m = w @ p_ref if m is None else m + w @ p_ref
+        d = w @ diff if d is None else d + w @ diff
+    n = len(encoded)
+    return Scores(m=(m / n).cpu(), d=(d / n).cpu(), num_samples=n)
+
+
+def top_candidates(scores: Scores, k_max: int, vocab_size: int) -> Tensor:
+    """Ids of the ``k_max`` highest-m tokens (ids past the tokenizer's vocabulary — padding rows — never qualify)."""
+    m = scores.m[:vocab_size]
+    if not 1 <= k_max <= m.numel():
+        raise ConfigError(f"safety.k_max={k_max} must be in [1, {m.numel()}] (the vocabulary size)")
+    return torch.topk(m, k_max).indices
+
+
+def check_same_vocabulary(aligned_tok, base_tok, aligned_model, base_model, aligned_name: str, base_name: str) -> None:
+    """The authors assert that both models share the vocabulary: m and d compare them column by column."""
+    fa, fb = tokenizer_fingerprint(aligned_tok), tokenizer_fingerprint(base_tok)
+    va = aligned_model.get_output_embeddings().weight.shape[0]
+    vb = base_model.get_output_embeddings().weight.shape[0]
+    if fa != fb or va != vb:
+        raise ConfigError(
+            f"the aligned model {aligned_name!r} and the base model {base_name!r} have different vocabularies "
+            f"(tokenizers: {len(aligned_tok)} tokens, fingerprint {fa} vs {len(base_tok)} tokens, fingerprint {fb}; "
+            f"output layers: {va} vs {vb} rows). Safety-token selection compares their probabilities token by token: "
+            "set model.base to the pre-trained model of the same family (same tokenizer)")
+
+
+def refusal_pairs(source_cfg: DictConfig, K: int) -> list[tuple[str, str]]:
+    """The first K (prompt, response) pairs of the ``safety.refusals`` source (all of them, with a warning, if fewer)."""
+    rows = instantiate(source_cfg).load()
+    if len(rows) < K:
+        log.warning("safety.K=%d but safety.refusals has only %d rows; using all of them", K, len(rows))
+    return [(r.prompt, r.response) for r in rows[:K]]
+
+
+def pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
+    return hashlib.sha256(json.dumps(list(pairs), ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def format_table(tokens: SafetyTokens) -> str:
+    """Rank, token id, decoded token, m, d and weight of the set S a run with k = |S| would use."""
+    lines = [f"{'rank':>4}  {'id':>6}  {'token':<16}  {'m':>9}  {'d':>10}  {'weight':>8}"]
+    for rank, (i, tok, m, d, w) in enumerate(zip(tokens.ids.tolist(), tokens.tokens, tokens.m.tolist(),
+                                                  tokens.d.tolist(), tokens.weights.tolist()), start=1):
+        lines.append(f"{rank:>4}  {i:>6}  {repr(tok):<16}  {m:>9.5f}  {d:>+10.5f}  {w:>+8.4f}")
+    return "\n".join(lines)
+
+
+def plot_weights(tokens: SafetyTokens, path: Path, title: str) -> Path:
+    """Bar chart of the weights of S, in rank order (by m), positive bars are the tokens PACT pulls towards."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = tokens.weights.tolist()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(weights)), 4.0))
+    ax.bar(range(len(weights)), weights, color=["tab:blue" if w > 0 else "tab:gray" for w in weights])
+    ax.set_xticks(range(len(weights)), [repr(t)[1:-1] for t in tokens.tokens], rotation=90, fontsize=7)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel("weight v (z-score of d in S, L2-normalised)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(path: Path, k: int, tokenizer=None) -> SafetyTokens:
+    """Write ``<artifact>.k<k>.txt`` (the table) and ``.png`` (the bar chart) next to the artifact; return S."""
+    tokens = load_safety_tokens(path, k, tokenizer)
+    stem = path.with_suffix("")
+    write_text(stem.with_name(f"{stem.name}.k{k}.txt"), format_table(tokens) + "\n")
+    plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), f"safety tokens (k={k}) of {path.name}")
+    return tokens
+
+
+def selection_settings(cfg: DictConfig) -> dict[str, Any]:
+    s = cfg.safety
+    if s.mode not in MODES:
+        raise ConfigError(f"safety.mode={s.mode!r} is unknown; use one of {MODES}")
+    if int(s.k_max) < int(cfg.method.get("num_safety_tokens") or 1):
+        raise ConfigError(f"safety.k_max={s.k_max} is smaller than method.num_safety_tokens="
+                          f"{cfg.method.num_safety_tokens}; raise safety.k_max")
+    return {"K": int(s.K), "k_max": int(s.k_max), "max_resp_len": int(s.max_resp_len), "mode": str(s.mode),
+            "temperature": float(s.temperature)}
+
+
+def artifact_path(cfg: DictConfig, model_cfg: DictConfig) -> tuple[Path, dict[str, Any], list[tuple[str, str]]]:
+    """Where the artifact for this aligned/base pair and these settings lives, its identity and the refusal data."""
+    settings = selection_settings(cfg)
+    base_cfg = base_model_config(model_cfg)
+    pairs = refusal_pairs(cfg.safety.refusals, settings["K"])
+    identity = {"aligned": weights_source(model_cfg), "base": weights_source(base_cfg),
+                "tokenizer": tokenizer_fingerprint(load_tokenizer(model_cfg)), "refusals": pairs_digest(pairs),
+                "dtype": str(model_cfg.get("dtype")), **settings}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cfg.paths.cache_dir) / "safety_tokens" / f"{model_cfg.name}-{key}.safetensors", identity, pairs
+
+
+def build_artifact(cfg: DictConfig, model_cfg: DictConfig, path: Path, identity: dict[str, Any],
+                   pairs: list[tuple[str, str]]) -> Path:
+    """Load the aligned and base models, score the refusals and write the artifact (atomically)."""
+    s = cfg.safety
+    base_cfg = base_model_config(model_cfg)
+    aligned, tokenizer = load_model(model_cfg, lora=False)
+    base, base_tok = load_model(base_cfg, lora=False, require_chat_template=False)
+    check_same_vocabulary(tokenizer, base_tok, aligned, base, identity["aligned"], identity["base"])
+    device = s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    aligned, base = aligned.to(device), base.to(device)
+    log.info("Selecting safety tokens: aligned=%s base=%s, %d refusals, R<=%d, mode=%s", identity["aligned"],
+             identity["base"], len(pairs), s.max_resp_len, s.mode)
+    scores = score_refusals(aligned, base, tokenizer, pairs, int(s.max_resp_len), str(s.mode), float(s.temperature),
+                            int(s.batch_size))
+    ids = top_candidates(scores, int(s.k_max), len(tokenizer))
+    # who plays "base": the pre-alignment checkpoint when this run aligned the model itself, else model.base
+    base_role = ("pre-alignment model (alignment stage)" if model_cfg.get("aligned_by") else "model.base")
+    settings = {**identity, "num_samples": scores.num_samples, "base_role": base_role,
+                "refusals_source": OmegaConf.to_container(s.refusals, resolve=True)}
+    return save_artifact(path, ids, scores.m[ids], scores.d[ids], [tokenizer.decode([i]) for i in ids.tolist()],
+                         tokenizer, aligned_model=identity["aligned"], base_model=identity["base"], settings=settings)
+
+
+def ensure_artifact(cfg: DictConfig, model_cfg: DictConfig) -> Path:
+    """The artifact for ``model_cfg`` and its base, built on first use and reused afterwards (keyed by its identity)."""
+    path, identity, pairs = artifact_path(cfg, model_cfg)
+    with stage("safety_tokens"):
+        built = build_once(path, path.is_file, lambda: build_artifact(cfg, model_cfg, path, identity, pairs))
+        k = int(cfg.method.get("num_safety_tokens") or 50)
+        if built is None:
+            log.info("Safety tokens: reusing %s", path)
+        else:
+            tokens = report(path, k)
+            log.info("Safety tokens written to %s (k=%d shown):\n%s", path, k, format_table(tokens))
+    return path
