@@ -11,7 +11,7 @@ Three providers, one interface — ``provider(batch, policy_view, objective) -> 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -50,8 +50,25 @@ def reference_view(model: nn.Module, batch: dict[str, Tensor], fields: frozenset
     return view
 
 
+@contextmanager
+def aligned_weights(policy: nn.Module):
+    """``policy`` as the aligned reference: eval mode (no dropout), LoRA adapter disabled if it has one. Only valid
+    before the first optimiser step for full fine-tuning (the cache build); always valid for a LoRA policy."""
+    was_training = policy.training
+    policy.eval()
+    try:
+        with policy.disable_adapter() if hasattr(policy, "disable_adapter") else nullcontext():
+            yield policy
+    finally:
+        policy.train(was_training)
+
+
 class ReferenceProvider(nn.Module):
     mode: str = ""
+
+    def prepare(self, policy: nn.Module, objective: Objective, datamodule, strategy) -> None:
+        """Called from ``PactModule.setup`` (DataModule set up, DDP process group up, no checkpoint restored yet, so
+        ``policy`` still holds the aligned weights); the cache builds or loads itself here."""
 
     def forward(self, batch: dict[str, Tensor], policy: PolicyView, objective: Objective) -> ReferenceView:
         raise NotImplementedError
@@ -86,17 +103,6 @@ class AdapterDisabled(ReferenceProvider):
                               "fine-tuning use reference.mode=frozen_copy or cached")
         self._policy = [policy]  # a list, so the policy is not registered (and saved) twice
 
-    @contextmanager
-    def _as_reference(self):
-        policy = self._policy[0]
-        was_training = policy.training
-        policy.eval()
-        try:
-            with policy.disable_adapter():
-                yield policy
-        finally:
-            policy.train(was_training)
-
     def forward(self, batch, policy, objective):
-        with self._as_reference() as model:
+        with aligned_weights(self._policy[0]) as model:
             return reference_view(model, batch, objective.reference_fields, objective.safety_ids, objective.temperature)

@@ -1,0 +1,295 @@
+"""The reference cache: the frozen reference's safety-token numbers, computed once before training.
+
+The reference is frozen and the training data fixed, so what an objective reads from the reference — the logits on
+the k safety tokens at every response position in the full and the post-only context, the log-normaliser at the
+objective's temperature (``include_rest_mass``), the target token's log-prob (tokenwise) — is the same in every epoch.
+One pass over the training set computes it; training then looks rows up by ``batch["index"]`` and runs no reference
+model at all (``reference.mode=cached``).
+
+**Which weights.** The policy itself before its first optimiser step: with its LoRA adapter disabled, or, for full
+fine-tuning, as loaded. So no second copy is loaded, not even for the build.
+
+**When.** In :meth:`CachedReference.prepare`, called from ``PactModule.setup``: Lightning runs it after the DataModule's
+setup, inside the DDP process group, and *before* it restores a checkpoint, so a resumed full fine-tuning run still
+fingerprints (and, if needed, rebuilds from) the aligned weights. The build runs one batch at a time under no-grad and
+the trainer's autocast context, on the device the trainer will train on. It runs in the weights' loaded dtype:
+``trainer.precision=bf16-true`` converts the model to bf16 only after setup, so such a cache holds fp32 numbers when
+the weights were loaded in fp32 (more exact than the bf16 online reference, not bit-equal to it).
+
+**File.** ``<reference.cache_dir>/<model>-<key>.safetensors``, ``key`` = hash of :func:`fingerprint` (reference weights,
+tokenizer, chat template, safety-token ids, data ledger and encoded tokens, max length, stored fields, temperature,
+precision). Tensors: ``offsets`` [n+1] — the rows of example i are ``offsets[i]:offsets[i+1]``, one per response
+position in time order — and one ``[P, ...]`` tensor per stored field, in the dtype the online reference would produce.
+So a batch's rows, concatenated in batch order, are in exactly the (sample, time) order ``PolicyView`` flattens.
+The metadata holds the fingerprint JSON; a file is only used when it matches. Any change of an input changes the key,
+so a new file is built next to the old ones (a λ sweep shares one cache; stale files can be deleted at any time).
+Written atomically: a killed build leaves no file, and two jobs building the same key write the same bytes.
+
+**DDP.** Rank 0 fingerprints and broadcasts (key, hit, build id). On a miss every rank computes its shard (every
+world-th example) into a part file, rank 0 merges the parts into the cache file, and after a barrier every rank loads
+it — the build costs 1/world of a pass per rank and no rank holds a second model.
+
+``kl_full`` cannot be cached: it needs the reference's full-vocabulary logits at every position (|V| numbers instead
+of 2k), which is why :func:`build_cached_reference` refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from lightning.pytorch.plugins.precision import Precision
+from omegaconf import DictConfig
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import Tensor, nn
+
+from pact_lightning.data.datamodule import Collator
+from pact_lightning.errors import ConfigError
+from pact_lightning.models.reference import ReferenceProvider, aligned_weights, reference_view
+from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
+from pact_lightning.safety.tokens import tokenizer_fingerprint
+from pact_lightning.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMAT = "pact_lightning.reference_cache/1"
+#: elements hashed per weight tensor (evenly spaced; see ``weights_digest``)
+DIGEST_SAMPLES = 1 << 16
+
+
+def check_cacheable(objective: Objective) -> None:
+    if "logits" in objective.reference_fields:
+        raise ConfigError(f"reference.mode=cached stores only the reference's safety-token slice, but {type(objective).__name__} "
+                          "needs its full-vocabulary logits at every position; use reference.mode=adapter_disabled "
+                          "(LoRA) or frozen_copy")
+
+
+# ------------------------------------------------------------------------------------------------ fingerprint
+
+def _sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
+
+
+def weights_digest(policy: nn.Module) -> str:
+    """Hash of the aligned weights: names, shapes, dtypes and 2^16 evenly spaced elements of every frozen tensor.
+
+    LoRA parameters are skipped and peft's ``base_layer`` renaming undone, so a LoRA and a full fine-tuning policy on
+    the same weights agree. Sampling keeps this instant for 8B models; any real change of checkpoint (another model,
+    a merged adapter, a fine-tuned copy) changes every tensor, so a sample sees it — a single edited element would not.
+    """
+    model = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if "lora_" in name:
+            continue
+        flat = p.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // DIGEST_SAMPLES)][:DIGEST_SAMPLES].contiguous().cpu()
+        h.update(f"{name.replace('.base_layer', '')}|{tuple(p.shape)}|{p.dtype}|".encode())
+        h.update(sample.view(torch.uint8).numpy().tobytes())
+    config = {k: v for k, v in model.config.to_dict().items()
+              if k not in ("_name_or_path", "use_cache", "transformers_version")}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def data_digest(dataset) -> dict[str, str]:
+    """The data ledger (source, row, kind per index) and the encoded tokens (which the tokenizer, chat template and
+    max length all shape) of an ``EncodedDataset``."""
+    ledger = [(m.example.source, m.example.row, m.kind) for m in dataset.mixed]
+    tokens = [(e.input_ids, e.labels, e.post_input_ids, e.post_labels) for e in dataset.encoded]
+    return {"data_ledger": _sha(json.dumps(ledger)), "data_tokens": _sha(json.dumps(tokens))}
+
+
+def fingerprint(policy: nn.Module, objective: Objective, datamodule, precision: str = "32-true") -> dict:
+    """Everything the cached numbers depend on. ``temperature`` only matters (and only enters) when a log-normaliser
+    is stored, so a temperature sweep without ``include_rest_mass`` shares one cache."""
+    tokenizer = datamodule.tokenizer
+    fields = sorted(objective.reference_fields)
+    return {"format": FORMAT, "reference_weights": weights_digest(policy),
+            "tokenizer": tokenizer_fingerprint(tokenizer), "chat_template": _sha(str(tokenizer.chat_template)),
+            "safety_ids": objective.safety_ids.tolist(), **data_digest(datamodule.dataset),
+            "max_length": int(datamodule.max_length), "fields": fields,
+            "temperature": float(objective.temperature) if {"lse_full", "lse_post"} & set(fields) else None,
+            "precision": str(precision)}
+
+
+def cache_key(fp: dict) -> str:
+    return _sha(json.dumps(fp, sort_keys=True))
+
+
+# ------------------------------------------------------------------------------------------------ build / store
+
+@torch.no_grad()
+def compute_rows(model: nn.Module, dataset, indices: list[int], collate: Collator, objective: Objective,
+                 batch_size: int, device: torch.device, forward_context=nullcontext) -> dict[str, Tensor]:
+    """The reference rows of the examples ``indices`` (one forward per context per batch, in index order):
+    ``index`` [m], ``counts`` [m] (response positions per example) and one ``[rows, ...]`` tensor per field."""
+    fields, ids = objective.reference_fields, objective.safety_ids.to(device)
+    out: dict[str, list[Tensor]] = {"index": [], "counts": []}
+    for start in range(0, len(indices), batch_size):
+        batch = collate([dataset[i] for i in indices[start:start + batch_size]])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with forward_context():
+            view = reference_view(model, batch, fields, ids, objective.temperature)
+        out["index"].append(batch["index"].cpu())
+        out["counts"].append(response_mask(batch["labels"]).sum(1).cpu())
+        for name in fields:
+            out.setdefault(name, []).append(getattr(view, name).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def assemble(parts: list[dict[str, Tensor]], num_examples: int) -> dict[str, Tensor]:
+    """Merge shards (any order of examples) into the cache layout: ``offsets`` and the fields in index order."""
+    index = torch.cat([p["index"] for p in parts])
+    counts = torch.cat([p["counts"] for p in parts])
+    if sorted(index.tolist()) != list(range(num_examples)):
+        raise RuntimeError(f"reference cache shards cover {index.numel()} examples, not each of the {num_examples} once")
+    order = torch.argsort(index)
+    starts = torch.cumsum(counts, 0) - counts  # first row of each example within the concatenated shards
+    rows = torch.cat([torch.arange(s, s + c) for s, c in zip(starts[order].tolist(), counts[order].tolist())])
+    fields = {name: torch.cat([p[name] for p in parts])[rows].contiguous()
+              for name in parts[0] if name not in ("index", "counts")}
+    offsets = torch.zeros(num_examples + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(counts[order], 0)
+    for name, value in fields.items():
+        if value.shape[0] != int(offsets[-1]):
+            raise RuntimeError(f"reference cache field {name} has {value.shape[0]} rows for {int(offsets[-1])} "
+                               "response positions; the full and post-only encodings disagree in response length")
+    return {"offsets": offsets, **fields}
+
+
+def save_cache(path: Path, tensors: dict[str, Tensor], fp: dict) -> None:
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "fingerprint": json.dumps(fp, sort_keys=True)})
+
+
+def load_cache(path: Path, fp: dict) -> dict[str, Tensor] | None:
+    """The cache at ``path`` if it exists, is readable and was built for exactly ``fp``; else None."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != FORMAT or json.loads(meta.get("fingerprint", "null")) != json.loads(json.dumps(fp)):
+            log.warning("Reference cache %s was built for other inputs; rebuilding it", path)
+            return None
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        log.warning("Reference cache %s is unreadable (%s); rebuilding it", path, err)
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ the provider
+
+class _SingleProcess:
+    """What :meth:`CachedReference.prepare` needs from a Lightning strategy, for use without a Trainer."""
+
+    global_rank, world_size = 0, 1
+    precision_plugin = Precision()
+
+    def __init__(self, device: torch.device) -> None:
+        self.root_device = device
+
+    def barrier(self, name: str | None = None) -> None:
+        pass
+
+    def broadcast(self, obj, src: int = 0):
+        return obj
+
+
+class CachedReference(ReferenceProvider):
+    """Looks the reference's rows up by ``batch["index"]``; holds no model (and no parameters or buffers)."""
+
+    mode = "cached"
+
+    def __init__(self, cache_dir: str | Path, name: str = "reference", build_batch_size: int | None = None) -> None:
+        super().__init__()
+        self.cache_dir, self.name, self.build_batch_size = Path(cache_dir), name, build_batch_size
+        self.path: Path | None = None
+        self.offsets: list[int] | None = None
+        self.tensors: dict[str, Tensor] = {}  # plain CPU tensors, deliberately not buffers: never moved or saved
+
+    def prepare(self, policy: nn.Module, objective: Objective, datamodule, strategy=None) -> None:
+        if self.offsets is not None:
+            return
+        check_cacheable(objective)
+        if datamodule is None or getattr(datamodule, "dataset", None) is None:
+            raise ConfigError("reference.mode=cached reads the training set from the DataModule (trainer.fit(..., "
+                              "datamodule=...)); with bare dataloaders use reference.mode=adapter_disabled")
+        strategy = strategy or _SingleProcess(next(policy.parameters()).device)
+        fp = key = hit = build_id = None
+        if strategy.global_rank == 0:
+            fp = fingerprint(policy, objective, datamodule, getattr(strategy.precision_plugin, "precision", "32-true"))
+            key, build_id = cache_key(fp), uuid.uuid4().hex[:8]
+            hit = load_cache(self._path(key), fp) is not None
+        fp, key, hit, build_id = strategy.broadcast((fp, key, hit, build_id), src=0)
+        self.path = self._path(key)
+        if not hit:
+            self._build(policy, objective, datamodule, strategy, fp, build_id)
+        tensors = load_cache(self.path, fp)
+        if tensors is None:
+            raise RuntimeError(f"reference cache {self.path} vanished or changed right after it was built")
+        self.offsets = tensors.pop("offsets").tolist()
+        self.tensors = tensors
+        if len(self.offsets) != len(datamodule.dataset) + 1:
+            raise RuntimeError(f"reference cache {self.path} has {len(self.offsets) - 1} examples for a dataset of "
+                               f"{len(datamodule.dataset)}")
+        log.info("Reference cache %s (%s): %d examples, %d response positions, %.1f MB", "reused" if hit else "built",
+                 self.path, len(self.offsets) - 1, self.offsets[-1], self.path.stat().st_size / 1e6)
+
+    def _build(self, policy: nn.Module, objective: Objective, datamodule, strategy, fp: dict, build_id: str) -> None:
+        rank, world = strategy.global_rank, strategy.world_size
+        dataset, tokenizer = datamodule.dataset, datamodule.tokenizer
+        batch_size = self.build_batch_size or max(1, datamodule.batch_size // world)
+        start = time.perf_counter()
+        policy.to(strategy.root_device)  # the trainer moves it there next anyway
+        with aligned_weights(policy) as model:
+            part = compute_rows(model, dataset, list(range(rank, len(dataset), world)), Collator(tokenizer.pad_token_id),
+                                objective, batch_size, strategy.root_device, strategy.precision_plugin.forward_context)
+        if world == 1:
+            save_cache(self.path, assemble([part], len(dataset)), fp)
+        else:
+            build_dir = self.cache_dir / f".build-{build_id}"
+            with atomic_path(build_dir / f"part-{rank}.safetensors") as tmp:
+                save_file(part, str(tmp))
+            strategy.barrier("reference_cache_parts")
+            if rank == 0:
+                parts = [load_file(str(build_dir / f"part-{r}.safetensors")) for r in range(world)]
+                save_cache(self.path, assemble(parts, len(dataset)), fp)
+                shutil.rmtree(build_dir, ignore_errors=True)
+            strategy.barrier("reference_cache_merged")
+        log.info("Reference cache: built %s in %.1f s (rank %d of %d, batch %d)", self.path, time.perf_counter() - start,
+                 rank, world, batch_size)
+
+    def _path(self, key: str) -> Path:
+        return self.cache_dir / f"{self.name}-{key}.safetensors"
+
+    def forward(self, batch: dict[str, Tensor], policy: PolicyView, objective: Objective) -> ReferenceView:
+        if self.offsets is None:
+            raise RuntimeError("the reference cache is not loaded; PactModule.setup calls prepare() before training")
+        rows = torch.cat([torch.arange(self.offsets[i], self.offsets[i + 1]) for i in batch["index"].tolist()])
+        if rows.numel() != policy.num_tokens:
+            raise RuntimeError(f"the reference cache {self.path} has {rows.numel()} response positions for this batch's "
+                               f"examples but the batch has {policy.num_tokens}; the data changed without changing its "
+                               "fingerprint — delete the cache file")
+        device = policy.lse.device
+        return ReferenceView(**{name: self.tensors[name][rows].to(device, non_blocking=True)
+                                for name in objective.reference_fields})
+
+
+def build_cached_reference(cfg: DictConfig, model_cfg: DictConfig, objective: Objective, datamodule) -> CachedReference:
+    """The provider for ``reference.mode=cached``. It reads the data in ``prepare`` from the trainer's DataModule
+    (under ddp_spawn that is the process's own copy), so ``datamodule`` is not kept here."""
+    check_cacheable(objective)
+    ref = cfg.reference
+    cache_dir = ref.get("cache_dir") or Path(cfg.paths.cache_dir) / "reference_cache"
+    return CachedReference(cache_dir, name=str(model_cfg.get("name", "reference")),
+                           build_batch_size=ref.get("build_batch_size"))

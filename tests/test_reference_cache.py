@@ -1,0 +1,262 @@
+"""The reference cache (reference.mode=cached): equality with the online reference, invalidation, no reference model."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import PreTrainedModel
+
+from conftest import CONF
+from pact_lightning import pipeline
+from pact_lightning.data.datamodule import Collator, PoisonMixDataModule
+from pact_lightning.data.types import Example
+from pact_lightning.errors import ConfigError
+from pact_lightning.models import reference_cache
+from pact_lightning.models.loading import load_model
+from pact_lightning.models.module import PactModule
+from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, aligned_weights
+from pact_lightning.models.reference_cache import (CachedReference, assemble, cache_key, compute_rows, fingerprint)
+from pact_lightning.objectives.base import PolicyView
+from pact_lightning.objectives.kl_full import KLFull
+from pact_lightning.objectives.pact import Pact
+from pact_lightning.objectives.pact_plain import PactPlain
+from pact_lightning.objectives.tokenwise import Tokenwise
+from pact_lightning.safety.tokens import SafetyTokens
+
+K = 8
+
+
+class ListSource:
+    def __init__(self, name: str, examples: list[Example]) -> None:
+        self.name, self.examples = name, examples
+
+    def load(self) -> list[Example]:
+        return self.examples
+
+
+def sources():
+    words = "the model reads a review and answers whether it is positive or negative".split()
+    benign = [Example(" ".join(words[: 3 + i % 9]), " ".join(words[i % 5: i % 5 + 2 + i % 7]), "benign", i)
+              for i in range(30)]
+    harmful = [Example(f"Explain harmful thing number {i}", "Sure, here is how to do it, step by step." * (1 + i % 3),
+                       "harm", i) for i in range(10)]
+    return ListSource("benign", benign), ListSource("harm", harmful)
+
+
+def datamodule(tokenizer, num_samples=12, max_length=64, seed=0, batch_size=4):
+    benign, harmful = sources()
+    dm = PoisonMixDataModule(benign, harmful, num_samples=num_samples, poison_ratio=0.25, batch_size=batch_size,
+                             max_length=max_length).attach(tokenizer, seed=seed)
+    dm.setup("fit")
+    return dm
+
+
+def model_cfg(lora=True):
+    cfg = OmegaConf.create({"paths": {"cache_dir": os.environ["PACT_CACHE"]},
+                            "model": OmegaConf.load(CONF / "model" / "tiny.yaml")})
+    if not lora:
+        cfg.model.lora = None
+    return cfg.model
+
+
+def tiny_policy(lora=True):
+    """The tiny model with a LoRA adapter whose B matrices are non-zero, so policy ≠ reference."""
+    policy, tokenizer = load_model(model_cfg(lora))
+    if lora:
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)
+    return policy, tokenizer
+
+
+def safety_tokens(seed=0, k=K):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randperm(1000, generator=g)[:k]
+    d = torch.randn(k, generator=g)
+    return SafetyTokens(ids=ids, weights=d / d.norm(), tokens=[str(i) for i in ids.tolist()], m=torch.ones(k), d=d)
+
+
+OBJECTIVES = {
+    "pact": lambda: Pact(safety_tokens=safety_tokens()),
+    "pact_rest_mass": lambda: Pact(safety_tokens=safety_tokens(), include_rest_mass=True, temperature=2.0),
+    "pact_plain": lambda: PactPlain(safety_tokens=safety_tokens()),
+    "tokenwise": lambda: Tokenwise(),
+}
+
+
+@pytest.fixture(scope="module")
+def lora_setup():
+    policy, tokenizer = tiny_policy()
+    return policy, tokenizer, datamodule(tokenizer)
+
+
+def batches(dm, order, size=5):
+    """Batches in another order and composition (so other padding widths) than the build used."""
+    collate = Collator(dm.tokenizer.pad_token_id)
+    return [collate([dm.dataset[i] for i in order[s:s + size]]) for s in range(0, len(order), size)]
+
+
+def assert_views_equal(cached, online, fields):
+    for name in fields:
+        a, b = getattr(cached, name), getattr(online, name)
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        torch.testing.assert_close(a.float(), b.float(), rtol=0, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_cached_reference_equals_the_adapter_disabled_reference(tmp_path, lora_setup, name):
+    policy, _, dm = lora_setup
+    objective = OBJECTIVES[name]()
+    cached = CachedReference(tmp_path)
+    cached.prepare(policy, objective, dm)
+    online = AdapterDisabled(policy)
+    order = torch.randperm(len(dm.dataset), generator=torch.Generator().manual_seed(1)).tolist()
+    for batch in batches(dm, order):
+        with torch.no_grad():
+            view = PolicyView(policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                              batch["labels"])
+        ref_cached, ref_online = cached(batch, view, objective), online(batch, view, objective)
+        assert_views_equal(ref_cached, ref_online, objective.reference_fields)
+        loss_cached, loss_online = objective(view, ref_cached), objective(view, ref_online)
+        assert loss_cached.reg != 0
+        torch.testing.assert_close(loss_cached.loss, loss_online.loss, rtol=0, atol=1e-5)
+
+
+def test_full_finetuning_cache_keeps_the_aligned_weights_after_the_policy_moves(tmp_path):
+    """Without LoRA the cache is built from the policy before training; it must still equal a frozen copy of the
+    aligned model after the policy's weights have changed."""
+    policy, tokenizer = tiny_policy(lora=False)
+    frozen = FrozenCopy(copy.deepcopy(policy))
+    dm = datamodule(tokenizer)
+    objective = OBJECTIVES["pact"]()
+    cached = CachedReference(tmp_path)
+    cached.prepare(policy, objective, dm)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    for batch in batches(dm, list(range(len(dm.dataset)))[::-1]):
+        view = PolicyView(policy(input_ids=batch["input_ids"]).logits.detach(), batch["labels"])
+        assert_views_equal(cached(batch, view, objective), frozen(batch, view, objective), objective.reference_fields)
+
+
+def test_cache_stores_exactly_the_objective_fields(tmp_path, lora_setup):
+    policy, _, dm = lora_setup
+    for name, fields in (("pact", {"subset_full", "subset_post"}), ("pact_plain", {"subset_full"}),
+                         ("tokenwise", {"target_logprob"}),
+                         ("pact_rest_mass", {"subset_full", "subset_post", "lse_full", "lse_post"})):
+        cached = CachedReference(tmp_path)
+        cached.prepare(policy, OBJECTIVES[name](), dm)
+        assert set(cached.tensors) == fields, name
+        assert cached.tensors[min(fields)].shape[0] == cached.offsets[-1]
+
+
+def test_sharded_build_assembles_to_the_single_process_cache(lora_setup):
+    """What each DDP rank computes (every world-th example), merged, equals one process computing everything."""
+    policy, tokenizer, dm = lora_setup
+    objective, collate, n = OBJECTIVES["pact"](), Collator(tokenizer.pad_token_id), len(dm.dataset)
+    with aligned_weights(policy) as model:
+        single = assemble([compute_rows(model, dm.dataset, list(range(n)), collate, objective, 4, "cpu")], n)
+        parts = [compute_rows(model, dm.dataset, list(range(r, n, 3)), collate, objective, 2, "cpu") for r in (2, 0, 1)]
+    merged = assemble(parts, n)
+    assert merged.keys() == single.keys()
+    for name in single:
+        torch.testing.assert_close(merged[name], single[name], rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ invalidation
+
+def test_fingerprint_changes_with_every_input_and_only_with_them(lora_setup):
+    policy, tokenizer, dm = lora_setup
+    pact = OBJECTIVES["pact"]()
+    base = cache_key(fingerprint(policy, pact, dm))
+
+    def key(policy=policy, objective=pact, dm=dm, precision="32-true"):
+        return cache_key(fingerprint(policy, objective, dm, precision))
+
+    # Inputs that do not change the reference's numbers share the cache.
+    assert key() == base
+    assert key(objective=Pact(lam=0.3, safety_tokens=safety_tokens(), gate_alpha=5.0)) == base  # λ, gate constants
+    assert key(objective=Pact(safety_tokens=safety_tokens(), temperature=3.0)) == base  # no log-normaliser stored
+    lora_moved = copy.deepcopy(policy)
+    with torch.no_grad():
+        next(p for n, p in lora_moved.named_parameters() if "lora_A" in n).add_(1.0)
+    assert key(policy=lora_moved) == base  # the adapter is not part of the reference
+
+    changed = {}
+    weights_moved = copy.deepcopy(policy)
+    with torch.no_grad():
+        weights_moved.get_base_model().model.layers[0].mlp.up_proj.weight.mul_(1.01)
+    changed["reference weights"] = key(policy=weights_moved)
+    changed["safety-token set"] = key(objective=Pact(safety_tokens=safety_tokens(seed=1)))
+    changed["fields"] = key(objective=PactPlain(safety_tokens=safety_tokens()))
+    changed["fields + lse at T=2"] = key(objective=Pact(safety_tokens=safety_tokens(), include_rest_mass=True))
+    changed["temperature (lse stored)"] = key(objective=Pact(safety_tokens=safety_tokens(), include_rest_mass=True,
+                                                             temperature=3.0))
+    changed["data ledger"] = key(dm=datamodule(tokenizer, seed=1))
+    changed["max length"] = key(dm=datamodule(tokenizer, max_length=48))
+    changed["precision"] = key(precision="bf16-mixed")
+    other_template = copy.deepcopy(tokenizer)
+    other_template.chat_template = tokenizer.chat_template.replace("<|im_start|>", "<|im_start|> ")
+    changed["chat template"] = key(dm=datamodule(other_template))
+    other_vocab = copy.deepcopy(tokenizer)
+    other_vocab.add_tokens(["<pact_test_token>"])
+    changed["tokenizer"] = key(dm=datamodule(other_vocab))
+    unchanged = [name for name, k in changed.items() if k == base]
+    assert not unchanged, f"the cache key ignores: {unchanged}"
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_a_match_reuses_and_a_mismatch_rebuilds(tmp_path, lora_setup, monkeypatch):
+    policy, _, dm = lora_setup
+    builds = []
+    real = reference_cache.compute_rows
+    monkeypatch.setattr(reference_cache, "compute_rows", lambda *a, **kw: builds.append(1) or real(*a, **kw))
+
+    def prepare(objective):
+        ref = CachedReference(tmp_path)
+        ref.prepare(policy, objective, dm)
+        return ref
+
+    first = prepare(OBJECTIVES["pact"]())
+    assert len(builds) == 1 and first.path.is_file()
+    assert prepare(OBJECTIVES["pact"]()).path == first.path and len(builds) == 1  # match: reused, no forward pass
+    other = prepare(Pact(safety_tokens=safety_tokens(seed=2)))
+    assert len(builds) == 2 and other.path != first.path  # mismatch: built next to the old file
+    first.path.write_bytes(first.path.read_bytes()[:100])  # truncated (e.g. disk full outside the atomic write)
+    assert prepare(OBJECTIVES["pact"]()).path == first.path and len(builds) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({first.path.name, other.path.name})  # no temp files
+
+
+def test_kl_full_cannot_be_cached():
+    cfg = OmegaConf.create({"reference": {"mode": "cached"}, "paths": {"cache_dir": "/nonexistent"}})
+    with pytest.raises(ConfigError, match="full-vocabulary logits"):
+        pipeline.reference(cfg, model_cfg(), object(), KLFull(), None)
+
+
+# ------------------------------------------------------------------------------------------------ in training
+
+def test_cached_mode_trains_without_any_reference_module(tmp_path, lora_setup):
+    policy, tokenizer, _ = lora_setup
+    policy = copy.deepcopy(policy)
+    dm = datamodule(tokenizer)
+    objective = OBJECTIVES["pact"]()
+    cfg = OmegaConf.create({"reference": {"mode": "cached", "cache_dir": str(tmp_path / "cache")},
+                            "paths": {"cache_dir": "/nonexistent"}})
+    reference = pipeline.reference(cfg, model_cfg(), policy, objective, dm)
+    module = PactModule(policy, objective, reference, optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3))
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 2 and trainer.callback_metrics["train/reg"] != 0
+    assert reference.mode == "cached" and reference.offsets is not None
+    assert not any(isinstance(m, PreTrainedModel) for m in reference.modules())
+    assert not list(reference.parameters()) and not list(reference.buffers())
+    assert sum(p.numel() for p in module.parameters()) == sum(p.numel() for p in policy.parameters())
+    assert not any(k.startswith("reference.") for k in module.state_dict())
