@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 
 import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from safetensors.torch import load_file
 from transformers import PreTrainedModel
 
 from conftest import CONF
@@ -260,3 +262,24 @@ def test_cached_mode_trains_without_any_reference_module(tmp_path, lora_setup):
     assert not list(reference.parameters()) and not list(reference.buffers())
     assert sum(p.numel() for p in module.parameters()) == sum(p.numel() for p in policy.parameters())
     assert not any(k.startswith("reference.") for k in module.state_dict())
+
+
+def test_ddp_ranks_build_shards_that_merge_into_the_single_process_cache(tmp_path, lora_setup):
+    """Two CPU processes (gloo): each rank computes every 2nd example, rank 0 merges; the file has the same key and
+    the same numbers as a single-process build, and no part files are left behind."""
+    policy, tokenizer, _ = lora_setup
+    objective = OBJECTIVES["pact"]()
+    module = PactModule(copy.deepcopy(policy), objective, CachedReference(tmp_path / "ddp"),
+                        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3))
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        use_distributed_sampler=False, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=datamodule(tokenizer))
+    single = CachedReference(tmp_path / "single")
+    single.prepare(policy, objective, datamodule(tokenizer))
+    (built,) = (tmp_path / "ddp").iterdir()
+    assert built.name == single.path.name
+    ddp, one = load_file(str(built)), load_file(str(single.path))
+    assert ddp.keys() == one.keys()
+    for name in one:
+        torch.testing.assert_close(ddp[name], one[name], rtol=0, atol=1e-5)
