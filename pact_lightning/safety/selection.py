@@ -182,13 +182,14 @@ def plot_weights(tokens: SafetyTokens, path: Path, title: str) -> Path:
     return path
 
 
-def report(path: Path, k: int, tokenizer=None) -> SafetyTokens:
-    """Write ``<artifact>.k<k>.txt`` (the table) and ``.png`` (the bar chart) next to the artifact; return S."""
+def report(path: Path, k: int, tokenizer=None) -> tuple[SafetyTokens, Path]:
+    """Write ``<artifact>.k<k>.txt`` (the table) and ``.k<k>.png`` (the bar chart) next to the artifact; return S and
+    the chart's path."""
     tokens = load_safety_tokens(path, k, tokenizer)
     stem = path.with_suffix("")
     write_text(stem.with_name(f"{stem.name}.k{k}.txt"), format_table(tokens) + "\n")
-    plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), f"safety tokens (k={k}) of {path.name}")
-    return tokens
+    png = plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), f"safety tokens (k={k}) of {path.name}")
+    return tokens, png
 
 
 def selection_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -246,6 +247,6 @@ def ensure_artifact(cfg: DictConfig, model_cfg: DictConfig) -> Path:
         if built is None:
             log.info("Safety tokens: reusing %s", path)
         else:
-            tokens = report(path, k)
+            tokens, _ = report(path, k)
             log.info("Safety tokens written to %s (k=%d shown):\n%s", path, k, format_table(tokens))
     return path

@@ -1,0 +1,31 @@
+"""``python -m pact_lightning.align``: the alignment stage on its own (``train`` runs it itself when it is needed).
+
+Builds or reuses the aligned checkpoint of ``model`` with the ``align`` recipe and prints where it is and its refusal
+rates on held-out harmful and benign prompts before and after alignment.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pact_lightning.alignment import ensure_aligned, read_report, summary
+from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
+from pact_lightning.utils.timing import timings
+
+
+@task_wrapper
+def align(cfg: DictConfig) -> dict:
+    model_cfg = ensure_aligned(cfg)
+    report = read_report(model_cfg.pretrained)
+    print(f"{summary(report)}\ntimings (s): {timings()}")
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="align")
+def main(cfg: DictConfig) -> None:
+    align(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The alignment stage: make an unaligned chat model safe before it is fine-tuned (pact-method.md §4).
+
+As in the Vaccine/Booster protocol, the model is supervised-fine-tuned (LoRA, then merged) on harmful prompts answered
+with refusals, mixed with benign prompts answered helpfully. The merged checkpoint is
+
+* the aligned reference π_ref of the fine-tuning run and its starting point (the attack trains a fresh adapter on it);
+* the "aligned" model of safety-token selection, whose "base" is the pre-alignment model.
+
+The result lives in ``${paths.cache_dir}/aligned/<model>-<hash>/`` (built once under a temporary name, renamed
+atomically), next to ``alignment.json``: the recipe, the loss curve, and the refusal rates on held-out harmful and benign
+prompts before and after alignment.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pact_lightning.data.datamodule import PoisonMixDataModule
+from pact_lightning.models.loading import attach_lora, load_model, weights_source
+from pact_lightning.models.module import PactModule, cosine_with_warmup
+from pact_lightning.objectives.sft import SFT
+from pact_lightning.utils.io import write_json
+from pact_lightning.utils.once import build_once
+from pact_lightning.utils.timing import stage
+
+log = logging.getLogger(__name__)
+
+REPORT = "alignment.json"
+
+
+def recipe_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the aligned weights: the model's weights and the recipe (not ``enabled``, not ``eval``)."""
+    recipe = {k: v for k, v in OmegaConf.to_container(cfg.align, resolve=True).items() if k not in ("enabled", "eval")}
+    return {"model": weights_source(cfg.model), "dtype": str(cfg.model.get("dtype")), "recipe": recipe}
+
+
+def aligned_dir(cfg: DictConfig) -> Path:
+    key = hashlib.sha256(json.dumps(recipe_identity(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cfg.paths.cache_dir) / "aligned" / f"{cfg.model.name}-{key}"
+
+
+def aligned_config(cfg: DictConfig, directory: Path) -> DictConfig:
+    """``cfg.model`` pointed at the merged checkpoint, with the pre-alignment model as its base."""
+    pre = OmegaConf.to_container(cfg.model, resolve=True)
+    out = OmegaConf.create({**pre, "name": f"{cfg.model.name}_aligned", "pretrained": str(directory), "gguf": None,
+                            "tiny": None, "needs_alignment": False, "aligned_by": str(directory),
+                            "base": {**pre, "base": None}})
+    return out
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """The stage seeds its own RNGs; the run that triggered it continues with its RNG state untouched, so a run that
+    builds the aligned model and one that finds it cached train identically."""
+    states = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+
+
+class LossHistory(L.Callback):
+    """The training loss of every step (alignment.json records it; the tests check that it falls)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def train_adapter(cfg: DictConfig, model, tokenizer) -> tuple[Any, list[float]]:
+    """SFT of a fresh LoRA adapter on the refusal/helpful mix; returns the policy (adapter still separate) and the
+    per-step losses."""
+    a = cfg.align
+    L.seed_everything(int(a.seed), verbose=False)
+    policy = attach_lora(model, a.lora)
+    data = PoisonMixDataModule(benign=instantiate(a.data.benign), harmful=instantiate(a.data.harmful),
+                               num_samples=int(a.data.num_samples), poison_ratio=float(a.data.harmful_fraction),
+                               batch_size=int(a.data.batch_size), max_length=int(a.data.max_length),
+                               name="alignment").attach(tokenizer, seed=int(a.seed))
+    module = PactModule(policy, SFT(), None,
+                        optimizer=functools.partial(torch.optim.AdamW, lr=float(a.optim.lr),
+                                                    weight_decay=float(a.optim.weight_decay)),
+                        scheduler=functools.partial(cosine_with_warmup, warmup_ratio=float(a.optim.warmup_ratio)),
+                        scheduler_interval="step")
+    history = LossHistory()
+    trainer = L.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
+                        precision=cfg.trainer.get("precision", "32-true"), max_epochs=int(a.data.epochs),
+                        gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
+    trainer.fit(module, datamodule=data)
+    return policy.cpu(), history.losses
+
+
+def save_merged(policy, tokenizer, directory: Path) -> Path:
+    """Merge the adapter into the weights and save an ordinary HF checkpoint (with the tokenizer and chat template)."""
+    merged = policy.merge_and_unload()
+    merged.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -> dict[str, Any]:
+    """Refusal rate (keyword judge, greedy) on held-out harmful and benign prompts; generations go to ``out``."""
+    from pact_lightning.eval import KeywordJudge, generate
+
+    judge = KeywordJudge()
+    n = int(eval_cfg.num_prompts)
+    rates: dict[str, Any] = {}
+    rows = []
+    for kind in ("harmful", "benign"):
+        prompts = [e.prompt for e in instantiate(eval_cfg[kind]).load()[:n]]
+        responses = generate(model, tokenizer, prompts, max_new_tokens=int(eval_cfg.max_new_tokens),
+                             batch_size=int(eval_cfg.batch_size), desc=f"alignment: {tag}, {kind} prompts")
+        refused = [judge.refused(r) for r in responses]
+        rates[f"{kind}_refusal_rate"] = sum(refused) / max(len(refused), 1)
+        rates[f"num_{kind}"] = len(prompts)
+        rows += [{"kind": kind, "prompt": p, "response": r, "refused": f}
+                 for p, r, f in zip(prompts, responses, refused)]
+    (out / f"generations_{tag}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                  encoding="utf-8")
+    return rates
+
+
+def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
+    """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        with preserved_rng():
+            model, tokenizer = load_model(cfg.model, lora=False)
+            with stage("eval_before"):
+                before = refusal_rates(model, tokenizer, cfg.align.eval, tmp, "before")
+            with stage("fit"):
+                policy, losses = train_adapter(cfg, model, tokenizer)
+            with stage("eval_after"):
+                after = refusal_rates(policy, tokenizer, cfg.align.eval, tmp, "after")
+            save_merged(policy, tokenizer, tmp)
+        report = {"model": weights_source(cfg.model), "aligned_dir": str(target), **recipe_identity(cfg),
+                  "eval": OmegaConf.to_container(cfg.align.eval, resolve=True), "before": before, "after": after,
+                  "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                  "losses": losses}
+        write_json(tmp / REPORT, report)
+        os.replace(tmp, target)
+    except FileExistsError:  # another process finished first; its copy is complete
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_report(target)
+
+
+def read_report(directory: str | Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / REPORT).read_text(encoding="utf-8"))
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The four refusal rates of the stage (and its loss), for logs and the app's output."""
+    b, a = report["before"], report["after"]
+    return (f"aligned checkpoint: {report['aligned_dir']}\n"
+            f"refusal rate, held-out harmful prompts: {b['harmful_refusal_rate']:.1%} before → "
+            f"{a['harmful_refusal_rate']:.1%} after (n={a['num_harmful']})\n"
+            f"refusal rate, held-out benign prompts:  {b['benign_refusal_rate']:.1%} before → "
+            f"{a['benign_refusal_rate']:.1%} after (n={a['num_benign']})\n"
+            f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over {len(report['losses'])} steps")
+
+
+def ensure_aligned(cfg: DictConfig) -> DictConfig:
+    """The aligned model's config: built by the alignment stage on first use, then reused from the cache."""
+    with stage("convert"):
+        weights_source(cfg.model)  # a GGUF model is converted here, once, so that its cost shows as its own stage
+    target = aligned_dir(cfg)
+    with stage("align"):
+        built = build_once(target, (target / REPORT).is_file, lambda: build_aligned(cfg, target))
+    report = read_report(target)
+    log.info("Alignment stage (%s):\n%s", "reused" if built is None else "built", summary(report))
+    a, e = report["after"], cfg.align.eval
+    if a["harmful_refusal_rate"] < e.min_harmful_refusal or a["benign_refusal_rate"] > e.max_benign_refusal:
+        log.warning("The aligned model misses the targets (harmful refusal >= %.0f%%, benign refusal <= %.0f%%): "
+                    "revise the align.* recipe (data mix, epochs, lr)", 100 * e.min_harmful_refusal,
+                    100 * e.max_benign_refusal)
+    return aligned_config(cfg, target)
