@@ -1,7 +1,7 @@
 """Wall time of each stage of a run (conversion, alignment, safety tokens, fit, evaluation, comparison runs).
 
-Stages may nest; a nested stage is recorded as ``outer/inner``. The records live in this process (one run at a time,
-``reset`` at the start of each job) so that stages deep inside the pipeline need no timer handed down to them.
+Stages may nest; a nested stage is recorded as ``outer/inner``. The records live in this process (``reset`` at the
+start of each run) so that stages deep inside the pipeline need no timer handed down to them.
 """
 
 from __future__ import annotations
@@ -37,5 +37,7 @@ def timings() -> dict[str, float]:
 
 
 def reset() -> None:
-    _records.clear()
-    _stack.clear()
+    """Start a new run's records — unless a stage is open: a run nested in a stage (a comparison run) adds to the
+    records of the run around it."""
+    if not _stack:
+        _records.clear()
