@@ -9,19 +9,24 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from pact_lightning.errors import ConfigError
+from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import load_model, weights_source
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
 from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
+from pact_lightning.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +104,9 @@ def wandb_offline(requested: bool | None) -> bool:
         return True
     if not os.environ.get("WANDB_API_KEY"):
         return True
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    url = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
     try:
-        socket.create_connection((host, 443), timeout=3).close()
+        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout=3).close()
         return False
     except OSError:
         return True
@@ -148,7 +153,19 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if not Path(path).is_file():
         raise ConfigError(f"ckpt_path={str(path)!r} does not exist; pass an existing Lightning checkpoint, or "
                           "ckpt_path=last together with the interrupted run's hydra.run.dir")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a truncated one has no central directory
+        raise ArtifactError(f"ckpt_path={str(path)!r} is truncated or not a Lightning checkpoint; resume from another "
+                            f"checkpoint in {Path(path).parent} or start the run afresh")
     return str(path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint next to its target and renames it into place, so a run killed while saving keeps the
+    previous complete ``last.ckpt`` (Lightning's own writer copies from /tmp, which is not atomic across filesystems)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def save_final(policy, tokenizer, directory: Path) -> Path:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
+    ckpt_path = pipeline.resolve_ckpt_path(cfg)  # a missing or truncated checkpoint fails before any model is loaded
     model_cfg = pipeline.aligned_model_config(cfg)
     policy, tokenizer = load_model(model_cfg)
     tokens = pipeline.safety_tokens(cfg, model_cfg, tokenizer, pipeline.objective_class(cfg))
@@ -28,10 +29,10 @@ def train(cfg: DictConfig) -> dict:
                                               eval_prompts=evaluator.harmful_prompts() if evaluator else [])
     reference = pipeline.reference(cfg, model_cfg, policy, objective, datamodule)
     module = pipeline.module(cfg, policy, objective, reference)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg),
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg), plugins=[pipeline.AtomicCheckpointIO()],
                                      callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c])
     pipeline.log_run_config(trainer, cfg, model_cfg, tokens)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=pipeline.resolve_ckpt_path(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return pipeline.finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -54,6 +55,38 @@ class Collator:
             batch[f"{prefix}attention_mask"] = _pad([[1] * len(r) for r in ids], 0)
             batch[f"{prefix}labels"] = _pad([i[f"{prefix}labels"] for i in items], IGNORE_INDEX)
         return batch
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that resumes mid-epoch: Lightning stores its ``state_dict`` (the sampler's epoch and how many
+    batches of that epoch were handed out) in every checkpoint and hands it back on resume; the restored loader then
+    sets the sampler to that epoch and skips the batches already trained on, so the data order continues exactly.
+
+    Lightning does not prefetch from a loader with a known length, so "handed out" is "trained on" when a checkpoint
+    is written at the end of a training batch.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.position = 0  # batches of the current epoch handed out
+        self.resume_state: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self.resume_state = state
+
+    def __iter__(self):
+        # A generator: the skip is decided at the first batch, after Lightning has set the sampler's epoch (a
+        # checkpoint written at the end of an epoch resumes in the next epoch, which skips nothing).
+        state, self.resume_state = self.resume_state, None
+        skip = state["position"] if state is not None and state["epoch"] == self.sampler.epoch else 0
+        self.position = skip
+        for batch in itertools.islice(super().__iter__(), skip, None):
+            self.position += 1
+            yield batch
 
 
 class PoisonMixDataModule(L.LightningDataModule):
@@ -134,6 +167,6 @@ class PoisonMixDataModule(L.LightningDataModule):
         # batch is the same set of examples in 1-process and N-process runs.
         sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=self.shuffle,
                                      seed=self.seed, drop_last=self.drop_last)
-        return DataLoader(self.dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
+        return ResumableLoader(self.dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
                           collate_fn=Collator(self.tokenizer.pad_token_id), num_workers=self.num_workers,
                           drop_last=self.drop_last)

@@ -1,0 +1,215 @@
+"""Faults a run must survive: SIGKILL mid-epoch then resume, writers killed mid-write, reruns with the same seed, and
+NaN/inf in the loss. Run directly (``python tests/test_faults.py <dir> <kills>``) this file is the writer-killing
+harness that ``test_killed_writers_never_leave_a_file_that_loads_as_valid`` starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+# ------------------------------------------------------------------------------------------------ atomic writers
+# Each writer writes version v (0 or 1) of a few MB to a path; its loader returns the version it finds, or raises /
+# returns None when the file does not load. A file that loads must be one complete version.
+
+N = 1 << 20  # elements per tensor: writes take long enough for a random kill to land inside them
+
+
+class FakeTokenizer:
+    def get_vocab(self):
+        return {"a": 0, "b": 1}
+
+    def __len__(self):
+        return N + 1
+
+
+def _tensor(v: int) -> torch.Tensor:
+    return torch.arange(N, dtype=torch.long) + v
+
+
+def write_safety_tokens(path: Path, v: int) -> None:
+    from pact_lightning.safety.tokens import save_artifact
+
+    ids = _tensor(v)
+    save_artifact(path, ids, m=-ids.float(), d=torch.zeros(N), tokens=[str(v)] * N, tokenizer=FakeTokenizer(),
+                  aligned_model="a", base_model="b", settings={})
+
+
+def load_safety_tokens(path: Path) -> int:
+    from pact_lightning.safety.tokens import load_safety_tokens as load
+
+    ids = load(path, N, FakeTokenizer()).ids
+    v = int(ids[0])
+    assert torch.equal(ids, _tensor(v))
+    return v
+
+
+def write_json(path: Path, v: int) -> None:
+    from pact_lightning.utils.io import write_json as write
+
+    write(path, {"version": v, "rows": [v] * N})
+
+
+def load_json(path: Path) -> int:
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["rows"] == [record["version"]] * N
+    return record["version"]
+
+
+CACHE_FP = {"test": "fingerprint"}
+
+
+def write_reference_cache(path: Path, v: int) -> None:
+    from pact_lightning.models.reference_cache import save_cache
+
+    save_cache(path, {"offsets": _tensor(v), "subset_full": _tensor(v).float()}, CACHE_FP)
+
+
+def load_reference_cache(path: Path) -> int | None:
+    from pact_lightning.models.reference_cache import load_cache
+
+    tensors = load_cache(path, CACHE_FP)  # None: unreadable (the run then rebuilds it)
+    if tensors is None:
+        return None
+    v = int(tensors["offsets"][0])
+    assert torch.equal(tensors["offsets"], _tensor(v)) and torch.equal(tensors["subset_full"], _tensor(v).float())
+    return v
+
+
+def write_checkpoint(path: Path, v: int) -> None:
+    from pact_lightning.pipeline import AtomicCheckpointIO
+
+    AtomicCheckpointIO().save_checkpoint({"version": v, "state_dict": {"w": _tensor(v)}}, path)
+
+
+def load_checkpoint(path: Path) -> int:
+    ckpt = torch.load(path, weights_only=True)
+    assert torch.equal(ckpt["state_dict"]["w"], _tensor(ckpt["version"]))
+    return ckpt["version"]
+
+
+WRITERS = {"safety_tokens.safetensors": (write_safety_tokens, load_safety_tokens),
+           "results.json": (write_json, load_json),
+           "reference_cache.safetensors": (write_reference_cache, load_reference_cache),
+           "last.ckpt": (write_checkpoint, load_checkpoint)}
+
+
+def loads_as(name: str, path: Path) -> str:
+    """'absent', 'v0'/'v1' (one complete version), 'invalid' (its loader refuses it) or 'MIXED' (loads, but is not one
+    complete version: what an atomic writer must never leave)."""
+    if not path.exists():
+        return "absent"
+    try:
+        v = WRITERS[name][1](path)
+    except AssertionError:
+        return "MIXED"
+    except Exception:  # noqa: BLE001 - any load error means the file is refused
+        return "invalid"
+    return "invalid" if v is None else f"v{v}"
+
+
+def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[str]]:
+    """For each writer: write version 0, then ``kills`` times fork a child that rewrites the file in a loop (1, 0, 1,
+    ...), wait until it has opened a temp file, SIGKILL it 0-10 ms later, and record what the file loads as and
+    whether the kill caught the write in progress (its temp file left behind)."""
+    import pact_lightning.models.reference_cache  # noqa: F401 - imported once here, not in every child
+    import pact_lightning.pipeline  # noqa: F401
+
+    torch.set_num_threads(1)
+    rng = random.Random(seed)
+    outcomes: dict[str, list[str]] = {}
+    for name, (write, _) in WRITERS.items():
+        path = directory / name
+        write(path, 0)
+        outcomes[name] = []
+        for _ in range(kills):
+            pid = os.fork()
+            if pid == 0:
+                v = 1
+                while True:
+                    write(path, v)
+                    v = 1 - v
+            deadline = time.monotonic() + 60
+            while not any(p.suffix == ".tmp" for p in directory.iterdir()):
+                assert time.monotonic() < deadline, f"the {name} writer never started a write"
+            time.sleep(rng.uniform(0.0, 0.01))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            leftovers = list(directory.glob(f".{name}.*.tmp"))
+            outcomes[name].append(loads_as(name, path) + ("+mid-write" if leftovers else ""))
+            for tmp in leftovers:
+                tmp.unlink()
+    return outcomes
+
+
+def test_killed_writers_never_leave_a_file_that_loads_as_valid(tmp_path):
+    """SIGKILL the safety-token, reference-cache, JSON and checkpoint writers at random moments, 8 times each."""
+    proc = subprocess.run([sys.executable, str(Path(__file__)), str(tmp_path), "8"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, seen in outcomes.items():
+        assert not [s for s in seen if s.split("+")[0] in ("MIXED", "invalid")], (name, seen)
+        assert any(s.endswith("+mid-write") for s in seen), f"no kill of {name} landed inside a write: {seen}"
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_a_write_that_dies_before_its_rename_keeps_the_old_file(tmp_path, monkeypatch, name):
+    """The deterministic version of the kill: the last step of every writer fails, the previous version stays."""
+    write, _ = WRITERS[name]
+    path = tmp_path / name
+    write(path, 0)
+
+    def crash(*args):
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write(path, 1)
+    monkeypatch.undo()
+    assert loads_as(name, path) == "v0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the temp file was removed
+
+
+# ------------------------------------------------------------------------------------------------ data order resume
+
+def test_loader_resumes_mid_epoch_at_the_next_batch_and_restarts_at_an_epoch_end():
+    from torch.utils.data import DistributedSampler
+
+    from pact_lightning.data.datamodule import ResumableLoader
+
+    def loader():
+        data = list(range(24))
+        return ResumableLoader(data, batch_size=4, drop_last=True,
+                               sampler=DistributedSampler(data, num_replicas=1, rank=0, seed=3, drop_last=True))
+
+    def epoch(dl, e):
+        dl.sampler.set_epoch(e)
+        return [b.tolist() for b in dl]
+
+    first = loader()
+    full = epoch(first, 1)
+    it = iter(first)  # epoch 1 again, interrupted after two batches
+    seen = [next(it).tolist() for _ in range(2)]
+    resumed = loader()
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.sampler.epoch == 1
+    assert seen + [b.tolist() for b in resumed] == full
+    # a state saved at the end of epoch 1 resumes into epoch 2 from its first batch
+    finished = loader()
+    finished.load_state_dict({"epoch": 1, "position": 6})
+    assert epoch(finished, 2) == epoch(loader(), 2) != full
+
+
+if __name__ == "__main__":
+    print(json.dumps(kill_writers(Path(sys.argv[1]), int(sys.argv[2]))))
