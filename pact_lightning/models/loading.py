@@ -116,7 +116,10 @@ def load_tokenizer(cfg: DictConfig, require_chat_template: bool = True):
     if _get(cfg, "tiny") is not None:
         return load_tokenizer(cfg.tiny.tokenizer, require_chat_template)
     src = str(cfg.pretrained) if _get(cfg, "pretrained") else str(converted_gguf_dir(cfg))
-    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=bool(_get(cfg, "trust_remote_code", False)))
+    trust = bool(_get(cfg, "trust_remote_code", False))
+    if trust:  # logged here, before the tokenizer (the first thing loaded) can run any of that code
+        log.warning("trust_remote_code is ON for %s: code from the model repository will run", src)
+    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust)
     if _get(cfg, "chat_template"):
         tok.chat_template = cfg.chat_template
     if require_chat_template and not tok.chat_template:
@@ -149,9 +152,7 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
     """
     tokenizer = load_tokenizer(cfg, require_chat_template)
     dtype = torch_dtype(cfg)
-    trust = bool(_get(cfg, "trust_remote_code", False))
-    if trust:
-        log.warning("trust_remote_code is ON for %s: code from the model repository will run", weights_source(cfg))
+    trust = bool(_get(cfg, "trust_remote_code", False))  # load_tokenizer has logged it when it is on
     adapter = None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)

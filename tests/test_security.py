@@ -1,0 +1,91 @@
+"""Security: no remote code unless a config asks for it (and then the run says so), no pickle loading of files the user
+did not create, and no harmful generations on W&B unless ``eval.log_generations=true``."""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import CONF, ROOT
+
+SOURCES = sorted((ROOT / "pact_lightning").rglob("*.py"))
+PICKLERS = ("pickle", "cPickle", "dill", "joblib", "cloudpickle", "shelve")
+
+
+def dotted(node) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{dotted(node.value)}.{node.attr}"
+    return getattr(node, "id", "?")
+
+
+def is_true(node) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def test_no_config_turns_trust_remote_code_on():
+    presets = sorted(CONF.rglob("*.yaml"))
+    on = [str(p.relative_to(ROOT)) for p in presets if "trust_remote_code: true" in p.read_text().lower()]
+    assert presets and not on
+    for preset in sorted((CONF / "model").glob("*.yaml")):
+        assert OmegaConf.load(preset).get("trust_remote_code", False) is False, preset
+
+
+def test_the_code_never_hardcodes_trust_remote_code_or_unpickles():
+    """Every ``trust_remote_code=`` comes from a config; every ``torch.load`` and checkpoint resume is
+    ``weights_only=True``; no pickle-family module is imported; numpy never loads pickles."""
+    problems = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                problems += [f"{where}: imports {n}" for n in names if n.split(".")[0] in PICKLERS]
+            if not isinstance(node, ast.Call):
+                continue
+            name, kw = dotted(node.func), {k.arg: k.value for k in node.keywords}
+            if is_true(kw.get("trust_remote_code")):
+                problems.append(f"{where}: trust_remote_code=True")
+            if is_true(kw.get("allow_pickle")):
+                problems.append(f"{where}: allow_pickle=True")
+            loads_checkpoint = name == "torch.load" or name.endswith("load_from_checkpoint") or (
+                name.split(".")[-1] in ("fit", "validate", "test", "predict") and "ckpt_path" in kw)
+            if loads_checkpoint and not is_true(kw.get("weights_only")):
+                problems.append(f"{where}: {name}(...) without weights_only=True")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_trust_remote_code_reaches_transformers_only_when_configured_and_is_logged_first(
+        monkeypatch, caplog, tiny_tokenizer, trust):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from pact_lightning.models import loading
+
+    events = []
+
+    def fake(kind, result):
+        def from_pretrained(src, **kwargs):
+            events.append((kind, kwargs.get("trust_remote_code", False)))
+            return result
+        return from_pretrained
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    monkeypatch.setattr(loading.AutoTokenizer, "from_pretrained", fake("tokenizer", tiny_tokenizer))
+    monkeypatch.setattr(loading.AutoModelForCausalLM, "from_pretrained", fake("model", model))
+    monkeypatch.setattr(logging.getLogger(loading.__name__), "warning",
+                        lambda msg, *args: events.append(("warning", msg % args)))
+    cfg = OmegaConf.create({"name": "remote", "pretrained": "someone/remote-model", "dtype": "float32", "lora": None,
+                            **({"trust_remote_code": True} if trust else {})})
+    loading.load_model(cfg)
+    loaded = [e for e in events if e[0] != "warning"]
+    assert loaded == [("tokenizer", trust), ("model", trust)]
+    warnings = [i for i, e in enumerate(events) if e[0] == "warning" and "trust_remote_code is ON" in e[1]]
+    assert bool(warnings) == trust
+    if trust:
+        assert warnings[0] == 0 and "someone/remote-model" in events[0][1]  # before anything was loaded
