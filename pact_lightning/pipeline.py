@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning import sweep
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import load_model, weights_source
 from pact_lightning.models.module import PactModule
@@ -131,8 +132,9 @@ def loggers(cfg: DictConfig) -> list:
 
 
 def log_run_config(trainer: L.Trainer, cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> None:
-    params = {"config": OmegaConf.to_container(cfg, resolve=True), "run_dir": str(output_dir(cfg)),
-              "model_weights": weights_source(model_cfg),
+    # the setting as flat columns (method, lam, num_safety_tokens, poison_ratio, seed, model, task, ...) for W&B's
+    # table and parallel-coordinates views, then the whole config
+    params = {**run_metadata(cfg, model_cfg, tokens), "config": OmegaConf.to_container(cfg, resolve=True),
               "safety_tokens": tokens.tokens if tokens is not None else None}
     for lg in trainer.loggers:
         lg.log_hyperparams(params)
@@ -229,7 +231,7 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
             if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
                 lg.experiment.summary.update(summary)
         print_summary(results)
-    results["objective"] = results.get("final", {}).get("task_acc", metrics.get("train/loss"))
+    results["objective"] = sweep.objective(cfg, results)
     return results
 
 

@@ -9,7 +9,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from pact_lightning import pipeline
+from pact_lightning import pipeline, sweep
 from pact_lightning.models.loading import load_model
 from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
 
@@ -38,6 +38,8 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if sweep.starts_own_ranks(cfg):  # DDP inside -m: this point trains as a single run in a child process
+        return sweep.objective(cfg, sweep.run_point_as_single_run("pact_lightning.train"))
     return train(cfg).get("objective")
 
 

@@ -1,4 +1,4 @@
-"""What every Hydra app shares: the config location and the wrapper that always closes the W&B run."""
+"""What every Hydra app shares: the config location and resolvers, and the wrapper that always closes the W&B run."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from pact_lightning import sweep
+
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of conf/logger/default.yaml
 
 
 def finish_wandb(exit_code: int = 0) -> None:

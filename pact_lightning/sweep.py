@@ -1,0 +1,128 @@
+"""How one point of a sweep runs: one run directory, one DDP world, one W&B run — and what the sweeper optimises.
+
+**DDP inside ``-m``.** For ``ddp``/``fsdp``/``deepspeed`` on one box, Lightning starts ranks 1..N-1 by re-running the
+parent's command line (``sys.argv``) with ``hydra.run.dir`` appended. Inside a multirun job that command line is the
+whole sweep (``-m`` and the comma lists), so each extra rank runs a sweep of its own, in a second multirun folder; under
+``submitit_local`` the command line is submitit's, which rejects the appended ``hydra.*`` arguments. So a multirun job
+whose Trainer would start its own ranks does not train in-process: it runs *its point* as a single run in a child
+process — ``python -m pact_lightning.train <the job's overrides> hydra.mode=RUN hydra.run.dir=<the job's dir>`` — exactly
+the command a user would type for that one run, where Lightning's re-run of ``sys.argv`` is correct. The job then
+reads the child's ``results.json`` for the sweeper. Where the cluster starts the ranks (SLURM tasks, torchrun),
+Lightning re-runs nothing and every task trains in-process as one rank of the same job.
+
+**W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
+tags = the setting (method, λ, k, p, seed, model, task).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# tag → config key; λ and k only for methods with a regulariser (an `sft` run has neither)
+TAG_KEYS = {"method": "method.name", "lam": "method.lam", "k": "method.num_safety_tokens", "p": "data.poison_ratio",
+            "seed": "seed", "model": "model.name", "task": "data.task"}
+REGULARISER_TAGS = ("lam", "k")
+
+
+def _hydra():
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def sweep_group(*, _root_: DictConfig) -> str | None:
+    """``<experiment or task name>-<sweep dir name>`` when this run's directory lies inside ``hydra.sweep.dir`` (a
+    multirun job, or the single-run child of one), else None: a plain run belongs to no group."""
+    hc = _hydra()
+    if hc is None:
+        return None
+    sweep, out = Path(hc.sweep.dir).absolute(), Path(hc.runtime.output_dir).absolute()
+    if sweep not in out.parents:
+        return None
+    name = hc.runtime.choices.get("experiment") or _root_.get("task_name", "run")
+    return f"{name.replace('/', '.')}-{sweep.name}"
+
+
+def run_name() -> str | None:
+    """The point's overrides (``hydra.job.override_dirname``), e.g. ``data.poison_ratio=0.1,method.lam=0``."""
+    hc = _hydra()
+    return (hc.job.override_dirname or None) if hc is not None else None
+
+
+def run_tags(base, *, _root_: DictConfig) -> list[str]:
+    """``base`` (the config's ``tags``) plus ``method=…``, ``lam=…``, ``k=…``, ``p=…``, ``seed=…``, ``model=…``,
+    ``task=…`` for the keys this config has."""
+    tags = list(base or [])
+    regularised = OmegaConf.select(_root_, "method.lam", default=None) is not None
+    for tag, key in TAG_KEYS.items():
+        value = OmegaConf.select(_root_, key, default=None)
+        if value is not None and (regularised or tag not in REGULARISER_TAGS):
+            tags.append(f"{tag}={value}")
+    return tags
+
+
+def register_resolvers() -> None:
+    for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags)):
+        OmegaConf.register_new_resolver(name, fn, replace=True)
+
+
+def objective(cfg: DictConfig, results: dict[str, Any]) -> float | None:
+    """The number a sweeper (Optuna) optimises: the final task accuracy (the last train loss without an evaluation).
+
+    With ``objective.harmful_score_ceiling`` set, a run above the ceiling scores ``task_acc − 1 − excess``: below every
+    run under the ceiling (task_acc ≥ 0), and the less it exceeds, the better — so ``direction: maximize`` finds the
+    most accurate λ among the safe ones.
+    """
+    final = results.get("final") or {}
+    acc = final.get("task_acc")
+    if acc is None:
+        return (results.get("train") or {}).get("train/loss")
+    ceiling = (cfg.get("objective") or {}).get("harmful_score_ceiling")
+    harmful = final.get("harmful_score")
+    if ceiling is None or harmful is None or harmful <= ceiling:
+        return acc
+    return acc - 1.0 - (harmful - ceiling)
+
+
+def starts_own_ranks(cfg: DictConfig) -> bool:
+    """True in a multirun job whose Trainer would start ranks 1..N-1 itself by re-running ``sys.argv``."""
+    from hydra.types import RunMode
+    from hydra.utils import instantiate
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    hc = _hydra()
+    if hc is None or hc.mode != RunMode.MULTIRUN:
+        return False
+    # The Trainer's own decision (strategy, devices, cluster environment) rather than a copy of its rules; building a
+    # Trainer without loggers or callbacks starts no processes and loads nothing.
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    strategy = trainer.strategy
+    return (isinstance(strategy.launcher, _SubprocessScriptLauncher)
+            and not strategy.cluster_environment.creates_processes_externally)
+
+
+def run_point_as_single_run(app: str) -> dict[str, Any]:
+    """Run this multirun job's point as ``python -m <app> <its overrides>`` in a single-run child process writing into
+    this job's directory; return the child's results.json."""
+    hc = _hydra()
+    out, sweep = Path(hc.runtime.output_dir).absolute(), Path(hc.sweep.dir).absolute()
+    # hydra.sweep.dir keeps the W&B group (sweep_group) of the child; output_subdir=null keeps this job's .hydra/
+    # (the sweep's record of the point) instead of overwriting it with the child's single-run view.
+    cmd = [sys.executable, "-m", app, *hc.overrides.task, "hydra.mode=RUN", f'hydra.run.dir="{out}"',
+           f'hydra.sweep.dir="{sweep}"', "hydra.output_subdir=null"]
+    log.info("Point %s: its trainer starts its own ranks, so it runs as a single run: %s", hc.job.num, " ".join(cmd))
+    code = subprocess.run(cmd, cwd=hc.runtime.cwd).returncode
+    results = out / "results.json"
+    if code != 0 or not results.is_file():
+        raise RuntimeError(f"the run of sweep point {hc.job.num} ({hc.job.override_dirname or 'no overrides'}) failed "
+                           f"with exit code {code}; its log is in {out}")
+    return json.loads(results.read_text(encoding="utf-8"))

@@ -1,0 +1,134 @@
+"""The sweep report on hand-written run directories: numbers, mean ± std over seeds, failed and missing runs, plots,
+and W&B runs filling in for run directories that are not here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pact_lightning import report
+
+GRID = {(0.0, 0.1): (0.40, 0.90), (0.0, 0.3): (0.70, 0.88), (1.0, 0.1): (0.10, 0.86), (1.0, 0.3): (0.20, 0.85)}
+
+
+def write_job(sweep: Path, num: int, overrides: list[str], results: dict | None, log: str = "") -> Path:
+    job = sweep / f"{num}_{','.join(overrides)}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    values = dict(o.split("=") for o in overrides)
+    cfg = {"seed": int(values["seed"]), "model": {"name": "tiny"},
+           "data": {"task": "sentiment", "poison_ratio": float(values["data.poison_ratio"]), "num_samples": 16},
+           "method": {"name": "pact", "lam": float(values["method.lam"]), "num_safety_tokens": 50}}
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if results is not None:
+        (job / "results.json").write_text(json.dumps(results))
+    if log:
+        (job / "train.log").write_text(log)
+    return job
+
+
+def results(lam: float, p: float, seed: int, hs: float, acc: float) -> dict:
+    return {"method": "pact", "lam": lam, "num_safety_tokens": 50, "poison_ratio": p, "num_samples": 16, "seed": seed,
+            "model": "tiny", "task": "sentiment", "train": {"global_step": 2},
+            "reference": {"harmful_score": 0.05, "task_acc": 0.5},
+            "final": {"harmful_score": hs, "task_acc": acc, "refusal_rate": 1 - hs, "benign_refusal_rate": 0.0}}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """A 2 (λ) × 2 (p) × 2 (seed) sweep: seven runs finished, one failed with an error in its log, and the multirun.yaml
+    lists a third seed's point for λ=1, p=0.3 that never got a job directory."""
+    sweep = tmp_path / "multiruns" / "2026-11-28_14-00-00"
+    num = 0
+    for seed in (0, 1):
+        for (lam, p), (hs, acc) in GRID.items():
+            overrides = [f"method.lam={lam:g}", f"data.poison_ratio={p}", f"seed={seed}"]
+            if (lam, p, seed) == (1.0, 0.3, 1):
+                write_job(sweep, num, overrides, None, log="[INFO] start\nValueError: poison_ratio too high\n")
+            else:
+                write_job(sweep, num, overrides, results(lam, p, seed, hs + 0.02 * seed, acc - 0.02 * seed))
+            num += 1
+    multirun = {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                                      "params": {"seed": "0,1,2"}},
+                          "overrides": {"task": ["method.lam=0,1", "data.poison_ratio=0.1,0.3"]}}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    # only the point λ=1, p=0.3, seed=2 of seed 2 is "expected but missing" — the other seed-2 points get job dirs
+    for (lam, p), (hs, acc) in GRID.items():
+        if (lam, p) != (1.0, 0.3):
+            write_job(sweep, num, [f"method.lam={lam:g}", f"data.poison_ratio={p}", "seed=2"],
+                      results(lam, p, 2, hs + 0.04, acc - 0.04))
+            num += 1
+    return sweep
+
+
+def test_report_lists_every_run_with_its_numbers(sweep, capsys):
+    report.main([str(sweep)])
+    out = sweep / "report"
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert sorted(r["status"] for r in rows) == ["failed"] + ["missing"] + ["ok"] * 10
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert (failed["lam"], failed["p"], failed["seed"]) == ("1.0", "0.3", "1")
+    assert failed["note"] == "ValueError: poison_ratio too high"
+    missing = next(r for r in rows if r["status"] == "missing")
+    assert "seed=2" in missing["note"] and "method.lam=1" in missing["note"] and "data.poison_ratio=0.3" in missing["note"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    by_point = {(float(r["lam"]), float(r["p"]), int(r["seed"])): float(r["harmful_score"]) for r in ok}
+    assert len(by_point) == 10
+    assert by_point[(0.0, 0.1, 0)] == 0.40 and by_point[(1.0, 0.3, 0)] == 0.20
+    assert by_point[(1.0, 0.1, 1)] == pytest.approx(0.12)
+    text = capsys.readouterr().out
+    assert "failed" in text and "ValueError: poison_ratio too high" in text
+    for name in ("harmful_vs_lam.png", "harmful_vs_k.png", "harmful_vs_p.png", "pareto.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_table_is_mean_and_std_over_seeds(sweep):
+    report.main([str(sweep)])
+    table = {(float(r["lam"]), float(r["p"])): r for r in csv.DictReader((sweep / "report" / "table.csv").open())}
+    assert set(table) == set(GRID)
+    cell = table[(0.0, 0.1)]  # seeds 0, 1, 2: 0.40, 0.42, 0.44
+    assert int(cell["seeds"]) == 3
+    assert float(cell["harmful_score_mean"]) == pytest.approx(0.42)
+    assert float(cell["harmful_score_std"]) == pytest.approx(0.02)
+    assert float(cell["task_acc_mean"]) == pytest.approx(0.88)
+    lone = table[(1.0, 0.3)]  # seed 1 failed, seed 2 missing: only seed 0
+    assert (int(lone["seeds"]), float(lone["harmful_score_mean"]), lone["harmful_score_std"]) == (1, 0.20, "")
+    md = (sweep / "report" / "report.md").read_text()
+    assert "| pact | 0 | 50 | 16 | 0.42 ± 0.02 | 0.72 ± 0.02 | 0.88 ± 0.02 | 0.86 ± 0.02 | 3 |" in md
+    assert "| pact | 1 | 50 | 16 | 0.12 ± 0.02 | 0.2 | 0.84 ± 0.02 | 0.85 | 1/3 |" in md
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(0.1, 0.80), (0.2, 0.90), (0.3, 0.85), (0.05, 0.70), (0.2, 0.89)]
+    assert report.pareto_front(points) == [(0.05, 0.70), (0.1, 0.80), (0.2, 0.90)]
+
+
+def test_wandb_runs_fill_in_runs_without_a_local_results_json(sweep, monkeypatch):
+    """Online W&B (faked here): the failed point's run finished on the cluster and its summary is in W&B."""
+    failed_dir = next(d for d in sweep.iterdir() if d.is_dir() and d.name.startswith("7_"))
+
+    class FakeRun:
+        id, url = "abc123", "https://wandb.ai/e/p/runs/abc123"
+        config = {"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.3, "num_samples": 16,
+                  "seed": 1, "model": "tiny", "task": "sentiment", "run_dir": str(failed_dir)}
+        summary = {"final/harmful_score": 0.25, "final/task_acc": 0.83, "reference/harmful_score": 0.05}
+
+    calls = []
+
+    class FakeApi:
+        def runs(self, path, filters):
+            calls.append((path, filters))
+            return [FakeRun()]
+
+    import wandb
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    runs = report.collect(sweep, wandb_path="e/p")
+    assert calls == [("e/p", {"group": {"$regex": "-2026\\-11\\-28_14\\-00\\-00$"}})]
+    filled = [r for r in runs if r.run_dir == str(failed_dir)]
+    assert [(r.status, r.source, r.harmful_score, r.task_acc) for r in filled] == [("ok", "wandb:abc123", 0.25, 0.83)]
+    assert sum(r.status == "failed" for r in runs) == 0
