@@ -28,6 +28,7 @@ from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, Referen
 from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
 from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.timing import stage, timings
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def run_metadata(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | 
             "num_safety_tokens": tokens.k if tokens is not None else None,
             "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
             "model": cfg.model.name, "task": cfg.data.get("task"), "run_dir": str(output_dir(cfg)),
-            "model_weights": weights_source(model_cfg)}
+            "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}
 
 
 def evaluator(cfg: DictConfig):
@@ -219,10 +220,14 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
-        results["reference"] = metrics_block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
-        results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+        if cfg.get("evaluate_reference", True):  # comparison runs share the main run's reference
+            with stage("eval_reference"):
+                results["reference"] = metrics_block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
+        with stage("eval_final"):
+            results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.get("diagnostics") and tokens is not None:
             results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
+    results["timings"] = timings()
     if trainer.is_global_zero:
         write_json(out / "results.json", results)
         summary = {f"{block}/{k}": v for block in ("reference", "final") for k, v in results.get(block, {}).items()
@@ -230,7 +235,6 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         for lg in trainer.loggers:
             if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
                 lg.experiment.summary.update(summary)
-        print_summary(results)
     results["objective"] = sweep.objective(cfg, results)
     return results
 
@@ -262,12 +266,22 @@ def safety_diagnostics(policy, tokenizer, tokens: SafetyTokens, out: Path) -> st
 def print_summary(results: dict[str, Any]) -> None:
     setting = ("method", "lam", "num_safety_tokens", "poison_ratio", "num_samples", "seed", "model", "checkpoint")
     lines = [f"run dir: {results['run_dir']}", " ".join(f"{k}={results[k]}" for k in setting if k in results)]
-    if "train" in results:
-        lines.append("train: " + ", ".join(f"{k}={v:.4g}" for k, v in results["train"].items() if isinstance(v, float)))
-    for block in ("reference", "final"):
-        if block in results:
-            b = results[block]
-            lines.append(f"{block:>9}: harmful_score={b.get('harmful_score')} refusal_rate={b.get('refusal_rate')} "
+    for key, label in (("model_weights", "model weights"), ("safety_tokens", "safety tokens"), ("final_dir", "adapter")):
+        if results.get(key):
+            lines.append(f"{label}: {results[key]}")
+    compare = results.get("compare", {})
+    for name, run in {results.get("method", "final"): results, **compare}.items():
+        if "train" in run:
+            lines.append(f"train ({name}): " + ", ".join(f"{k}={v:.4g}" for k, v in run["train"].items()
+                                                        if isinstance(v, float)))
+    blocks = [("reference", results.get("reference")), (results.get("method", "final"), results.get("final"))]
+    for name, b in blocks + [(name, run.get("final")) for name, run in compare.items()]:
+        if b:
+            lines.append(f"{name:>9}: harmful_score={b.get('harmful_score')} refusal_rate={b.get('refusal_rate')} "
                          f"benign_refusal_rate={b.get('benign_refusal_rate')} task_acc={b.get('task_acc')} "
                          f"num_prompts={b.get('num_prompts')}")
+    for name, run in compare.items():
+        lines.append(f"{name} run dir: {run.get('run_dir')}")
+    if results.get("timings"):
+        lines.append("wall time (s): " + ", ".join(f"{k}={v}" for k, v in results["timings"].items()))
     log.info("Summary\n  %s", "\n  ".join(lines))

@@ -9,8 +9,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from pact_lightning import pipeline, sweep
+from pact_lightning import compare, pipeline, sweep
 from pact_lightning.models.loading import load_model
+from pact_lightning.utils import timing
 from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
+    timing.reset()
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = pipeline.resolve_ckpt_path(cfg)  # a missing or truncated checkpoint fails before any model is loaded
     model_cfg = pipeline.aligned_model_config(cfg)
@@ -32,7 +34,8 @@ def train(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg), plugins=[pipeline.AtomicCheckpointIO()],
                                      callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c])
     pipeline.log_run_config(trainer, cfg, model_cfg, tokens)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with timing.stage("fit"):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return pipeline.finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)
 
 
@@ -40,7 +43,7 @@ def train(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> float | None:
     if sweep.starts_own_ranks(cfg):  # DDP inside -m: this point trains as a single run in a child process
         return sweep.objective(cfg, sweep.run_point_as_single_run("pact_lightning.train"))
-    return train(cfg).get("objective")
+    return compare.run(cfg, train).get("objective")  # then the compare_with runs, and the summary
 
 
 if __name__ == "__main__":
