@@ -78,9 +78,9 @@ def register_resolvers() -> None:
 def objective(cfg: DictConfig, results: dict[str, Any]) -> float | None:
     """The number a sweeper (Optuna) optimises: the final task accuracy (the last train loss without an evaluation).
 
-    With ``objective.harmful_score_ceiling`` set, a run above the ceiling scores ``task_acc − 1 − excess``: below every
-    run under the ceiling (task_acc ≥ 0), and the less it exceeds, the better — so ``direction: maximize`` finds the
-    most accurate λ among the safe ones.
+    With ``objective.harmful_score_ceiling`` set (same units as ``harmful_score``), a run above the ceiling scores
+    ``−(harmful_score − ceiling)``: below every run under it (task_acc ≥ 0), and the closer, the better — so
+    ``direction: maximize`` finds the most accurate λ among the safe ones.
     """
     final = results.get("final") or {}
     acc = final.get("task_acc")
@@ -90,7 +90,7 @@ def objective(cfg: DictConfig, results: dict[str, Any]) -> float | None:
     harmful = final.get("harmful_score")
     if ceiling is None or harmful is None or harmful <= ceiling:
         return acc
-    return acc - 1.0 - (harmful - ceiling)
+    return -(harmful - ceiling)
 
 
 def starts_own_ranks(cfg: DictConfig) -> bool:

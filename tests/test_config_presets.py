@@ -1,0 +1,184 @@
+"""Every preset composes (and resolves); trainers and strategies instantiate where no GPU is needed; launcher and
+hparams_search presets carry the settings their docs promise; the W&B naming resolvers; the DDP-in-multirun decision."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict, read_write
+
+import pact_lightning.utils.run  # noqa: F401 - registers the config's resolvers
+from conftest import CONF, compose
+from pact_lightning import sweep
+
+EXPERIMENTS = sorted(str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml")
+                     if not p.name.startswith("_"))
+TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))
+NEEDS_GPU = {"gpu", "ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
+HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
+
+
+def resolved(cfg) -> dict:
+    """The job config, every interpolation resolved (what the run sees); the hydra node stays as Hydra uses it."""
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.to_container(job, resolve=True)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_resolves(tmp_path, name):
+    cfg = compose("train", [f"experiment={name}"], output_dir=tmp_path)
+    job = resolved(cfg)
+    assert job["model"]["name"] and job["data"]["_target_"] and job["method"]["_target_"]
+    assert cfg.hydra.runtime.choices.experiment == name
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_every_trainer_preset_composes(tmp_path, name):
+    cfg = compose("train", [f"trainer={name}"], output_dir=tmp_path)
+    trainer = resolved(cfg)["trainer"]
+    assert trainer["_target_"] == "lightning.pytorch.trainer.Trainer"
+    if name in NEEDS_GPU:
+        assert trainer["accelerator"] == "gpu" and trainer["precision"] == "bf16-true"
+
+
+@pytest.mark.parametrize("name", sorted(set(TRAINERS) - NEEDS_GPU))
+def test_cpu_trainers_instantiate(tmp_path, name):
+    cfg = compose("train", [f"trainer={name}"], output_dir=tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert trainer.num_devices == cfg.trainer.devices
+    if name == "ddp_cpu":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy._start_method == "popen"
+
+
+def test_fsdp_strategy_instantiates_with_the_decoder_layer_policy(tmp_path):
+    """FSDP needs a GPU to train; its strategy object, wrap policy included, builds anywhere."""
+    from lightning.pytorch.strategies import FSDPStrategy
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaForCausalLM
+
+    cfg = compose("train", ["trainer=fsdp"], output_dir=tmp_path)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert isinstance(strategy, FSDPStrategy)
+    assert strategy.kwargs["use_orig_params"] is True
+    policy = strategy.kwargs["auto_wrap_policy"]
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    wrapped = {type(m) for m in model.modules() if policy(module=m, recurse=False, nonwrapped_numel=0)}
+    assert wrapped == {LlamaDecoderLayer}
+
+
+@pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed is not installed (pip install deepspeed)")
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_strategies_instantiate(tmp_path, stage):
+    cfg = compose("train", [f"trainer=deepspeed_zero{stage}"], output_dir=tmp_path)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert strategy.config["zero_optimization"]["stage"] == stage
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("name", sorted(NEEDS_GPU - ({"deepspeed_zero2", "deepspeed_zero3"} if not HAS_DEEPSPEED else set())))
+def test_gpu_trainers_instantiate(tmp_path, name):
+    cfg = compose("train", [f"trainer={name}", "trainer.devices=1"], output_dir=tmp_path)
+    assert instantiate(cfg.trainer, logger=False).num_devices == 1
+
+
+def test_deepspeed_presets_differ_only_in_the_zero_stage(tmp_path):
+    two, three = (resolved(compose("train", [f"trainer=deepspeed_zero{s}"], output_dir=tmp_path))["trainer"]
+                  for s in (2, 3))
+    assert two["strategy"].pop("stage") == 2 and three["strategy"].pop("stage") == 3
+    assert two == three
+
+
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_every_launcher_composes(tmp_path, name):
+    cfg = compose("train", [f"launcher={name}"], output_dir=tmp_path)
+    assert cfg.hydra.runtime.choices.launcher == name
+
+
+def test_slurm_launcher_asks_for_one_task_per_device(tmp_path):
+    cfg = compose("train", ["launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                            "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"], output_dir=tmp_path)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
+    assert (launcher["partition"], launcher["account"]) == ("gpu", "proj")
+    assert launcher["timeout_min"] > 0 and launcher["mem_gb"] > 0
+
+
+def test_plain_hydra_launcher_groups_compose(tmp_path):
+    for launcher in ("submitit_slurm", "submitit_local"):
+        cfg = compose("train", [f"hydra/launcher={launcher}", "hydra.launcher.tasks_per_node=2"], output_dir=tmp_path)
+        assert cfg.hydra.launcher.tasks_per_node == 2
+
+
+def test_lambda_optuna_searches_lambda_under_a_harmful_score_ceiling(tmp_path):
+    cfg = compose("train", ["hparams_search=lambda_optuna"], output_dir=tmp_path)
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "maximize" and cfg.hydra.mode.name == "MULTIRUN"
+    assert list(cfg.hydra.sweeper.params) == ["method.lam"]
+    assert cfg.objective.harmful_score_ceiling > 0
+
+
+def test_objective_prefers_any_run_under_the_ceiling():
+    cfg = OmegaConf.create({"objective": {"harmful_score_ceiling": 10.0}})
+
+    def score(hs, acc):
+        return sweep.objective(cfg, {"final": {"harmful_score": hs, "task_acc": acc}})
+
+    assert score(5.0, 80.0) == 80.0
+    assert score(10.0, 0.0) == 0.0 > score(12.0, 99.0) == -2.0 > score(30.0, 99.0)
+    assert sweep.objective(OmegaConf.create({}), {"final": {"harmful_score": 90.0, "task_acc": 70.0}}) == 70.0
+    assert sweep.objective(cfg, {"train": {"train/loss": 1.5}}) == 1.5  # no evaluation: the last train loss
+
+
+# ------------------------------------------------------------------------------------------ W&B names and DDP in -m
+def as_multirun_job(cfg, sweep_dir: Path, job_dir: Path) -> None:
+    """Make ``cfg``'s HydraConfig look like job ``job_dir`` of a multirun in ``sweep_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    with read_write(cfg.hydra), open_dict(cfg.hydra):  # HydraConfig made the hydra node read-only
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweep.dir = str(sweep_dir)
+        cfg.hydra.runtime.output_dir = str(job_dir)
+    HydraConfig.instance().set_config(cfg)
+
+
+def test_wandb_group_name_and_tags(tmp_path):
+    cfg = compose("train", ["experiment=smollm2_sweep", "method.lam=0.5", "data.poison_ratio=0.3", "seed=7",
+                            "model=tiny"], output_dir=tmp_path / "single")
+    wandb = resolved(cfg)["logger"]["wandb"]
+    assert wandb["group"] is None  # a plain run is in no group
+    assert wandb["name"] == "data.poison_ratio=0.3,method.lam=0.5,model=tiny,seed=7"
+    assert {"method=pact", "lam=0.5", "k=50", "p=0.3", "seed=7", "model=tiny", "task=sentiment"} <= set(wandb["tags"])
+    as_multirun_job(cfg, tmp_path / "2026-11-28_14-00-00", tmp_path / "2026-11-28_14-00-00" / "3_x")
+    assert resolved(cfg)["logger"]["wandb"]["group"] == "smollm2_sweep-2026-11-28_14-00-00"
+
+
+def test_sft_runs_carry_no_lambda_or_k_tags(tmp_path):
+    tags = resolved(compose("train", ["method=sft"], output_dir=tmp_path))["logger"]["wandb"]["tags"]
+    assert "method=sft" in tags and not any(t.startswith(("lam=", "k=")) for t in tags)
+
+
+@pytest.mark.parametrize("trainer, env, expected", [
+    ("cpu", {}, False),                               # one process: nothing to start
+    ("ddp_cpu", {}, True),                            # Lightning would re-run sys.argv: run the point as a child
+    ("ddp_cpu", {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_PROCID": "0",
+                 "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "train"}, False),  # SLURM started them
+    ("ddp_cpu", {"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "GROUP_RANK": "0",
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}, False),                    # torchrun did
+])
+def test_which_multirun_jobs_run_their_point_as_a_child(tmp_path, monkeypatch, trainer, env, expected):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose("train", [f"trainer={trainer}"], output_dir=tmp_path / "0")
+    assert sweep.starts_own_ranks(cfg) is False  # a single run: Lightning's own re-run of sys.argv is right
+    as_multirun_job(cfg, tmp_path, tmp_path / "0")
+    assert sweep.starts_own_ranks(cfg) is expected
