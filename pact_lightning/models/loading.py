@@ -193,11 +193,14 @@ def attach_lora(model: PreTrainedModel, lora: DictConfig):
 
 
 def base_model_config(cfg: DictConfig) -> DictConfig:
-    """The pre-trained base model's config: ``model.base`` over the aligned model's config, without LoRA."""
+    """The pre-trained base model's config: ``model.base`` over the aligned model's config, without LoRA. The aligned
+    model's weight sources are dropped except the kind ``model.base`` names, which it overrides key by key (so
+    ``base: {tiny: {seed: 1}}`` keeps the tiny model's sizes and tokenizer)."""
     if _get(cfg, "base") is None:
         raise ConfigError(f"model {_get(cfg, 'name')!r} names no base model; set model.base (e.g. "
                           "`model.base.pretrained=<hub id of the pre-trained model>`) or pass method.safety_tokens=<artifact>")
-    merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("base", "lora", "tiny", "gguf",
-                                                                                      "pretrained", "name")]), cfg.base)
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # detached below: resolve ${paths...} first
+    drop = {"base", "lora", "name"} | {k for k in ("tiny", "gguf", "pretrained") if _get(cfg.base, k) is None}
+    merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in drop]), cfg.base)
     merged.lora = None
     return merged
