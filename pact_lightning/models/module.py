@@ -77,7 +77,7 @@ class PactModule(L.LightningModule):
                       batch_size=bs, sync_dist=True)
         self.log_dict({f"train/{k}": v for k, v in out.metrics.items()}, batch_size=bs, sync_dist=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
-        self.log("train/tokens", float(view.num_tokens), batch_size=bs, reduce_fx="sum")
+        self.log("train/tokens", float(view.num_tokens), batch_size=bs, reduce_fx="sum", sync_dist=True)  # global count
         return out.loss
 
     def configure_optimizers(self) -> Any:
