@@ -107,8 +107,8 @@ class Pact(Objective):
             log_q = log_q - torch.logsumexp(log_q, -1, keepdim=True)
             log_p = torch.log_softmax(z_theta / T, -1)
         q = log_q.exp()
-        # 0·log 0 = 0 for tokens whose weight is zero
-        kl = (T * T) * (q * (log_q - log_p)).where(q > 0, torch.zeros_like(q)).sum(-1)
+        # 0·log 0 = 0 where a weight is zero; a NaN q (a NaN reference) stays NaN so the NaN check reports it
+        kl = (T * T) * (q * (log_q - log_p)).where(q != 0, torch.zeros_like(q)).sum(-1)
         metrics = {"pact/gate_mean": policy.mean(c.squeeze(-1))} if self.gate else {}
         return policy.mean(kl), metrics
 
