@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from pact_lightning import sweep
+from pact_lightning.errors import PactError
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,27 @@ def finish_wandb(exit_code: int = 0) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def own_error(err: BaseException) -> PactError | None:
+    """The project's error inside Hydra's InstantiationException wrappers (a constructor refused its config), if any."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return err if isinstance(err, PactError) else None
+
+
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
-    """Runs a task, logs its failure and wall time, and always finishes W&B (exit code 1 on failure)."""
+    """Runs a task, logs its failure and wall time, and always finishes W&B (exit code 1 on failure). The project's
+    own errors (they say what to change) are raised as themselves, not wrapped by Hydra's instantiate."""
 
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
         start, code = time.time(), 0
         try:
             return fn(cfg)
-        except BaseException:
+        except BaseException as err:
             code = 1
             log.exception("%s failed", fn.__name__)
+            if (cause := own_error(err)) is not None and cause is not err:
+                raise cause from None
             raise
         finally:
             finish_wandb(code)
