@@ -12,14 +12,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pact_lightning.data.chat import IGNORE_INDEX, ChatEncoder, Encoded
 from pact_lightning.data.poison import MixedExample, ledger, mix
+from pact_lightning.data.sources import normalize_prompt
 from pact_lightning.errors import ConfigError, DataError
 from pact_lightning.utils.io import write_json
 
 log = logging.getLogger(__name__)
-
-
-def normalize_prompt(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 class EncodedDataset(Dataset):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,10 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
         start, code = time.time(), 0
+        if cfg.get("offline", True):
+            # nothing is fetched from the hub unless the config says offline=false (cached copies still load)
+            for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+                os.environ.setdefault(var, "1")
         try:
             return fn(cfg)
         except BaseException as err:
