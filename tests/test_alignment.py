@@ -1,0 +1,73 @@
+"""The alignment stage on the tiny model: the loss falls, the merged checkpoint reloads with the logits of
+policy + adapter, the result is cached (built once, RNG of the caller untouched) and records its refusal rates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import compose
+from pact_lightning import alignment
+from pact_lightning.alignment import REPORT, aligned_config, ensure_aligned, save_merged, train_adapter
+from pact_lightning.models.loading import base_model_config, load_model, weights_source
+
+TINY_ALIGN = ["model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "align.data.num_samples=32", "align.data.batch_size=4", "align.data.max_length=96",
+              "align.data.epochs=2", "align.optim.lr=3e-2", "align.eval.num_prompts=3", "align.eval.max_new_tokens=4"]
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return compose("align", TINY_ALIGN + [f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / "run")
+
+
+def test_loss_falls_and_merged_checkpoint_has_the_adapters_logits(cfg, tmp_path):
+    model, tokenizer = load_model(cfg.model, lora=False)
+    policy, losses = train_adapter(cfg, model, tokenizer)
+    assert len(losses) == 2 * 32 // 4
+    # the random tiny model's tied embeddings cap its logits near ±1.5, so its loss cannot move far from ln|V| ≈ 10.8
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses
+
+    ids = tokenizer(["<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nSure"],
+                    return_tensors="pt")["input_ids"]
+    policy.eval()
+    with torch.no_grad():
+        with_adapter = policy(input_ids=ids).logits
+        with policy.disable_adapter():
+            assert not torch.allclose(policy(input_ids=ids).logits, with_adapter, atol=1e-4), "the adapter is a no-op"
+    directory = save_merged(policy, tokenizer, tmp_path / "merged")
+    reloaded, tok2 = load_model(aligned_config(cfg, directory), lora=False)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids).logits, with_adapter, atol=1e-5, rtol=1e-5)
+    assert tok2.get_vocab() == tokenizer.get_vocab() and tok2.chat_template == tokenizer.chat_template
+
+
+def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monkeypatch):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    aligned = ensure_aligned(cfg)
+    assert torch.equal(torch.rand(3), expected), "the alignment stage changed the caller's RNG stream"
+
+    directory = alignment.aligned_dir(cfg)
+    assert aligned.pretrained == str(directory) and aligned.tiny is None and aligned.aligned_by == str(directory)
+    report = json.loads((directory / REPORT).read_text())
+    for when in ("before", "after"):
+        assert set(report[when]) >= {"harmful_refusal_rate", "benign_refusal_rate", "num_harmful", "num_benign"}
+        assert report[when]["num_harmful"] == report[when]["num_benign"] == 3
+    assert report["loss_last"] < report["loss_first"]
+    assert (directory / "generations_after.jsonl").is_file()
+    # the base of safety-token selection is the pre-alignment model
+    assert weights_source(base_model_config(aligned)) == weights_source(cfg.model)
+
+    monkeypatch.setattr(alignment, "build_aligned", lambda *a: pytest.fail("the cached aligned model was rebuilt"))
+    assert ensure_aligned(cfg).pretrained == str(directory)
+
+
+def test_recipe_changes_the_cache_key_but_evaluation_settings_do_not(cfg, tmp_path):
+    cache = f"paths.cache_dir={tmp_path / 'cache'}"
+    other_lr = compose("align", TINY_ALIGN + [cache, "align.optim.lr=1e-3"], output_dir=tmp_path / "run")
+    other_eval = compose("align", TINY_ALIGN + [cache, "align.eval.num_prompts=7"], output_dir=tmp_path / "run")
+    assert alignment.aligned_dir(other_lr) != alignment.aligned_dir(cfg)
+    assert alignment.aligned_dir(other_eval) == alignment.aligned_dir(cfg)
