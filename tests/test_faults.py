@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -15,14 +17,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from conftest import ROOT
+from runs import logged, run_train, train_command, train_inprocess
 
 # ------------------------------------------------------------------------------------------------ atomic writers
 # Each writer writes version v (0 or 1) of a few MB to a path; its loader returns the version it finds, or raises /
 # returns None when the file does not load. A file that loads must be one complete version.
 
-N = 1 << 20  # elements per tensor: writes take long enough for a random kill to land inside them
+N = 1 << 18  # elements per tensor: writes take long enough for a random kill to land inside them
 
 
 class FakeTokenizer:
@@ -153,8 +157,8 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
 
 
 def test_killed_writers_never_leave_a_file_that_loads_as_valid(tmp_path):
-    """SIGKILL the safety-token, reference-cache, JSON and checkpoint writers at random moments, 8 times each."""
-    proc = subprocess.run([sys.executable, str(Path(__file__)), str(tmp_path), "8"], cwd=ROOT, capture_output=True,
+    """SIGKILL the safety-token, reference-cache, JSON and checkpoint writers at random moments, 6 times each."""
+    proc = subprocess.run([sys.executable, str(Path(__file__)), str(tmp_path), "6"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -209,6 +213,88 @@ def test_loader_resumes_mid_epoch_at_the_next_batch_and_restarts_at_an_epoch_end
     finished = loader()
     finished.load_state_dict({"epoch": 1, "position": 6})
     assert epoch(finished, 2) == epoch(loader(), 2) != full
+
+
+# 8 examples at the global batch of 2: 2 epochs of 4 steps, a checkpoint after every step, a learning rate that moves
+# the adapter visibly
+RESUME = ["method=pact", "reference.mode=adapter_disabled", "data.num_samples=8", "data.batch_size=2",
+          "trainer.max_epochs=2", "optim.optimizer.lr=1e-3", "callbacks.model_checkpoint.every_n_train_steps=1",
+          "callbacks.model_checkpoint.save_top_k=-1"]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
+    """SIGKILL a run once step 6 (epoch 2, batch 2) is checkpointed, resume it with ckpt_path=last: every step after
+    the checkpoint has the loss of the uninterrupted run (same batches, same optimiser and LR-schedule state), and the
+    final adapter weights match."""
+    from safetensors.torch import load_file
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run_train(whole, RESUME)
+    with open(tmp_path / "killed.log", "w") as log:
+        victim = subprocess.Popen(train_command(killed, RESUME), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    while not list((killed / "checkpoints").glob("*step=6.ckpt")):
+        assert victim.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    resumed_from = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 4 < resumed_from < 8 and not (killed / "results.json").exists()  # killed mid-epoch 2
+
+    run_train(killed, RESUME + ["ckpt_path=last"])
+    expected, got = logged(whole), logged(killed)
+    assert len(expected) == 8 and all(step in got for step in range(resumed_from, 8))
+    assert [got[s] for s in range(resumed_from, 8)] == pytest.approx([expected[s] for s in range(resumed_from, 8)],
+                                                                     abs=1e-6, rel=0)
+    final = [json.loads((d / "results.json").read_text())["train"] for d in (whole, killed)]
+    assert final[1]["global_step"] == 8 and final[1]["train/loss"] == pytest.approx(final[0]["train/loss"], abs=1e-6)
+    a, b = (load_file(str(d / "final" / "adapter_model.safetensors")) for d in (whole, killed))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    assert any(a[k].abs().max() > 1e-3 for k in a if "lora_B" in k)  # the adapter did train
+
+
+# ------------------------------------------------------------------------------------------------ no network
+
+def no_network_prefix() -> list[str]:
+    """``unshare -rn`` (a network namespace with no interface up) where the machine allows it; else nothing, and the
+    closed port of WANDB_BASE_URL alone stands for the unreachable W&B host."""
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-rn"]
+    return []
+
+
+def test_without_network_a_run_with_a_wandb_key_completes_offline_and_says_how_to_sync(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"WANDB_API_KEY": "0123456789abcdef" * 2 + "01234567", "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    proc = run_train(tmp_path, ["method=sft", "trainer.max_steps=2", "logger=default"], env=env,
+                     prefix=no_network_prefix())
+    output = proc.stdout + proc.stderr
+    assert "W&B runs offline" in output and f"wandb sync {tmp_path}/wandb/offline-run-*" in output
+    (offline_run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(offline_run.glob("*.wandb")) and json.loads((tmp_path / "results.json").read_text())["train"]
+
+
+# ------------------------------------------------------------------------------------------------ NaN / inf
+
+class NaNAt(Callback):
+    """Turns the input embeddings of the policy or of the frozen reference copy to NaN before step ``step``: the
+    policy's cross-entropy (and everything after it) or only the regulariser becomes NaN."""
+
+    def __init__(self, step: int, target: str) -> None:
+        self.step, self.target = step, target
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            model = pl_module.policy if self.target == "policy" else pl_module.reference.model
+            model.get_input_embeddings().weight.data.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("target,term", [("policy", "cross-entropy (train/ce)"), ("reference", "regulariser (train/reg)")])
+def test_nan_in_the_loss_stops_the_run_naming_the_step_and_the_term(tmp_path, target, term):
+    nan_at = [f"+callbacks.nan._target_={__name__}.NaNAt", "+callbacks.nan.step=2", f"+callbacks.nan.target={target}"]
+    with pytest.raises(FloatingPointError, match=rf"^step 2: the {re.escape(term)} is nan; "):
+        train_inprocess(tmp_path, ["method=pact", "reference.mode=frozen_copy", "trainer.max_steps=4",
+                                   "callbacks.model_checkpoint.every_n_train_steps=1", *nan_at])
+    assert sorted(logged(tmp_path)) == [0, 1] and not (tmp_path / "results.json").exists()
 
 
 if __name__ == "__main__":
