@@ -11,11 +11,13 @@ reads the child's ``results.json`` for the sweeper. Where the cluster starts the
 Lightning re-runs nothing and every task trains in-process as one rank of the same job.
 
 **W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
-tags = the setting (method, λ, k, p, seed, model, task).
+tags = the setting (method, λ, k, p, seed, model, task); and ``shorten`` for the job directory names of
+``conf/hydra/default.yaml``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -70,8 +72,16 @@ def run_tags(base, *, _root_: DictConfig) -> list[str]:
     return tags
 
 
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` itself up to ``limit`` characters, else its head and a hash of the whole (still unique)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
 def register_resolvers() -> None:
-    for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags)):
+    for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags),
+                     ("shorten", shorten)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
