@@ -70,6 +70,18 @@ def load_json(path: Path) -> int:
     return record["version"]
 
 
+def write_generations(path: Path, v: int) -> None:
+    from pact_lightning.utils.io import write_text  # what the Evaluator writes generations_<tag>.jsonl with
+
+    write_text(path, "".join(json.dumps({"row": i, "version": v}) + "\n" for i in range(N // 8)))
+
+
+def load_generations(path: Path) -> int:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["row"] for r in rows] == list(range(N // 8)) and len({r["version"] for r in rows}) == 1
+    return rows[0]["version"]
+
+
 CACHE_FP = {"test": "fingerprint"}
 
 
@@ -104,6 +116,7 @@ def load_checkpoint(path: Path) -> int:
 
 WRITERS = {"safety_tokens.safetensors": (write_safety_tokens, load_safety_tokens),
            "results.json": (write_json, load_json),
+           "generations_final.jsonl": (write_generations, load_generations),
            "reference_cache.safetensors": (write_reference_cache, load_reference_cache),
            "last.ckpt": (write_checkpoint, load_checkpoint)}
 
@@ -124,8 +137,8 @@ def loads_as(name: str, path: Path) -> str:
 
 def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[str]]:
     """For each writer: write version 0, then ``kills`` times fork a child that rewrites the file in a loop (1, 0, 1,
-    ...), wait until it has opened a temp file, SIGKILL it 0-10 ms later, and record what the file loads as and
-    whether the kill caught the write in progress (its temp file left behind)."""
+    ...), wait until it has opened a temp file, SIGKILL it at once or up to one write's duration later, and record what
+    the file loads as and whether the kill caught the write in progress (its temp file left behind)."""
     import pact_lightning.models.reference_cache  # noqa: F401 - imported once here, not in every child
     import pact_lightning.pipeline  # noqa: F401
 
@@ -134,9 +147,11 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
     outcomes: dict[str, list[str]] = {}
     for name, (write, _) in WRITERS.items():
         path = directory / name
+        start = time.perf_counter()
         write(path, 0)
+        duration = time.perf_counter() - start
         outcomes[name] = []
-        for _ in range(kills):
+        for i in range(kills):
             pid = os.fork()
             if pid == 0:
                 v = 1
@@ -146,7 +161,7 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
             deadline = time.monotonic() + 60
             while not any(p.suffix == ".tmp" for p in directory.iterdir()):
                 assert time.monotonic() < deadline, f"the {name} writer never started a write"
-            time.sleep(rng.uniform(0.0, 0.01))
+            time.sleep(0.0 if i % 2 == 0 else rng.uniform(0.0, duration))  # at once: inside the write; later: anywhere
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             leftovers = list(directory.glob(f".{name}.*.tmp"))
@@ -157,7 +172,7 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
 
 
 def test_killed_writers_never_leave_a_file_that_loads_as_valid(tmp_path):
-    """SIGKILL the safety-token, reference-cache, JSON and checkpoint writers at random moments, 6 times each."""
+    """SIGKILL the safety-token, reference-cache, JSON, eval-generations and checkpoint writers at random moments, 6 times each."""
     proc = subprocess.run([sys.executable, str(Path(__file__)), str(tmp_path), "6"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
