@@ -141,7 +141,7 @@ def missing_runs(root: Path, job_dirs: Iterable[Path]) -> list[Run]:
 
 
 def wandb_runs(path: str, group: str | None, sweep_name: str) -> list[Run]:
-    """The finished runs of the sweep's W&B group (``<experiment>-<sweep dir name>`` unless ``group`` is given)."""
+    """The finished runs of the sweep's W&B group (``<task name>-<sweep dir name>`` unless ``group`` is given)."""
     import wandb
 
     group_filter = group or {"$regex": f"-{re.escape(sweep_name)}$"}
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep_dir>/report)")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None,
                         help="also read the sweep's W&B runs (online); they fill in runs without a local results.json")
-    parser.add_argument("--wandb-group", default=None, help="the W&B group (default: <experiment>-<sweep dir name>)")
+    parser.add_argument("--wandb-group", default=None, help="the W&B group (default: <task name>-<sweep dir name>)")
     args = parser.parse_args(argv)
     root = args.sweep_dir.resolve()
     if not root.is_dir():

@@ -42,16 +42,16 @@ def _hydra():
 
 
 def sweep_group(*, _root_: DictConfig) -> str | None:
-    """``<experiment or task name>-<sweep dir name>`` when this run's directory lies inside ``hydra.sweep.dir`` (a
-    multirun job, or the single-run child of one), else None: a plain run belongs to no group."""
+    """``<task name>-<sweep dir name>`` (e.g. ``train-2026-11-28_14-00-39``) when this run's directory lies inside
+    ``hydra.sweep.dir`` (a multirun job, or the single-run child of one), else None: a plain run is in no group. Only
+    the sweep names it — a sweep over ``experiment=a,b`` is still one group; the experiment is a tag."""
     hc = _hydra()
     if hc is None:
         return None
     sweep, out = Path(hc.sweep.dir).absolute(), Path(hc.runtime.output_dir).absolute()
     if sweep not in out.parents:
         return None
-    name = hc.runtime.choices.get("experiment") or _root_.get("task_name", "run")
-    return f"{name.replace('/', '.')}-{sweep.name}"
+    return f"{_root_.get('task_name', 'run')}-{sweep.name}"
 
 
 def run_name() -> str | None:
@@ -61,9 +61,12 @@ def run_name() -> str | None:
 
 
 def run_tags(base, *, _root_: DictConfig) -> list[str]:
-    """``base`` (the config's ``tags``) plus ``method=…``, ``lam=…``, ``k=…``, ``p=…``, ``seed=…``, ``model=…``,
-    ``task=…`` for the keys this config has."""
+    """``base`` (the config's ``tags``) plus ``experiment=…``, ``method=…``, ``lam=…``, ``k=…``, ``p=…``, ``seed=…``,
+    ``model=…``, ``task=…`` for the keys this config has."""
     tags = list(base or [])
+    hc = _hydra()
+    if hc is not None and hc.runtime.choices.get("experiment"):
+        tags.append(f"experiment={hc.runtime.choices.experiment}")
     regularised = OmegaConf.select(_root_, "method.lam", default=None) is not None
     for tag, key in TAG_KEYS.items():
         value = OmegaConf.select(_root_, key, default=None)

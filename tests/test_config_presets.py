@@ -15,8 +15,8 @@ import pact_lightning.utils.run  # noqa: F401 - registers the config's resolvers
 from conftest import CONF, compose
 from pact_lightning import sweep
 
-EXPERIMENTS = sorted(str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml")
-                     if not p.name.startswith("_"))
+# the selectable presets (experiment=glob(*)); conf/experiment/paper/ holds their shared parts
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))
 NEEDS_GPU = {"gpu", "ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
@@ -30,11 +30,41 @@ def resolved(cfg) -> dict:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_composes_and_resolves(tmp_path, name):
+def test_every_experiment_composes_and_builds(tmp_path, name):
+    """Composes, resolves, and its DataModule, evaluator (sources and judge load lazily) and — without a GPU only
+    where it runs on the CPU — its Trainer instantiate."""
+    from pact_lightning import pipeline
+
     cfg = compose("train", [f"experiment={name}"], output_dir=tmp_path)
     job = resolved(cfg)
-    assert job["model"]["name"] and job["data"]["_target_"] and job["method"]["_target_"]
+    assert job["model"]["name"] and job["method"]["_target_"]
     assert cfg.hydra.runtime.choices.experiment == name
+    assert instantiate(cfg.data).num_samples == cfg.data.num_samples
+    assert pipeline.evaluator(cfg).sources["harmful"]
+    if cfg.trainer.accelerator != "gpu" or torch.cuda.is_available():
+        instantiate(cfg.trainer, logger=False)
+
+
+def test_paper_presets_pin_the_authors_grid(tmp_path):
+    """pact-method.md §2: one preset per model × task, each sweeping p; the shared hyperparameters."""
+    for model in ("llama", "qwen", "gemma"):
+        for task, ps in (("sst2", "0,0.05,0.1"), ("agnews", "0,0.05,0.1"), ("agnews_beavertails", "0.2,0.3"),
+                         ("gsm8k", "0,0.05,0.1")):
+            cfg = compose("train", [f"experiment=paper_{model}_{task}"], output_dir=tmp_path)
+            assert cfg.hydra.sweeper.params["data.poison_ratio"] == ps
+            assert cfg.data.name == task and cfg.model.name.startswith(model)
+    job = resolved(compose("train", ["experiment=paper_llama_sst2"], output_dir=tmp_path))
+    assert job["model"]["lora"] == {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+    assert (job["optim"]["optimizer"]["lr"], job["optim"]["scheduler"]["gamma"]) == (3e-5, 0.85)
+    assert (job["trainer"]["strategy"], job["trainer"]["devices"], job["trainer"]["max_epochs"],
+            job["trainer"]["precision"]) == ("ddp", 2, 3, "bf16-true")
+    assert (job["data"]["num_samples"], job["data"]["batch_size"], job["data"]["max_length"]) == (5000, 16, 512)
+    assert (job["method"]["lam"], job["method"]["temperature"], job["method"]["num_safety_tokens"]) == (1.0, 2.0, 50)
+    assert (job["safety"]["K"], job["safety"]["max_resp_len"]) == (512, 64)
+    evaluator = job["eval"]["evaluator"]
+    assert sorted(evaluator["harmful"]) == ["harmbench", "jailbreakbench", "strongreject"]
+    assert evaluator["judge"]["model_name_or_path"] == "meta-llama/Llama-Guard-3-8B"
+    assert (evaluator["do_sample"], evaluator["max_new_tokens"]) == (False, 1024)
 
 
 @pytest.mark.parametrize("name", TRAINERS)
@@ -157,9 +187,10 @@ def test_wandb_group_name_and_tags(tmp_path):
     wandb = resolved(cfg)["logger"]["wandb"]
     assert wandb["group"] is None  # a plain run is in no group
     assert wandb["name"] == "data.poison_ratio=0.3,method.lam=0.5,model=tiny,seed=7"
-    assert {"method=pact", "lam=0.5", "k=50", "p=0.3", "seed=7", "model=tiny", "task=sentiment"} <= set(wandb["tags"])
+    assert {"experiment=smollm2_sweep", "method=pact", "lam=0.5", "k=50", "p=0.3", "seed=7", "model=tiny",
+            "task=sentiment"} <= set(wandb["tags"])
     as_multirun_job(cfg, tmp_path / "2026-11-28_14-00-00", tmp_path / "2026-11-28_14-00-00" / "3_x")
-    assert resolved(cfg)["logger"]["wandb"]["group"] == "smollm2_sweep-2026-11-28_14-00-00"
+    assert resolved(cfg)["logger"]["wandb"]["group"] == "train-2026-11-28_14-00-00"
 
 
 def test_sft_runs_carry_no_lambda_or_k_tags(tmp_path):

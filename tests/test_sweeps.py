@@ -101,12 +101,13 @@ def test_smollm2_sweep_2x2_on_the_tiny_model_then_the_report(tmp_path):
     assert len(jobs) == 4
     results = {j: json.loads((j / "results.json").read_text()) for j in jobs}
     assert sorted((r["lam"], r["poison_ratio"]) for r in results.values()) == [(0, 0.1), (0, 0.3), (1, 0.1), (1, 0.3)]
-    runs = check_one_wandb_run_per_job(sweep, jobs, group=f"smollm2_sweep-{sweep.name}")
+    runs = check_one_wandb_run_per_job(sweep, jobs, group=f"train-{sweep.name}")
     for run in runs:
         final = results[run["dir"].parents[1]]["final"]
         assert run["summary"]["final/harmful_score"] == final["harmful_score"]
         assert run["summary"]["final/task_acc"] == final["task_acc"]
-        assert {f"lam={results[run['dir'].parents[1]]['lam']}", "method=pact", "model=tiny"} <= set(run["tags"])
+        assert {f"lam={results[run['dir'].parents[1]]['lam']}", "method=pact", "model=tiny",
+                "experiment=smollm2_sweep"} <= set(run["tags"])
 
     from pact_lightning import report
 
@@ -134,7 +135,7 @@ def test_ddp_multirun_gives_one_run_per_point(tmp_path, launcher):
         assert results["train"]["global_step"] == 2  # the trained world's step count (ddp_spawn's parent reads 0)
         assert results["final"]["num_prompts"] == 8  # all prompts, though each rank generated half of them
         assert (job / "train_ddp_process_1.log").is_file()  # rank 1 ran, in this point's directory
-    check_one_wandb_run_per_job(sweep, jobs, group=f"embedded-{sweep.name}")
+    check_one_wandb_run_per_job(sweep, jobs, group=f"train-{sweep.name}")
 
 
 def test_lambda_optuna_runs_its_trials(tmp_path):
