@@ -267,6 +267,32 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
     assert any(a[k].abs().max() > 1e-3 for k in a if "lora_B" in k)  # the adapter did train
 
 
+# ------------------------------------------------------------------------------------------------ determinism
+
+# A small evaluation after fit, with sampled generation (so the verdicts depend on the seed, not only on the weights)
+SMALL_EVAL = ["eval.after_fit=true", "eval.diagnostics=false", "eval/generation=sampled",
+              "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.offline.limit=4",
+              "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.helpful.limit=2",
+              "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.task.limit=4"]
+
+
+def test_the_same_seed_gives_the_same_ledger_losses_and_eval_verdicts(tmp_path):
+    def run(name: str, seed: int, evaluate: bool) -> tuple[str, list[float], list]:
+        run_dir = tmp_path / name
+        train_inprocess(run_dir, ["method=pact", "data.batch_size=2", "trainer.max_steps=5", f"seed={seed}",
+                                  *(SMALL_EVAL if evaluate else [])])
+        generations = run_dir / "generations_final.jsonl"
+        verdicts = [(g["prompt_id"], g["response"], g["verdict"]) for g in map(json.loads, generations.read_text(
+            ).splitlines())] if evaluate else []
+        return (run_dir / "poison_ledger.json").read_text(), list(logged(run_dir).values()), verdicts
+
+    first, again = run("first", 0, evaluate=True), run("again", 0, evaluate=True)
+    assert len(first[1]) == 5 and len(first[2]) == 16
+    assert again == first  # byte-equal ledger, bit-equal losses, the same answers and verdicts
+    other = run("other", 1, evaluate=False)
+    assert other[0] != first[0] and other[1] != first[1]  # the seed does matter
+
+
 # ------------------------------------------------------------------------------------------------ no network
 
 def no_network_prefix() -> list[str]:
