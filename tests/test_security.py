@@ -4,6 +4,7 @@ did not create, and no harmful generations on W&B unless ``eval.log_generations=
 from __future__ import annotations
 
 import ast
+import json
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
+from runs import train_inprocess
 
 SOURCES = sorted((ROOT / "pact_lightning").rglob("*.py"))
 PICKLERS = ("pickle", "cPickle", "dill", "joblib", "cloudpickle", "shelve")
@@ -89,3 +91,19 @@ def test_trust_remote_code_reaches_transformers_only_when_configured_and_is_logg
     assert bool(warnings) == trust
     if trust:
         assert warnings[0] == 0 and "someone/remote-model" in events[0][1]  # before anything was loaded
+
+
+@pytest.mark.parametrize("log_generations", [False, True])
+def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_generations):
+    """An offline W&B run after a training run with evaluation: none of the evaluation's harmful prompts or answers is
+    in any file W&B wrote, unless eval.log_generations=true (then they are: the check can see them)."""
+    from test_faults import SMALL_EVAL
+
+    train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "logger=default", *SMALL_EVAL,
+                               f"eval.log_generations={str(log_generations).lower()}"])
+    rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
+    texts = {r["prompt"] for r in rows if r["kind"] == "harmful"} | {r["response"] for r in rows
+                                                                      if r["kind"] == "harmful" and len(r["response"]) > 8}
+    logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*") if p.is_file())
+    found = {t for t in texts if t.encode() in logged or json.dumps(t)[1:-1].encode() in logged}
+    assert texts and (found == texts if log_generations else not found), sorted(found)[:3]
