@@ -110,10 +110,12 @@ def failed_run(run_dir: Path) -> Run:
 
 
 def expected_points(root: Path) -> list[frozenset[str]] | None:
-    """The override set of every point of the sweep in ``root/multirun.yaml`` (None if it is not a basic-sweeper
-    multirun): the job list Hydra's BasicSweeper builds from the sweeper params and the command line."""
+    """The override set of every point of the sweep in ``root/multirun.yaml``: the job list Hydra's BasicSweeper builds
+    from the sweeper params and the command line. None for other sweepers (Optuna) and for ``glob()`` sweeps, whose
+    options only the config loader knows."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
     from omegaconf import OmegaConf
 
     path = root / "multirun.yaml"
@@ -124,6 +126,8 @@ def expected_points(root: Path) -> list[frozenset[str]] | None:
         return None
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
     overrides = OverridesParser.create().parse_overrides(params + list(hydra.overrides.task))
+    if any(o.value_type == ValueType.GLOB_CHOICE_SWEEP for o in overrides):
+        return None
     (points,) = BasicSweeper.split_arguments(overrides, None)
     return [frozenset(p) for p in points]
 
@@ -325,14 +329,17 @@ def write_report(root: Path, out: Path, runs: list[Run]) -> str:
         plot_vs(runs, x, label, out / name)
     plot_pareto(runs, out / "pareto.png")
     counts = {s: sum(r.status == s for r in runs) for s in ("ok", "no_eval", "failed", "missing")}
-    problems = [r for r in runs if r.status in ("failed", "missing")]
+    problems = ["- " + " ".join(x for x in (f"**{r.status}**", r.run_dir, r.note) if x)
+                for r in runs if r.status in ("failed", "missing")]
+    if (root / "multirun.yaml").is_file() and expected_points(root) is None:
+        problems.append("- Points that never started are not listed: this sweep's points (Optuna, or a glob() sweep) "
+                        "are not known in advance.")
     text = "\n\n".join([
         f"# Sweep report: {root}",
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
         "## Paper-style table\n\n" + paper_tables(runs),
         "## Runs\n\n" + runs_table(runs),
-        "## Failed and missing runs\n\n" + ("\n".join(f"- **{r.status}** {r.run_dir or ''} {r.note}".replace("  ", " ")
-                                                      for r in problems) or "None."),
+        "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
         "## Plots\n\n" + "\n".join(f"![{name}]({name})" for name in [*plots, "pareto.png"]),
     ]) + "\n"
     (out / "report.md").write_text(text, encoding="utf-8")

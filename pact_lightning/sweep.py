@@ -11,7 +11,7 @@ reads the child's ``results.json`` for the sweeper. Where the cluster starts the
 Lightning re-runs nothing and every task trains in-process as one rank of the same job.
 
 **W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
-tags = the setting (method, λ, k, p, seed, model, task); and ``shorten`` for the job directory names of
+tags = the experiment and the setting (method, λ, k, p, seed, model, task); ``shorten`` for the job directory names of
 ``conf/hydra/default.yaml``.
 """
 

@@ -132,3 +132,12 @@ def test_wandb_runs_fill_in_runs_without_a_local_results_json(sweep, monkeypatch
     filled = [r for r in runs if r.run_dir == str(failed_dir)]
     assert [(r.status, r.source, r.harmful_score, r.task_acc) for r in filled] == [("ok", "wandb:abc123", 0.25, 0.83)]
     assert sum(r.status == "failed" for r in runs) == 0
+
+
+def test_sweeps_whose_points_are_not_known_in_advance_say_so(sweep):
+    """A glob() sweep (or Optuna): no point can be called missing, and the report says why none is listed."""
+    multirun = yaml.safe_load((sweep / "multirun.yaml").read_text())
+    multirun["hydra"]["overrides"]["task"].append("experiment=glob(paper_*)")
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    text = report.write_report(sweep, sweep / "report", report.collect(sweep))
+    assert "0 missing" in text and "Points that never started are not listed" in text
