@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,40 @@ def test_trust_remote_code_reaches_transformers_only_when_configured_and_is_logg
     assert bool(warnings) == trust
     if trust:
         assert warnings[0] == 0 and "someone/remote-model" in events[0][1]  # before anything was loaded
+
+
+class Booby:
+    """Unpickling this runs a shell command: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_resuming_from_a_booby_trapped_checkpoint_runs_no_code(tmp_path):
+    marker, ckpt = tmp_path / "code_ran", tmp_path / "untrusted.ckpt"
+    torch.save({"state_dict": {}, "loops": Booby(marker)}, ckpt)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        train_inprocess(tmp_path / "run", ["method=sft", "trainer.max_steps=1", f"ckpt_path={ckpt}"])
+    assert not marker.exists()
+
+
+def test_evaluating_a_booby_trapped_pytorch_model_bin_runs_no_code(tmp_path, tiny_tokenizer):
+    from transformers import LlamaConfig
+
+    from pact_lightning.models.loading import load_model
+
+    marker, checkpoint = tmp_path / "code_ran", tmp_path / "merged"
+    LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=2).save_pretrained(checkpoint)
+    torch.save({"model.embed_tokens.weight": Booby(marker)}, checkpoint / "pytorch_model.bin")
+    cfg = OmegaConf.load(CONF / "model" / "tiny.yaml")
+    cfg.cache_dir = cfg.tiny.tokenizer.cache_dir = os.environ["PACT_CACHE"]
+    with pytest.raises(Exception, match="(?i)weights.only"):
+        load_model(cfg, checkpoint=checkpoint, lora=False)  # what `evaluate checkpoint=<dir>` does
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("log_generations", [False, True])
