@@ -37,14 +37,20 @@ def logged(run_dir: Path, key: str = "train/loss") -> dict[int, float]:
     return values
 
 
-def train_inprocess(run_dir: Path, overrides: list[str]) -> dict:
-    """The same run in this process: ``train`` on the config the Hydra app would pass it (no ``hydra`` node)."""
+def app_config(app: str, overrides: list[str], run_dir: Path):
+    """The config the Hydra app ``app`` passes its task: composed, with no ``hydra`` node."""
     from omegaconf import open_dict
 
     from conftest import compose
-    from pact_lightning.train import train
 
-    cfg = compose("train", TINY + overrides, output_dir=run_dir)
+    cfg = compose(app, overrides, output_dir=run_dir)
     with open_dict(cfg):
         del cfg["hydra"]
-    return train(cfg)
+    return cfg
+
+
+def train_inprocess(run_dir: Path, overrides: list[str]) -> dict:
+    """The tiny run in this process (``train`` of the Hydra app)."""
+    from pact_lightning.train import train
+
+    return train(app_config("train", TINY + overrides, run_dir))

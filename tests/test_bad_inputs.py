@@ -18,7 +18,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from conftest import ROOT
 from pact_lightning.errors import ArtifactError, ConfigError, DataError
-from runs import TINY, train_inprocess
+from runs import TINY, app_config, train_inprocess
 
 K_MAX = 200  # candidates in the earlier run's artifact
 
@@ -261,3 +261,12 @@ def test_a_corrupt_reference_cache_is_named_and_rebuilt(workspace, caplog):
     rebuilt = load_file(str(cache_file))
     assert rebuilt.keys() == intact.keys() and all(torch.equal(rebuilt[k], intact[k]) for k in intact)
     assert logged(workspace.files / "second") == logged(workspace.files / "first")
+
+
+def test_evaluating_a_checkpoint_that_does_not_exist_is_refused_before_loading(tmp_path):
+    from pact_lightning.evaluate import evaluate
+
+    cfg = app_config("evaluate", ["model=tiny", f"checkpoint={tmp_path}/no_such_run/final"], tmp_path / "eval")
+    with pytest.raises(ArtifactError, match=r"no_such_run/final'? does not exist .*the run's `final/` folder"):
+        evaluate(cfg)
+    assert not (tmp_path / "eval" / "results.json").exists()
