@@ -1,0 +1,83 @@
+"""The embedded default's plumbing on the tiny model: alignment stage → safety tokens (aligned vs pre-alignment) →
+PACT → SFT comparison → evaluation → results.json with timings and one summary; a second run reuses every cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from omegaconf import open_dict
+
+from conftest import compose
+from pact_lightning import alignment, compare
+from pact_lightning.safety import selection
+from pact_lightning.safety.tokens import read_metadata
+
+# The embedded default with the tiny model in place of SmolLM2 and everything cut to a handful of steps and prompts.
+TINY_DEFAULT = [
+    "model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "align.enabled=true",
+    "align.data.num_samples=16", "align.data.batch_size=4", "align.data.max_length=96", "align.eval.num_prompts=2",
+    "align.eval.max_new_tokens=4", "safety.K=8", "data.num_samples=16", "data.batch_size=4", "data.max_length=96",
+    "trainer.max_steps=3", "logger=csv", "callbacks.progress_bar=null", "eval.diagnostics=false",
+    "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3", "eval.evaluator.harmful.strongreject.limit=3",
+    "eval.evaluator.benign.helpful.limit=3", "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.task.limit=3",
+]
+
+
+def test_no_arguments_means_the_embedded_default():
+    cfg = compose("train", output_dir="/tmp/unused")
+    assert (cfg.model.name, cfg.method.name, cfg.data.name, cfg.data.poison_ratio) == (
+        "smollm2_135m", "pact", "offline_sentiment", 0.1)
+    assert cfg.align.enabled and cfg.model.needs_alignment and list(cfg.compare_with) == ["sft"]
+    # without the experiment the bare groups apply: no comparison run, and no alignment stage for an aligned preset
+    bare = compose("train", ["~experiment", "model=llama3_1_8b_instruct"], output_dir="/tmp/unused")
+    assert list(bare.compare_with) == [] and not bare.align.enabled
+
+
+def run(tmp_path, caplog):
+    from pact_lightning.train import train
+
+    cfg = compose("train", TINY_DEFAULT + [f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / "run")
+    with open_dict(cfg):
+        del cfg.hydra  # as in the Hydra app, whose task function gets the config without its hydra node
+    with caplog.at_level(logging.INFO):
+        compare.run(cfg, train)
+    return cfg, json.loads((tmp_path / "run" / "results.json").read_text())
+
+
+def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypatch):
+    cfg, results = run(tmp_path, caplog)
+
+    aligned_dir = alignment.aligned_dir(cfg)
+    assert results["model_weights"] == str(aligned_dir) and (aligned_dir / alignment.REPORT).is_file()
+    artifact = results["safety_tokens"]
+    assert artifact.startswith(str(tmp_path / "cache" / "safety_tokens"))
+    meta = read_metadata(artifact)
+    settings = json.loads(meta["settings"])
+    assert meta["aligned_model"] == str(aligned_dir) and settings["base_role"].startswith("pre-alignment")
+    assert meta["base_model"].startswith("tiny:") and settings["K"] == 8
+
+    assert results["method"] == "pact" and results["train"]["global_step"] == 3 and results["train"]["train/reg"] > 0
+    for block in ("reference", "final"):
+        assert {"harmful_score", "benign_refusal_rate", "task_acc"} <= set(results[block])
+    sft = results["compare"]["sft"]
+    assert sft["method"] == "sft" and sft["train"]["global_step"] == 3 and sft["train"]["train/reg"] == 0
+    assert sft["run_dir"] == str(tmp_path / "run" / "compare" / "sft") and "harmful_score" in sft["final"]
+    assert (tmp_path / "run" / "compare" / "sft" / "final" / "adapter_model.safetensors").is_file()
+
+    timings = results["timings"]
+    for stage in ("convert", "align", "align/fit", "safety_tokens", "fit", "eval_reference", "eval_final",
+                  "compare_sft", "compare_sft/fit", "compare_sft/eval_final", "total"):
+        assert stage in timings, (stage, timings)
+    assert "compare_sft/eval_reference" not in timings  # the comparison shares the main run's reference
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
+    assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
+
+    # second run: the aligned checkpoint and the artifact come from the cache
+    monkeypatch.setattr(alignment, "build_aligned", lambda *a: pytest.fail("the aligned model was rebuilt"))
+    monkeypatch.setattr(selection, "build_artifact", lambda *a: pytest.fail("the safety tokens were rebuilt"))
+    caplog.clear()
+    _, again = run(tmp_path, caplog)
+    assert again["safety_tokens"] == artifact and again["model_weights"] == str(aligned_dir)
+    assert again["final"]["harmful_score"] == results["final"]["harmful_score"]
