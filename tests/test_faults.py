@@ -244,7 +244,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
     from safetensors.torch import load_file
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    run_train(whole, RESUME)
+    train_inprocess(whole, RESUME)
     with open(tmp_path / "killed.log", "w") as log:
         victim = subprocess.Popen(train_command(killed, RESUME), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     while not list((killed / "checkpoints").glob("*step=6.ckpt")):
@@ -271,9 +271,9 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
 
 # A small evaluation after fit, with sampled generation (so the verdicts depend on the seed, not only on the weights)
 SMALL_EVAL = ["eval.after_fit=true", "eval.diagnostics=false", "eval/generation=sampled",
-              "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.offline.limit=4",
-              "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.helpful.limit=2",
-              "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.task.limit=4"]
+              "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.offline.limit=2",
+              "eval.evaluator.harmful.strongreject.limit=2", "eval.evaluator.benign.helpful.limit=1",
+              "eval.evaluator.benign.lookalike.limit=1", "eval.evaluator.task.limit=2"]
 
 
 def test_the_same_seed_gives_the_same_ledger_losses_and_eval_verdicts(tmp_path):
@@ -287,7 +287,7 @@ def test_the_same_seed_gives_the_same_ledger_losses_and_eval_verdicts(tmp_path):
         return (run_dir / "poison_ledger.json").read_text(), list(logged(run_dir).values()), verdicts
 
     first, again = run("first", 0, evaluate=True), run("again", 0, evaluate=True)
-    assert len(first[1]) == 5 and len(first[2]) == 16
+    assert len(first[1]) == 5 and len(first[2]) == 8
     assert again == first  # byte-equal ledger, bit-equal losses, the same answers and verdicts
     other = run("other", 1, evaluate=False)
     assert other[0] != first[0] and other[1] != first[1]  # the seed does matter
