@@ -11,7 +11,7 @@ reads the child's ``results.json`` for the sweeper. Where the cluster starts the
 Lightning re-runs nothing and every task trains in-process as one rank of the same job.
 
 **W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
-tags = the experiment and the setting (method, λ, k, p, seed, model, task); ``shorten`` for the job directory names of
+tags = the experiment and the setting (method, λ, k, p, seed, model, task); and the job directory names of
 ``conf/hydra/default.yaml``.
 """
 
@@ -55,9 +55,33 @@ def sweep_group(*, _root_: DictConfig) -> str | None:
 
 
 def run_name() -> str | None:
-    """The point's overrides (``hydra.job.override_dirname``), e.g. ``data.poison_ratio=0.1,method.lam=0``."""
+    """The point's overrides as ``hydra.job.override_dirname`` lists them (same excluded keys and separators) but in
+    the sweep's order, not sorted: the basic sweeper puts a preset's grid, then the command line's keys, first — so
+    ``method.lam=0,data.poison_ratio=0.1,model=tiny,...`` rather than ``...,data.poison_ratio=0.1,...,method.lam=0``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     hc = _hydra()
-    return (hc.job.override_dirname or None) if hc is not None else None
+    if hc is None:
+        return None
+    conf = hc.job.config.override_dirname
+    lines = [o.input_line for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))
+             if o.key_or_group not in conf.exclude_keys]
+    return conf.item_sep.join(lines).replace("=", conf.kv_sep) or None
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` itself up to ``limit`` characters, else its head and a hash of the whole (still unique)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def job_dirname() -> str:
+    """``<job number>_<run_name>`` for ``hydra.sweep.subdir``, shortened with a hash past 120 characters (file names
+    stop at 255 bytes; the swept keys come first, so they survive)."""
+    hc = _hydra()
+    name = run_name()
+    return f"{hc.job.num}_{shorten(name)}" if name else str(hc.job.num)
 
 
 def run_tags(base, *, _root_: DictConfig) -> list[str]:
@@ -75,16 +99,9 @@ def run_tags(base, *, _root_: DictConfig) -> list[str]:
     return tags
 
 
-def shorten(text: str, limit: int = 120) -> str:
-    """``text`` itself up to ``limit`` characters, else its head and a hash of the whole (still unique)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
 def register_resolvers() -> None:
     for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags),
-                     ("shorten", shorten)):
+                     ("job_dirname", job_dirname)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

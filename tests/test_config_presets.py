@@ -186,7 +186,7 @@ def test_wandb_group_name_and_tags(tmp_path):
                             "model=tiny"], output_dir=tmp_path / "single")
     wandb = resolved(cfg)["logger"]["wandb"]
     assert wandb["group"] is None  # a plain run is in no group
-    assert wandb["name"] == "data.poison_ratio=0.3,method.lam=0.5,model=tiny,seed=7"
+    assert wandb["name"] == "method.lam=0.5,data.poison_ratio=0.3,seed=7,model=tiny"  # as given; experiment excluded
     assert {"experiment=smollm2_sweep", "method=pact", "lam=0.5", "k=50", "p=0.3", "seed=7", "model=tiny",
             "task=sentiment"} <= set(wandb["tags"])
     as_multirun_job(cfg, tmp_path / "2026-11-28_14-00-00", tmp_path / "2026-11-28_14-00-00" / "3_x")
@@ -213,3 +213,21 @@ def test_which_multirun_jobs_run_their_point_as_a_child(tmp_path, monkeypatch, t
     assert sweep.starts_own_ranks(cfg) is False  # a single run: Lightning's own re-run of sys.argv is right
     as_multirun_job(cfg, tmp_path, tmp_path / "0")
     assert sweep.starts_own_ranks(cfg) is expected
+
+
+def test_job_directory_names_keep_the_swept_keys_and_fit_a_file_name(tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+
+    short = compose("train", ["method.lam=0.5", "data.poison_ratio=0.3"], output_dir=tmp_path)
+    with read_write(short.hydra), open_dict(short.hydra):
+        short.hydra.job.num = 3
+    HydraConfig.instance().set_config(short)
+    assert sweep.job_dirname() == "3_method.lam=0.5,data.poison_ratio=0.3"
+    long = compose("train", ["method.lam=0.5", "data.poison_ratio=0.3", *[f"+extra.key_{i}=value_{i}" for i in range(20)]],
+                   output_dir=tmp_path)
+    with read_write(long.hydra), open_dict(long.hydra):
+        long.hydra.job.num = 4
+    HydraConfig.instance().set_config(long)
+    name = sweep.job_dirname()
+    assert name.startswith("4_method.lam=0.5,data.poison_ratio=0.3,+extra.key_0=value_0") and len(name) == 2 + 120
+    assert sweep.shorten(sweep.run_name()) != sweep.shorten(sweep.run_name() + ",x=1")  # the hash keeps names apart
