@@ -1,14 +1,14 @@
-"""Faults a run must survive: SIGKILL mid-epoch then resume, writers killed mid-write, reruns with the same seed, and
-NaN/inf in the loss. Run directly (``python tests/test_faults.py <dir> <kills>``) this file is the writer-killing
-harness that ``test_killed_writers_never_leave_a_file_that_loads_as_valid`` starts."""
+"""Faults a run must survive: SIGKILL mid-epoch then resume, writers killed mid-write, reruns with the same seed, no
+network, and NaN/inf in the loss. Run directly (``python tests/test_faults.py <dir> <kills>``) this file is the
+writer-killing harness that ``test_killed_writers_never_leave_a_file_that_loads_as_valid`` starts."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,7 +172,8 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
 
 
 def test_killed_writers_never_leave_a_file_that_loads_as_valid(tmp_path):
-    """SIGKILL the safety-token, reference-cache, JSON, eval-generations and checkpoint writers at random moments, 6 times each."""
+    """SIGKILL the safety-token, reference-cache, JSON, eval-generations and checkpoint writers at random moments, 6
+    times each."""
     proc = subprocess.run([sys.executable, str(Path(__file__)), str(tmp_path), "6"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -281,9 +282,10 @@ def test_the_same_seed_gives_the_same_ledger_losses_and_eval_verdicts(tmp_path):
         run_dir = tmp_path / name
         train_inprocess(run_dir, ["method=pact", "data.batch_size=2", "trainer.max_steps=5", f"seed={seed}",
                                   *(SMALL_EVAL if evaluate else [])])
-        generations = run_dir / "generations_final.jsonl"
-        verdicts = [(g["prompt_id"], g["response"], g["verdict"]) for g in map(json.loads, generations.read_text(
-            ).splitlines())] if evaluate else []
+        verdicts = []
+        if evaluate:
+            rows = map(json.loads, (run_dir / "generations_final.jsonl").read_text().splitlines())
+            verdicts = [(g["prompt_id"], g["response"], g["verdict"]) for g in rows]
         return (run_dir / "poison_ledger.json").read_text(), list(logged(run_dir).values()), verdicts
 
     first, again = run("first", 0, evaluate=True), run("again", 0, evaluate=True)
@@ -329,7 +331,8 @@ class NaNAt(Callback):
             model.get_input_embeddings().weight.data.fill_(float("nan"))
 
 
-@pytest.mark.parametrize("target,term", [("policy", "cross-entropy (train/ce)"), ("reference", "regulariser (train/reg)")])
+@pytest.mark.parametrize("target,term", [("policy", "cross-entropy (train/ce)"),
+                                         ("reference", "regulariser (train/reg)")])
 def test_nan_in_the_loss_stops_the_run_naming_the_step_and_the_term(tmp_path, target, term):
     nan_at = [f"+callbacks.nan._target_={__name__}.NaNAt", "+callbacks.nan.step=2", f"+callbacks.nan.target={target}"]
     with pytest.raises(FloatingPointError, match=rf"^step 2: the {re.escape(term)} is nan; "):

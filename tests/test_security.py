@@ -138,8 +138,8 @@ def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_ge
     train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "logger=default", *SMALL_EVAL,
                                f"eval.log_generations={str(log_generations).lower()}"])
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
-    texts = {r["prompt"] for r in rows if r["kind"] == "harmful"} | {r["response"] for r in rows
-                                                                      if r["kind"] == "harmful" and len(r["response"]) > 8}
+    harmful = [r for r in rows if r["kind"] == "harmful"]
+    texts = {r["prompt"] for r in harmful} | {r["response"] for r in harmful if len(r["response"]) > 8}
     logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*") if p.is_file())
     found = {t for t in texts if t.encode() in logged or json.dumps(t)[1:-1].encode() in logged}
     assert texts and (found == texts if log_generations else not found), sorted(found)[:3]
