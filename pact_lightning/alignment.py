@@ -32,6 +32,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.data.datamodule import PoisonMixDataModule
+from pact_lightning.data.poison import poison_counts
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
 from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
@@ -45,9 +46,12 @@ REPORT = "alignment.json"
 
 
 def recipe_identity(cfg: DictConfig) -> dict[str, Any]:
-    """What determines the aligned weights: the model's weights and the recipe (not ``enabled``, not ``eval``)."""
+    """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``) and the
+    content of its training data (a regenerated data set makes a new aligned model)."""
     recipe = {k: v for k, v in OmegaConf.to_container(cfg.align, resolve=True).items() if k not in ("enabled", "eval")}
-    return {"model": weights_source(cfg.model), "dtype": str(cfg.model.get("dtype")), "recipe": recipe}
+    rows = [(e.prompt, e.response) for kind in ("harmful", "benign") for e in instantiate(cfg.align.data[kind]).load()]
+    data = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
+    return {"model": weights_source(cfg.model), "dtype": str(cfg.model.get("dtype")), "recipe": recipe, "data": data}
 
 
 def aligned_dir(cfg: DictConfig) -> Path:
@@ -102,6 +106,10 @@ def train_adapter(cfg: DictConfig, model, tokenizer) -> tuple[Any, list[float]]:
                                                     weight_decay=float(a.optim.weight_decay)),
                         scheduler=functools.partial(cosine_with_warmup, warmup_ratio=float(a.optim.warmup_ratio)),
                         scheduler_interval="step")
+    num_benign, num_harmful = poison_counts(int(a.data.num_samples), float(a.data.harmful_fraction))
+    # (the mix's "poison" side is the harmful→refusal half here)
+    log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",
+             num_harmful, num_benign, int(a.data.epochs))
     history = LossHistory()
     trainer = L.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
                         precision=cfg.trainer.get("precision", "32-true"), max_epochs=int(a.data.epochs),

@@ -121,3 +121,34 @@ def test_different_vocabularies_are_refused():
     with pytest.raises(ConfigError, match="different vocabularies"):
         check_same_vocabulary(tok, base_tok, aligned, base, "aligned", "base")
     check_same_vocabulary(tok, tok, aligned, aligned, "aligned", "aligned")
+
+
+def test_concurrent_builders_build_once_and_a_stale_lock_is_ignored(tmp_path):
+    """Several DDP ranks or sweep jobs asking for the same artifact: one builds, the others wait for its file."""
+    import threading
+    import time
+
+    from pact_lightning.utils.once import build_once
+
+    target = tmp_path / "artifact.bin"
+    calls = []
+
+    def build():
+        calls.append(threading.get_ident())
+        time.sleep(0.5)
+        target.write_text("done")
+        return target
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(build_once(target, target.is_file, build, poll_s=0.05)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sorted(map(str, results)) == sorted([str(target), "None", "None"])
+
+    # a lock left behind by a killed builder: ignored once stale, the caller builds its own copy
+    target.unlink()
+    target.with_name(target.name + ".lock").write_text("12345\n")
+    assert build_once(target, target.is_file, build, stale_s=0.0, poll_s=0.05) == target and len(calls) == 2
