@@ -144,7 +144,7 @@ def log_run_config(trainer: L.Trainer, cfg: DictConfig, model_cfg: DictConfig, t
 def module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
     return PactModule(policy, objective, reference, optimizer=instantiate(cfg.optim.optimizer),
                       scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
-                      scheduler_interval=cfg.optim.get("interval", "epoch"))
+                      scheduler_interval=cfg.optim.get("interval", "epoch"), ce_chunk_size=cfg.get("ce_chunk_size"))
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pact_lightning.models.reference import ReferenceProvider
 from pact_lightning.objectives.base import Objective, PolicyView
+from pact_lightning.objectives.vocab import chunked_head
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1):
@@ -37,9 +38,10 @@ class PactModule(L.LightningModule):
 
     def __init__(self, policy: nn.Module, objective: Objective, reference: ReferenceProvider | None,
                  optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable | None = None,
-                 scheduler_interval: str = "epoch") -> None:
+                 scheduler_interval: str = "epoch", ce_chunk_size: int | None = None) -> None:
         super().__init__()
         self.policy, self.objective, self.reference = policy, objective, reference
+        self.ce_chunk_size = ce_chunk_size  # chunked lm_head + CE: the [B, T, V] logits never exist (objectives/vocab.py)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
         self.strict_loading = False  # checkpoints deliberately omit frozen weights
@@ -62,8 +64,16 @@ class PactModule(L.LightningModule):
         total = self.trainer.strategy.reduce(count, reduce_op="sum")
         return (total / self.trainer.world_size).clamp_min(1.0)
 
+    def policy_view(self, batch: dict[str, Tensor]) -> PolicyView:
+        if self.ce_chunk_size:
+            logits = chunked_head(self.policy, batch["input_ids"], batch["attention_mask"], self.ce_chunk_size)
+        else:
+            logits = self(batch["input_ids"], batch["attention_mask"])
+        # the safety tokens' logits come out of the same pass over the vocabulary as lse (one gradient buffer)
+        return PolicyView(logits, batch["labels"], columns=self.objective.safety_ids)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        view = PolicyView(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        view = self.policy_view(batch)
         view.denominator = self._token_denominator(view)
         reference = self.reference(batch, view, self.objective) if self.objective.uses_reference else None
         out = self.objective(view, reference)

@@ -214,6 +214,7 @@ class CachedReference(ReferenceProvider):
         super().__init__()
         self.cache_dir, self.name, self.build_batch_size = Path(cache_dir), name, build_batch_size
         self.path: Path | None = None
+        self.build_seconds: float | None = None  # None when an existing cache was reused
         self.offsets: list[int] | None = None
         self.tensors: dict[str, Tensor] = {}  # plain CPU tensors, deliberately not buffers: never moved or saved
 
@@ -266,8 +267,9 @@ class CachedReference(ReferenceProvider):
                 save_cache(self.path, assemble(parts, len(dataset)), fp)
                 shutil.rmtree(build_dir, ignore_errors=True)
             strategy.barrier("reference_cache_merged")
-        log.info("Reference cache: built %s in %.1f s (rank %d of %d, batch %d)", self.path, time.perf_counter() - start,
-                 rank, world, batch_size)
+        self.build_seconds = time.perf_counter() - start
+        log.info("Reference cache: built %s in %.1f s (rank %d of %d, batch %d)", self.path, self.build_seconds, rank,
+                 world, batch_size)
 
     def _path(self, key: str) -> Path:
         return self.cache_dir / f"{self.name}-{key}.safetensors"

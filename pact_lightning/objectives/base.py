@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from pact_lightning.errors import ConfigError
+from pact_lightning.objectives.vocab import ChunkedHead, response_stats
 
 IGNORE_INDEX = -100
 
@@ -61,8 +62,11 @@ def target_logits(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
 class PolicyView:
     """The trainee's quantities at the response positions of one batch."""
 
-    logits: Tensor  # [B, L, V], as the model returned them
+    logits: Tensor | ChunkedHead  # [B, L, V] as the model returned them, or hidden states + head (ce_chunk_size)
     labels: Tensor  # [B, L]
+    #: vocabulary ids (the objective's safety tokens) whose logits are computed with lse in one pass; ``subset`` of
+    #: this same tensor returns them without reading the logits again
+    columns: Tensor | None = None
     mask: Tensor = field(init=False)  # [B, L-1]
     steps: Tensor = field(init=False)  # [N]
     lse: Tensor = field(init=False)  # [N] log-normaliser at temperature 1
@@ -74,8 +78,8 @@ class PolicyView:
     def __post_init__(self) -> None:
         self.mask = response_mask(self.labels)
         self.steps = response_steps(self.mask)
-        self.lse = log_normaliser(self.logits, self.mask)
-        self.target_logit = target_logits(self.logits, self.labels, self.mask).float()
+        # one pass over the vocabulary with a single gradient buffer (objectives/vocab.py)
+        self.lse, self.target_logit, self._columns = response_stats(self.logits, self.labels, self.mask, self.columns)
 
     @property
     def num_tokens(self) -> int:
@@ -90,10 +94,20 @@ class PolicyView:
         return self.target_logit - self.lse
 
     def subset(self, ids: Tensor) -> Tensor:
-        return gather_columns(self.logits, self.mask, ids).float()
+        if ids is self.columns:
+            return self._columns
+        return gather_columns(self.full_logits(), self.mask, ids).float()
 
     def lse_at(self, temperature: float) -> Tensor:
-        return self.lse if temperature == 1.0 else log_normaliser(self.logits, self.mask, temperature)
+        # T != 1 (include_rest_mass) reads the logits a second time: one more [B, T, V] gradient in backward
+        return self.lse if temperature == 1.0 else log_normaliser(self.full_logits(), self.mask, temperature)
+
+    def full_logits(self) -> Tensor:
+        if isinstance(self.logits, ChunkedHead):
+            raise ConfigError("this objective reads the policy's logits beyond lse, the target and its safety tokens "
+                              "(kl_full, or include_rest_mass at T != 1), which ce_chunk_size never builds; set "
+                              "ce_chunk_size=null")
+        return self.logits
 
 
 @dataclass

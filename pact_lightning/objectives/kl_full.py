@@ -25,5 +25,5 @@ class KLFull(Objective):
         ref_logits = reference.require("logits")[:, :-1][policy.mask].float()
         log_q = torch.log_softmax(ref_logits, -1)
         # policy log-probs from the already computed normaliser: one [N, V] tensor instead of a second log_softmax
-        log_p = policy.logits[:, :-1][policy.mask].float() - policy.lse.unsqueeze(-1)
+        log_p = policy.full_logits()[:, :-1][policy.mask].float() - policy.lse.unsqueeze(-1)
         return policy.mean((log_q.exp() * (log_q - log_p)).sum(-1)), {}

@@ -1,0 +1,222 @@
+"""``python -m pact_lightning.bench``: what the reference costs per training step, per reference mode.
+
+For each model (default: the tiny model and SmolLM2-135M, both with their LoRA adapter) and each variant — ``sft``,
+``pact`` online with a frozen copy (the authors' design), ``pact`` online with the adapter disabled, ``pact`` cached,
+``pact`` cached with chunked cross-entropy (``ce_chunk_size=128``), ``kl_full`` (adapter disabled) — a real Lightning ``Trainer.fit`` runs ``warmup + steps`` optimiser steps on the same
+synthetic data (every sequence exactly ``--seq-len`` tokens). Printed: the median step time (the whole
+``training_step`` + backward + optimiser step, from ``on_train_batch_start`` to ``on_train_batch_end``) of the last
+``steps`` steps, the peak memory, both as ratios to ``sft``, and the cache build time and file size per 1000 examples.
+
+Peak memory: each variant runs in a fresh child process started by this one (sequentially, so they never compete),
+because a process's peak RSS only ever grows. On CPU the number is the child's peak resident set
+(``ru_maxrss``): the whole process — Python, torch and the other libraries (about 0.5 GB before any model), the
+weights, the optimiser state, activations and the allocator's slack. On CUDA it is ``torch.cuda.max_memory_allocated``.
+The cached variant builds its cache in that same child (a fresh cache directory per benchmark run), as a first
+training run would, so its peak includes the build; the chunked variant then reuses that cache, as any later run would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+MODELS = ("tiny", "smollm2_135m")
+VARIANTS = {  # name: (method, reference.mode, ce_chunk_size)
+    "sft": ("sft", None, None),
+    "pact online, frozen copy": ("pact", "frozen_copy", None),
+    "pact online, adapter off": ("pact", "adapter_disabled", None),
+    "pact cached": ("pact", "cached", None),
+    "pact cached, chunked CE": ("pact", "cached", 128),
+    "kl_full (adapter off)": ("kl_full", "adapter_disabled", None),
+}
+CONF = Path(__file__).resolve().parents[1] / "conf"
+WORDS = ("the quick review said that this film was a warm and clever story about friends who travel across a "
+         "quiet country and find that every small town has its own strange song").split()
+
+
+class SyntheticSource:
+    """Deterministic prompt/response pairs long enough that every encoded sequence is truncated to max_length."""
+
+    def __init__(self, name: str, count: int, prompt_words: int = 30, response_words: int = 400) -> None:
+        self.name, self.count, self.prompt_words, self.response_words = name, count, prompt_words, response_words
+
+    def _text(self, row: int, n: int) -> str:
+        return " ".join(WORDS[(row * 7 + 3 * i) % len(WORDS)] for i in range(n))
+
+    def load(self):
+        from pact_lightning.data.types import Example
+
+        return [Example(self._text(r, self.prompt_words), self._text(r + 1, self.response_words), self.name, r)
+                for r in range(self.count)]
+
+
+def bench_tokens(k: int):
+    """A fixed set of k token ids and weights: the step cost does not depend on which tokens S holds."""
+    import torch
+
+    from pact_lightning.safety.tokens import SafetyTokens
+
+    d = torch.randn(k, generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(100, 100 + k)
+    return SafetyTokens(ids=ids, weights=d / d.norm(), tokens=[str(i) for i in ids.tolist()], m=torch.ones(k), d=d)
+
+
+def run_variant(spec: dict) -> dict:
+    """One variant in this (fresh) process; returns its timings and peak memory."""
+    import lightning as L
+    import torch
+    from omegaconf import OmegaConf
+
+    from pact_lightning import pipeline
+    from pact_lightning.data.datamodule import PoisonMixDataModule
+    from pact_lightning.models.loading import load_model
+    from pact_lightning.models.module import PactModule
+    from pact_lightning.objectives.kl_full import KLFull
+    from pact_lightning.objectives.pact import Pact
+    from pact_lightning.objectives.sft import SFT
+
+    cfg = OmegaConf.create({"paths": {"cache_dir": spec["cache_dir"]}, "model": OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"),
+                            "reference": {"mode": spec["mode"], "cache_dir": spec["reference_cache_dir"]}})
+    policy, tokenizer = load_model(cfg.model)
+    method = spec["method"]
+    objective = {"sft": SFT, "pact": partial(Pact, safety_tokens=bench_tokens(spec["k"])), "kl_full": KLFull}[method]()
+    num_examples = spec["batch_size"] * (spec["warmup"] + spec["steps"])
+    datamodule = PoisonMixDataModule(SyntheticSource("benign", num_examples), SyntheticSource("harmful", num_examples),
+                                     num_samples=num_examples, poison_ratio=0.1, batch_size=spec["batch_size"],
+                                     max_length=spec["seq_len"]).attach(tokenizer, seed=0)
+    reference = pipeline.reference(cfg, cfg.model, policy, objective, datamodule)
+    module = PactModule(policy, objective, reference, optimizer=partial(torch.optim.AdamW, lr=1e-5),
+                        ce_chunk_size=spec["ce_chunk_size"])
+    cuda = spec["device"] == "cuda"
+    times: list[float] = []
+
+    class StepTimer(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, *args) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - self.start)
+
+    trainer = L.Trainer(accelerator=spec["device"], devices=1, precision=spec["precision"],
+                        max_steps=spec["warmup"] + spec["steps"], gradient_clip_val=1.0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        use_distributed_sampler=False, num_sanity_val_steps=0, callbacks=[StepTimer()])
+    trainer.fit(module, datamodule=datamodule)
+    out = {"median_step_s": statistics.median(times[spec["warmup"]:]), "steps_measured": len(times) - spec["warmup"],
+           "peak_mib": (torch.cuda.max_memory_allocated() if cuda else
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
+    if getattr(reference, "mode", None) == "cached":
+        out.update(build_s=reference.build_seconds, cache_bytes=reference.path.stat().st_size,
+                   cache_examples=len(datamodule.dataset), response_positions=reference.offsets[-1])
+    return out
+
+
+def run_child(spec: dict) -> dict:
+    """``run_variant`` in a fresh interpreter (its own peak RSS); the result is the child's last stdout line."""
+    proc = subprocess.run([sys.executable, "-m", "pact_lightning.bench", "--child", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {spec['model']}/{spec['variant']} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def table(model: str, rows: dict[str, dict], args: argparse.Namespace) -> str:
+    memory = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS MiB"
+    base = rows["sft"] if "sft" in rows else None
+    lines = [f"{model}: batch {args.batch_size} x {args.seq_len} tokens, LoRA, {args.precision}, median of "
+             f"{args.steps} steps after {args.warmup} warm-up; {machine(args.device)}",
+             f"| variant | step ms | x sft | {memory} | x sft |", "|---|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        t_ratio = f"{r['median_step_s'] / base['median_step_s']:.2f}" if base else "-"
+        m_ratio = f"{r['peak_mib'] / base['peak_mib']:.2f}" if base else "-"
+        lines.append(f"| {name} | {1000 * r['median_step_s']:.0f} | {t_ratio} | {r['peak_mib']:.0f} | {m_ratio} |")
+    cached = rows.get("pact cached")
+    if cached and cached.get("build_s") is not None:
+        per_k = 1000 / cached["cache_examples"]
+        lines.append(f"cache build: {cached['build_s']:.1f} s for {cached['cache_examples']} examples "
+                     f"({cached['response_positions']} response positions) = {cached['build_s'] * per_k:.0f} s per 1000 "
+                     f"examples; file {cached['cache_bytes'] / 1e6:.2f} MB = {cached['cache_bytes'] * per_k / 1e6:.1f} "
+                     "MB per 1000 examples")
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pact-bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), help="model configs under conf/model/")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
+    p.add_argument("--steps", type=int, default=20, help="measured steps (after --warmup)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--k", type=int, default=50, help="safety-token set size")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", default=None, help="Lightning precision (default 32-true on CPU, bf16-true on CUDA)")
+    p.add_argument("--cache-dir", default=os.environ.get("PACT_CACHE") or str(Path.home() / ".cache" / "pact_lightning"),
+                   help="where converted models live (paths.cache_dir)")
+    p.add_argument("--json", type=Path, help="also write the raw numbers here")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.precision = args.precision or ("bf16-true" if args.device == "cuda" else "32-true")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    if args.child:
+        logging.basicConfig(level=logging.WARNING)
+        print(json.dumps(run_variant(json.loads(args.child))))
+        return {}
+    results: dict[str, dict[str, dict]] = {}
+    reference_cache_dir = tempfile.mkdtemp(prefix="pact-bench-cache-")  # fresh: the cached variant really builds
+    try:
+        for model in args.models:
+            results[model] = {}
+            for variant in args.variants:
+                method, mode, ce_chunk_size = VARIANTS[variant]
+                spec = {"model": model, "variant": variant, "method": method, "mode": mode,
+                        "ce_chunk_size": ce_chunk_size, "steps": args.steps,
+                        "warmup": args.warmup, "batch_size": args.batch_size, "seq_len": args.seq_len, "k": args.k,
+                        "device": args.device, "precision": args.precision, "cache_dir": args.cache_dir,
+                        "reference_cache_dir": reference_cache_dir}
+                results[model][variant] = run_child(spec)
+                print(f"[bench] {model} / {variant}: {1000 * results[model][variant]['median_step_s']:.0f} ms",
+                      file=sys.stderr, flush=True)
+            print(table(model, results[model], args) + "\n", flush=True)
+    finally:
+        shutil.rmtree(reference_cache_dir, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
