@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,7 +151,13 @@ def run_point_as_single_run(app: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", app, *hc.overrides.task, "hydra.mode=RUN", f'hydra.run.dir="{out}"',
            f'hydra.sweep.dir="{sweep}"', "hydra.output_subdir=null"]
     log.info("Point %s: its trainer starts its own ranks, so it runs as a single run: %s", hc.job.num, " ".join(cmd))
-    code = subprocess.run(cmd, cwd=hc.runtime.cwd).returncode
+    # Points that run at the same time (submitit_local, one node) must not share the DDP rendezvous port.
+    env = dict(os.environ)
+    if "MASTER_PORT" not in env:
+        from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+        env["MASTER_PORT"] = str(find_free_network_port())
+    code = subprocess.run(cmd, cwd=hc.runtime.cwd, env=env).returncode
     results = out / "results.json"
     if code != 0 or not results.is_file():
         raise RuntimeError(f"the run of sweep point {hc.job.num} ({hc.job.override_dirname or 'no overrides'}) failed "

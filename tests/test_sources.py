@@ -184,6 +184,9 @@ def test_bad_rows_name_file_row_and_field(tmp_path, name, content, message):
 
 
 def test_missing_file_says_where_relative_paths_resolve(tmp_path, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # outside a Hydra run (other tests compose configs)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=r"nope/data\.jsonl: no such file .*original working directory"):
         LocalFile("nope/data.jsonl").load()
