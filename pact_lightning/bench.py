@@ -87,6 +87,8 @@ def run_variant(spec: dict) -> dict:
     from pact_lightning.objectives.pact import Pact
     from pact_lightning.objectives.sft import SFT
 
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
     cfg = OmegaConf.create({"paths": {"cache_dir": spec["cache_dir"]}, "model": OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"),
                             "reference": {"mode": spec["mode"], "cache_dir": spec["reference_cache_dir"]}})
     policy, tokenizer = load_model(cfg.model)
@@ -101,17 +103,19 @@ def run_variant(spec: dict) -> dict:
                         ce_chunk_size=spec["ce_chunk_size"])
     cuda = spec["device"] == "cuda"
     times: list[float] = []
+    cpu_times: list[float] = []  # this process's CPU time (all threads): steadier than wall time on a shared machine
 
     class StepTimer(L.Callback):
         def on_train_batch_start(self, *args) -> None:
             if cuda:
                 torch.cuda.synchronize()
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, *args) -> None:
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.start)
+            cpu_times.append(time.process_time() - self.cpu_start)
 
     trainer = L.Trainer(accelerator=spec["device"], devices=1, precision=spec["precision"],
                         max_steps=spec["warmup"] + spec["steps"], gradient_clip_val=1.0, logger=False,
@@ -119,6 +123,7 @@ def run_variant(spec: dict) -> dict:
                         use_distributed_sampler=False, num_sanity_val_steps=0, callbacks=[StepTimer()])
     trainer.fit(module, datamodule=datamodule)
     out = {"median_step_s": statistics.median(times[spec["warmup"]:]), "steps_measured": len(times) - spec["warmup"],
+           "median_step_cpu_s": statistics.median(cpu_times[spec["warmup"]:]),
            "peak_mib": (torch.cuda.max_memory_allocated() if cuda else
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
     if getattr(reference, "mode", None) == "cached":
@@ -129,14 +134,15 @@ def run_variant(spec: dict) -> dict:
 
 def run_child(spec: dict) -> dict:
     """``run_variant`` in a fresh interpreter (its own peak RSS); the result is the child's last stdout line."""
+    load = os.getloadavg()[0]
     proc = subprocess.run([sys.executable, "-m", "pact_lightning.bench", "--child", json.dumps(spec)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {spec['model']}/{spec['variant']} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_avg": load}
 
 
-def machine(device: str) -> str:
+def machine(device: str, threads: int | None) -> str:
     import torch
 
     if device == "cuda":
@@ -146,19 +152,31 @@ def machine(device: str) -> str:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"CPU {cpu} ({os.cpu_count()} cores), {threads or torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def rows_load(rows: dict[str, dict]) -> str:
+    """The machine's 1-minute load average at the start of each variant: above the thread count means other processes
+    competed for the cores (wall times then overstate, CPU times much less so)."""
+    return "/".join(f"{r['load_avg']:.1f}" for r in rows.values())
 
 
 def table(model: str, rows: dict[str, dict], args: argparse.Namespace) -> str:
     memory = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS MiB"
     base = rows["sft"] if "sft" in rows else None
     lines = [f"{model}: batch {args.batch_size} x {args.seq_len} tokens, LoRA, {args.precision}, median of "
-             f"{args.steps} steps after {args.warmup} warm-up; {machine(args.device)}",
-             f"| variant | step ms | x sft | {memory} | x sft |", "|---|---:|---:|---:|---:|"]
+             f"{args.steps} steps after {args.warmup} warm-up; {machine(args.device, args.threads)}; load average "
+             f"{rows_load(rows)}",
+             f"| variant | step ms | x sft | step CPU ms | x sft | {memory} | x sft |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def ratio(r: dict, key: str) -> str:
+        return f"{r[key] / base[key]:.2f}" if base else "-"
+
     for name, r in rows.items():
-        t_ratio = f"{r['median_step_s'] / base['median_step_s']:.2f}" if base else "-"
-        m_ratio = f"{r['peak_mib'] / base['peak_mib']:.2f}" if base else "-"
-        lines.append(f"| {name} | {1000 * r['median_step_s']:.0f} | {t_ratio} | {r['peak_mib']:.0f} | {m_ratio} |")
+        lines.append(f"| {name} | {1000 * r['median_step_s']:.0f} | {ratio(r, 'median_step_s')} | "
+                     f"{1000 * r['median_step_cpu_s']:.0f} | {ratio(r, 'median_step_cpu_s')} | {r['peak_mib']:.0f} | "
+                     f"{ratio(r, 'peak_mib')} |")
     cached = rows.get("pact cached")
     if cached and cached.get("build_s") is not None:
         per_k = 1000 / cached["cache_examples"]
@@ -179,6 +197,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--k", type=int, default=50, help="safety-token set size")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice); 1 keeps CPU times clean on a shared machine")
     p.add_argument("--precision", default=None, help="Lightning precision (default 32-true on CPU, bf16-true on CUDA)")
     p.add_argument("--cache-dir", default=os.environ.get("PACT_CACHE") or str(Path.home() / ".cache" / "pact_lightning"),
                    help="where converted models live (paths.cache_dir)")
@@ -203,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
             for variant in args.variants:
                 method, mode, ce_chunk_size = VARIANTS[variant]
                 spec = {"model": model, "variant": variant, "method": method, "mode": mode,
-                        "ce_chunk_size": ce_chunk_size, "steps": args.steps,
+                        "ce_chunk_size": ce_chunk_size, "threads": args.threads, "steps": args.steps,
                         "warmup": args.warmup, "batch_size": args.batch_size, "seq_len": args.seq_len, "k": args.k,
                         "device": args.device, "precision": args.precision, "cache_dir": args.cache_dir,
                         "reference_cache_dir": reference_cache_dir}

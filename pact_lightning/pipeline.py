@@ -78,6 +78,19 @@ def objective_class(cfg: DictConfig) -> type[Objective]:
                           "conf/method/ (sft, pact, pact_plain, kl_full, tokenwise)") from None
 
 
+def covers_an_epoch(cfg: DictConfig, datamodule) -> bool:
+    """Whether the run trains on every example at least once. Building the reference cache costs about what one epoch
+    of online reference passes costs (docs/performance.md), so only then is the cache the cheaper choice."""
+    trainer = cfg.get("trainer") or {}
+    steps_per_epoch = datamodule.num_samples // datamodule.batch_size
+    batches = trainer.get("limit_train_batches")
+    if trainer.get("fast_dev_run") or (batches is not None and (batches < 1.0 if isinstance(batches, float)
+                                                                 else batches < steps_per_epoch)):
+        return False
+    max_steps = trainer.get("max_steps", -1)
+    return max_steps is None or max_steps < 0 or max_steps * trainer.get("accumulate_grad_batches", 1) >= steps_per_epoch
+
+
 def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objective, datamodule) -> ReferenceProvider | None:
     """The reference provider ``reference.mode`` asks for (None when the objective never reads the reference)."""
     if not objective.uses_reference:
@@ -85,7 +98,10 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
     mode = cfg.reference.mode
     is_lora = hasattr(policy, "disable_adapter")
     if mode == "auto":
-        mode = "adapter_disabled" if is_lora else "frozen_copy"
+        cacheable = "logits" not in objective.reference_fields  # kl_full needs the full vocabulary
+        mode = "cached" if cacheable and covers_an_epoch(cfg, datamodule) else (
+            "adapter_disabled" if is_lora else "frozen_copy")
+        log.info("reference.mode=auto: %s", mode)
     if mode == "adapter_disabled":
         return AdapterDisabled(policy)
     if mode == "frozen_copy":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -283,3 +284,29 @@ def test_ddp_ranks_build_shards_that_merge_into_the_single_process_cache(tmp_pat
     assert ddp.keys() == one.keys()
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("trainer,expected", [
+    ({}, "cached"), ({"max_steps": -1, "max_epochs": 1}, "cached"), ({"max_steps": 4}, "cached"),
+    ({"max_steps": 2, "accumulate_grad_batches": 2}, "cached"), ({"max_steps": 3}, "adapter_disabled"),
+    ({"fast_dev_run": True}, "adapter_disabled"), ({"limit_train_batches": 0.5}, "adapter_disabled"),
+    ({"limit_train_batches": 4}, "cached"),
+])
+def test_auto_mode_caches_when_the_run_covers_an_epoch(lora_setup, trainer, expected):
+    """16 examples at batch 4 = 4 steps an epoch; the build costs about one epoch of online reference passes."""
+    policy = lora_setup[0]
+    data = SimpleNamespace(num_samples=16, batch_size=4)
+    cfg = OmegaConf.create({"reference": {"mode": "auto"}, "paths": {"cache_dir": "/nonexistent"}, "trainer": trainer})
+    assert pipeline.reference(cfg, model_cfg(), policy, OBJECTIVES["pact"](), data).mode == expected
+    assert pipeline.reference(cfg, model_cfg(), policy, KLFull(), data).mode == "adapter_disabled"
+
+
+def test_the_train_app_in_cached_mode_logs_the_losses_of_the_online_reference(tmp_path):
+    from runs import logged, train_inprocess
+
+    common = ["method=pact", "data.num_samples=16", "trainer.max_steps=3"]
+    train_inprocess(tmp_path / "online", [*common, "reference.mode=adapter_disabled"])
+    train_inprocess(tmp_path / "cached", [*common, "reference.mode=cached", f"reference.cache_dir={tmp_path / 'cache'}"])
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+    online, cached = logged(tmp_path / "online"), logged(tmp_path / "cached")
+    assert len(online) == 3 and cached == pytest.approx(online, abs=1e-5)
