@@ -120,8 +120,9 @@ def train_adapter(cfg: DictConfig, model, tokenizer) -> tuple[Any, list[float]]:
 
 
 def save_merged(policy, tokenizer, directory: Path) -> Path:
-    """Merge the adapter into the weights and save an ordinary HF checkpoint (with the tokenizer and chat template)."""
-    merged = policy.merge_and_unload()
+    """Merge the adapter into the weights (if not merged yet) and save an ordinary HF checkpoint (with the tokenizer
+    and its chat template)."""
+    merged = policy.merge_and_unload() if hasattr(policy, "merge_and_unload") else policy
     merged.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -160,9 +161,10 @@ def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
                 before = refusal_rates(model, tokenizer, cfg.align.eval, tmp, "before")
             with stage("fit"):
                 policy, losses = train_adapter(cfg, model, tokenizer)
+            merged = policy.merge_and_unload()  # evaluate exactly what is saved, without the adapter's overhead
             with stage("eval_after"):
-                after = refusal_rates(policy, tokenizer, cfg.align.eval, tmp, "after")
-            save_merged(policy, tokenizer, tmp)
+                after = refusal_rates(merged, tokenizer, cfg.align.eval, tmp, "after")
+            save_merged(merged, tokenizer, tmp)
         report = {"model": weights_source(cfg.model), "aligned_dir": str(target), **recipe_identity(cfg),
                   "eval": OmegaConf.to_container(cfg.align.eval, resolve=True), "before": before, "after": after,
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
