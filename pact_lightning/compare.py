@@ -1,9 +1,9 @@
 """The main run, then the same run with each method of ``compare_with`` (the embedded default compares PACT with SFT).
 
 A comparison run keeps everything but the method: the same aligned model, data and poison draw (same seed), steps,
-optimiser and evaluation. It trains into ``<run dir>/compare/<method>/`` and does not evaluate the reference again (it
-is the same model). The main run's results.json then gets a ``compare`` block, the wall time of every stage
-(``timings``) and the summary is printed once, for all runs.
+optimiser and evaluation. It trains into ``<run dir>/compare/<method>/``, does not evaluate the reference again (it
+is the same model) and skips the safety-token profile diagnostic. The main run's results.json then gets a ``compare``
+block and the wall time of every stage (``timings``), and the summary is printed once, for all runs.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> 
         sub.compare_with = []
         sub.ckpt_path = None
         sub.evaluate_reference = False
+        if "eval" in sub:  # the per-position safety-token profile is the main run's diagnostic (≈30 s on the CPU)
+            sub.eval.diagnostics = False
         sub.tags = list(cfg.get("tags") or []) + [f"compare_{method}"]
     return sub
 

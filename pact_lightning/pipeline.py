@@ -242,7 +242,8 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         with stage("eval_final"):
             results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.get("diagnostics") and tokens is not None:
-            results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
+            with stage("diagnostics"):
+                results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
     results["timings"] = timings()
     if trainer.is_global_zero:
         write_json(out / "results.json", results)
