@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,24 @@ def starts_own_ranks(cfg: DictConfig) -> bool:
             and not strategy.cluster_environment.creates_processes_externally)
 
 
+def rendezvous_port(sweep_dir: Path, job_num: int, low: int = 20000, high: int = 32000) -> int:
+    """A free TCP port for one point's DDP rendezvous. Points that run at the same time (submitit_local, one node) must
+    not share it, so each job starts its search at its own offset. The range sits below the kernel's ephemeral ports
+    (32768+ on Linux): a port that is merely free *now* in that range can be taken by any outgoing connection (gloo's
+    own pairs, W&B) before rank 0 binds it — which is how a "free" port gave EADDRINUSE."""
+    span = high - low
+    start = (int(hashlib.sha1(str(sweep_dir).encode()).hexdigest(), 16) + 101 * job_num) % span
+    for step in range(span):
+        port = low + (start + step) % span
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free TCP port in [{low}, {high}) for DDP; set MASTER_PORT")
+
+
 def run_point_as_single_run(app: str) -> dict[str, Any]:
     """Run this multirun job's point as ``python -m <app> <its overrides>`` in a single-run child process writing into
     this job's directory; return the child's results.json."""
@@ -151,12 +170,8 @@ def run_point_as_single_run(app: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", app, *hc.overrides.task, "hydra.mode=RUN", f'hydra.run.dir="{out}"',
            f'hydra.sweep.dir="{sweep}"', "hydra.output_subdir=null"]
     log.info("Point %s: its trainer starts its own ranks, so it runs as a single run: %s", hc.job.num, " ".join(cmd))
-    # Points that run at the same time (submitit_local, one node) must not share the DDP rendezvous port.
     env = dict(os.environ)
-    if "MASTER_PORT" not in env:
-        from lightning.fabric.plugins.environments.lightning import find_free_network_port
-
-        env["MASTER_PORT"] = str(find_free_network_port())
+    env.setdefault("MASTER_PORT", str(rendezvous_port(sweep, hc.job.num)))
     code = subprocess.run(cmd, cwd=hc.runtime.cwd, env=env).returncode
     results = out / "results.json"
     if code != 0 or not results.is_file():

@@ -147,3 +147,17 @@ def test_lambda_optuna_runs_its_trials(tmp_path):
     assert all(0.05 <= lam <= 20 for lam in lams)
     best = (sweep / "optimization_results.yaml").read_text()
     assert "method.lam" in best and "best_value" in best
+
+
+def test_rendezvous_ports_differ_per_point_and_avoid_taken_and_ephemeral_ports(tmp_path):
+    import socket
+
+    from pact_lightning.sweep import rendezvous_port
+
+    ports = [rendezvous_port(tmp_path, job) for job in range(4)]
+    assert len(set(ports)) == 4 and all(20000 <= p < 32000 for p in ports)  # below Linux's ephemeral 32768+
+    assert rendezvous_port(tmp_path, 0) == ports[0]  # the same sweep point asks again: the same port
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", ports[0]))
+        held.listen()
+        assert rendezvous_port(tmp_path, 0) not in (ports[0], *ports[1:])
