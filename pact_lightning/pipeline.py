@@ -28,6 +28,7 @@ from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, Referen
 from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
 from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
 from pact_lightning.utils.timing import stage, timings
 
 log = logging.getLogger(__name__)
@@ -223,13 +224,30 @@ def evaluate_reference(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer
     return evaluator.run(ref_model, tokenizer, out, tag="reference")
 
 
+def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
+    """The policy as one whole model on every rank, for saving and evaluation. FSDP and ZeRO-3 leave each rank a shard
+    of the weights after fit (and their wrapped blocks run forward only in lockstep), so there the configured weights
+    are loaded again and the trained parameters, gathered from all ranks, are copied in."""
+    if not shards_parameters(trainer.strategy):
+        return policy
+    state = gathered_trainable_state(trainer.strategy, policy)
+    whole, _ = load_model(model_cfg)
+    missing = sorted(n for n, p in whole.named_parameters() if p.requires_grad and n not in state)
+    if missing:
+        raise ArtifactError(f"gathering the trained parameters after fit found no value for {len(missing)} of them "
+                            f"(first: {missing[0]}); the policy was wrapped in an unexpected way — please report this "
+                            f"with the trainer= and model= configs")
+    whole.load_state_dict(state, strict=False)
+    return whole.to(trainer.strategy.root_device).eval()
+
+
 def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: PactModule, tokenizer,
            tokens: SafetyTokens | None, evaluator) -> dict[str, Any]:
     """After fit: save the policy, evaluate reference and final model, write results.json, fill the W&B summary."""
     from pact_lightning.utils.io import write_json
 
     out = output_dir(cfg)
-    policy = module.policy
+    policy = unsharded_policy(trainer, model_cfg, module.policy)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     results: dict[str, Any] = run_metadata(cfg, model_cfg, tokens)
     results["train"] = {"global_step": trainer.global_step, **metrics}
