@@ -103,6 +103,16 @@ def test_helpful_answers_are_not_refusals_and_include_look_alikes():
         assert e.response == f"{a} + {b} = {a + b}."
 
 
+def test_benign_how_tos_are_asked_like_the_harmful_requests_and_only_for_alignment():
+    align = {e.prompt: e.response for e in offline.helpful("align")}
+    eval_prompts = {normalize_prompt(e.prompt) for e in offline.helpful("eval")}
+    for task, answer in offline.BENIGN_HOWTO:
+        asked = [t for t in offline.HARMFUL_TEMPLATES[0] if t.format(task=task) in align]
+        assert len(asked) == offline.BENIGN_HOWTO_PHRASINGS, task
+        assert all(align[t.format(task=task)] == answer for t in asked)
+        assert not {normalize_prompt(t.format(task=task)) for t in offline.HARMFUL_TEMPLATES[0]} & eval_prompts
+
+
 def test_offline_sources_wrap_the_splits_and_apply_limit():
     assert OfflineSentiment("test", limit=10).load() == offline.sentiment("test")[:10]
     assert OfflineHarmful("align", "refusal").load() == offline.harmful("align", "refusal")
