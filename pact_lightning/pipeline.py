@@ -278,7 +278,6 @@ def safety_diagnostics(policy, tokenizer, tokens: SafetyTokens, out: Path) -> st
     """Per response position: the policy's mass on S and its KL to the reference on S, on its own harmful answers."""
     import json
 
-
     from pact_lightning.eval.diagnostics import log_profile_to_wandb, plot_profile, safety_token_profile
 
     gens = out / "generations_final.jsonl"

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from pact_lightning.eval.generation import chat_prompt
 from pact_lightning.utils.io import atomic_path
@@ -50,7 +51,8 @@ def safety_token_profile(policy, reference: Logits, tokenizer, examples: list[tu
     was_training = policy.training
     policy.eval()
     try:
-        for start in range(0, len(encoded), batch_size):
+        for start in tqdm(range(0, len(encoded), batch_size), desc="diagnostics: safety-token profile",
+                          unit="batch"):
             batch = encoded[start:start + batch_size]
             rows = [p + r for p, r in batch]
             width = max(map(len, rows))

@@ -50,6 +50,7 @@ from omegaconf import DictConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from pact_lightning.data.datamodule import Collator
 from pact_lightning.errors import ConfigError
@@ -129,12 +130,13 @@ def cache_key(fp: dict) -> str:
 
 @torch.no_grad()
 def compute_rows(model: nn.Module, dataset, indices: list[int], collate: Collator, objective: Objective,
-                 batch_size: int, device: torch.device, forward_context=nullcontext) -> dict[str, Tensor]:
+                 batch_size: int, device: torch.device, forward_context=nullcontext,
+                 progress: bool = False) -> dict[str, Tensor]:
     """The reference rows of the examples ``indices`` (one forward per context per batch, in index order):
     ``index`` [m], ``counts`` [m] (response positions per example) and one ``[rows, ...]`` tensor per field."""
     fields, ids = objective.reference_fields, objective.safety_ids.to(device)
     out: dict[str, list[Tensor]] = {"index": [], "counts": []}
-    for start in range(0, len(indices), batch_size):
+    for start in tqdm(range(0, len(indices), batch_size), desc="reference cache", unit="batch", disable=not progress):
         batch = collate([dataset[i] for i in indices[start:start + batch_size]])
         batch = {k: v.to(device) for k, v in batch.items()}
         with forward_context():
@@ -254,7 +256,8 @@ class CachedReference(ReferenceProvider):
         policy.to(strategy.root_device)  # the trainer moves it there next anyway
         with aligned_weights(policy) as model:
             part = compute_rows(model, dataset, list(range(rank, len(dataset), world)), Collator(tokenizer.pad_token_id),
-                                objective, batch_size, strategy.root_device, strategy.precision_plugin.forward_context)
+                                objective, batch_size, strategy.root_device, strategy.precision_plugin.forward_context,
+                                progress=rank == 0)
         if world == 1:
             save_cache(self.path, assemble([part], len(dataset)), fp)
         else:
