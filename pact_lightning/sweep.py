@@ -170,8 +170,9 @@ def run_point_as_single_run(app: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", app, *hc.overrides.task, "hydra.mode=RUN", f'hydra.run.dir="{out}"',
            f'hydra.sweep.dir="{sweep}"', "hydra.output_subdir=null"]
     log.info("Point %s: its trainer starts its own ranks, so it runs as a single run: %s", hc.job.num, " ".join(cmd))
-    env = dict(os.environ)
-    env.setdefault("MASTER_PORT", str(rendezvous_port(sweep, hc.job.num)))
+    # Always this point's own port: an inherited MASTER_PORT (Lightning sets one in any process that ran DDP setup) would
+    # be the same for every point running at once.
+    env = {**os.environ, "MASTER_PORT": str(rendezvous_port(sweep, hc.job.num))}
     code = subprocess.run(cmd, cwd=hc.runtime.cwd, env=env).returncode
     results = out / "results.json"
     if code != 0 or not results.is_file():

@@ -23,10 +23,10 @@ TINY = ["model=tiny", "compare_with=[]", "data.num_samples=16", "data.batch_size
         "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.task.limit=4"]
 
 
-def run_app(tmp_path: Path, args: list[str], timeout: int = 900) -> tuple[Path, str]:
+def run_app(tmp_path: Path, args: list[str], timeout: int = 900, env: dict | None = None) -> tuple[Path, str]:
     """``python -m pact_lightning.train -m <args>`` with the default log dir under ``tmp_path``; returns (the one
     multirun folder, the output)."""
-    env = {**os.environ, "PROJECT_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
+    env = {**os.environ, "PROJECT_ROOT": str(tmp_path), "WANDB_MODE": "offline", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "pact_lightning.train", "-m", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     output = proc.stdout + proc.stderr
@@ -124,9 +124,10 @@ def test_smollm2_sweep_2x2_on_the_tiny_model_then_the_report(tmp_path):
 @pytest.mark.parametrize("launcher", ["local", "submitit_local"])
 def test_ddp_multirun_gives_one_run_per_point(tmp_path, launcher):
     """2 points × 2 CPU processes (gloo): each point is one DDP world in its own directory, with one W&B run; no rank
-    runs a sweep of its own; the evaluation is sharded over the ranks."""
+    runs a sweep of its own; the evaluation is sharded over the ranks. An inherited MASTER_PORT (Lightning leaves one
+    in any process that ran DDP setup) must not make the points that run at once share it."""
     sweep, output = run_app(tmp_path, [f"launcher={launcher}", "trainer=ddp_cpu", "method=sft", "data.poison_ratio=0.1,0.3",
-                                       *TINY])
+                                       *TINY], env={"MASTER_PORT": "29517"})
     jobs = job_dirs(sweep)
     assert len(jobs) == 2
     assert output.count("Launching 2 jobs locally") == (launcher == "local")
