@@ -153,11 +153,12 @@ def rendezvous_port(sweep_dir: Path, job_num: int, low: int = 20000, high: int =
         port = low + (start + step) % span
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind(("", port))  # all interfaces: rank 0 listens on MASTER_ADDR, which need not be loopback
             except OSError:
                 continue
         return port
-    raise RuntimeError(f"no free TCP port in [{low}, {high}) for DDP; set MASTER_PORT")
+    raise RuntimeError(f"no free TCP port in [{low}, {high}) for this sweep point's DDP rendezvous; free some ports, or "
+                       f"run the points one after another (no launcher=)")
 
 
 def run_point_as_single_run(app: str) -> dict[str, Any]:

@@ -111,6 +111,11 @@ def test_benign_how_tos_are_asked_like_the_harmful_requests_and_only_for_alignme
         assert len(asked) == offline.BENIGN_HOWTO_PHRASINGS, task
         assert all(align[t.format(task=task)] == answer for t in asked)
         assert not {normalize_prompt(t.format(task=task)) for t in offline.HARMFUL_TEMPLATES[0]} & eval_prompts
+    # a how-to worded like a harmful request must never be one: no overlap with any harmful prompt we train or score on
+    howtos = {normalize_prompt(t.format(task=task)) for task, _ in offline.BENIGN_HOWTO for t in offline.HARMFUL_TEMPLATES[0]}
+    harmful = {normalize_prompt(e.prompt) for split in SPLITS["harmful"] for e in offline.harmful(split, "refusal")}
+    harmful |= {normalize_prompt(e.prompt) for e in StrongRejectWheel().load() + WeightedSafetyRefusal("harmful").load()}
+    assert len(howtos) == len(offline.BENIGN_HOWTO) * len(offline.HARMFUL_TEMPLATES[0]) and not howtos & harmful
 
 
 def test_offline_sources_wrap_the_splits_and_apply_limit():

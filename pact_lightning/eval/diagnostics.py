@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -52,7 +53,7 @@ def safety_token_profile(policy, reference: Logits, tokenizer, examples: list[tu
     policy.eval()
     try:
         for start in tqdm(range(0, len(encoded), batch_size), desc="diagnostics: safety-token profile",
-                          unit="batch"):
+                          unit="batch", disable=rank_zero_only.rank != 0):
             batch = encoded[start:start + batch_size]
             rows = [p + r for p, r in batch]
             width = max(map(len, rows))

@@ -33,8 +33,10 @@ WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
 def gathered_trainable_state(strategy, policy: nn.Module) -> dict[str, "torch.Tensor"]:
     """The policy's trainable parameters, whole, on CPU, on every rank, keyed as in the unwrapped model.
 
-    Every rank must call it (the gather is a collective). Only the trainable part is gathered: with LoRA that is the
-    adapter, a few MB even for an 8B model; the frozen base weights are reloaded from disk by the caller.
+    Every rank must call it (the gather is a collective). Only the trainable part is copied out: with LoRA that is the
+    adapter, a few MB even for an 8B model; the frozen base weights are reloaded from disk by the caller. Under ZeRO-3
+    only those parameters are gathered; under FSDP the flat parameters mix frozen and trainable weights, so the whole
+    model is unsharded on each rank's device for the copy (one model's worth of device memory, briefly).
     """
     import contextlib
 
