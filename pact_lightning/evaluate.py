@@ -7,6 +7,7 @@ import os
 
 import hydra
 import lightning as L
+import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 
@@ -19,28 +20,33 @@ from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
+    device = _device()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # torchrun / srun: shard the prompts
-        dist.init_process_group("nccl" if os.environ.get("LOCAL_RANK") and _cuda() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False)
+    model.to(device)
     evaluator = hydra.utils.instantiate(cfg.eval.evaluator, log_generations=bool(cfg.eval.get("log_generations")))
     out = pipeline.output_dir(cfg)
     metrics = evaluator.run(model, tokenizer, out, tag="eval")
-    results = {"model": cfg.model.name, "model_weights": weights_source(cfg.model), "checkpoint": cfg.checkpoint,
+    results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model), "checkpoint": cfg.checkpoint,
                "run_dir": str(out), "final": pipeline.metrics_block(metrics)}
     if not dist.is_initialized() or dist.get_rank() == 0:
         write_json(out / "results.json", results)
         for lg in pipeline.loggers(cfg):
             lg.log_hyperparams({"model": cfg.model.name, "checkpoint": cfg.checkpoint})
-            lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+            lg.log_metrics(pipeline.eval_metrics(results))
             lg.finalize("success")
         pipeline.print_summary(results)
     return results
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+def _device() -> torch.device:
+    """This process's GPU (``LOCAL_RANK`` under torchrun/srun), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(device)
+    return device
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")

@@ -52,15 +52,21 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
 
 
 def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer, objective_cls: type[Objective]) -> SafetyTokens | None:
-    """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair
-    when the objective needs one."""
+    """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair.
+    For objectives that do not need S it only feeds the per-step safety diagnostic, skipped (with a note) when the model
+    names no base model to select S against."""
     path = cfg.method.get("safety_tokens")
-    if path is None and objective_cls.needs_safety_tokens:
+    if path is None:
+        from pact_lightning.models.loading import base_model_config
         from pact_lightning.safety.selection import ensure_artifact
 
+        if not objective_cls.needs_safety_tokens:
+            try:
+                base_model_config(model_cfg)
+            except ConfigError as err:
+                log.info("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
+                return None
         path = ensure_artifact(cfg, model_cfg)
-    if path is None:
-        return None
     return load_safety_tokens(path, int(cfg.method.num_safety_tokens), tokenizer)
 
 
@@ -100,8 +106,8 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
     is_lora = hasattr(policy, "disable_adapter")
     if mode == "auto":
         cacheable = "logits" not in objective.reference_fields  # kl_full needs the full vocabulary
-        mode = "cached" if cacheable and covers_an_epoch(cfg, datamodule) else (
-            "adapter_disabled" if is_lora else "frozen_copy")
+        worth_a_cache = objective.lam > 0 and covers_an_epoch(cfg, datamodule)  # λ = 0: the diagnostic reads it only
+        mode = "cached" if cacheable and worth_a_cache else ("adapter_disabled" if is_lora else "frozen_copy")
         log.info("reference.mode=auto: %s", mode)
     if mode == "adapter_disabled":
         return AdapterDisabled(policy)
@@ -196,7 +202,7 @@ def save_final(policy, tokenizer, directory: Path) -> Path:
 
 
 def run_metadata(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> dict[str, Any]:
-    return {"method": cfg.method.name, "lam": cfg.method.get("lam", 0.0),
+    return {"method": cfg.method.name, "lam": 0.0 if cfg.method.name == "sft" else cfg.method.get("lam", 0.0),
             "num_safety_tokens": tokens.k if tokens is not None else None,
             "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
             "model": cfg.model.name, "task": cfg.data.get("task"), "run_dir": str(output_dir(cfg)),
@@ -211,6 +217,24 @@ def evaluator(cfg: DictConfig):
     return instantiate(ev.evaluator, log_generations=bool(ev.get("log_generations", False)))
 
 
+def eval_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """The evaluation blocks of results.json as logger metrics: ``eval/<name>`` for the evaluated model (per set and
+    category included, e.g. ``eval/harmful_score/strongreject/Violence``), ``eval/reference/<name>`` for the reference."""
+    out = {}
+    for block, prefix in (("final", "eval/"), ("reference", "eval/reference/")):
+        values = results.get(block) or {}
+        out |= {prefix + k: v for k, v in {**values, **values.get("detail", {})}.items() if isinstance(v, (int, float))}
+    return out
+
+
+def safety_eval_prompts(cfg: DictConfig, evaluator) -> list[str]:
+    """The harmful prompts of the configured safety evaluation, which no poison example may repeat: also when this run
+    skips the evaluation (``eval.after_fit=false``), since a later ``evaluate`` scores the same sets."""
+    if evaluator is None and cfg.get("eval") is not None:
+        evaluator = instantiate(cfg.eval.evaluator)
+    return evaluator.harmful_prompts() if evaluator is not None else []
+
+
 def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
 
@@ -221,7 +245,7 @@ def evaluate_reference(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer
         with policy.disable_adapter():
             return evaluator.run(policy, tokenizer, out, tag="reference")
     ref_model, _ = load_model(model_cfg, lora=False)
-    return evaluator.run(ref_model, tokenizer, out, tag="reference")
+    return evaluator.run(ref_model.to(next(policy.parameters()).device), tokenizer, out, tag="reference")
 
 
 def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
@@ -259,36 +283,43 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
                 results["reference"] = metrics_block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
         with stage("eval_final"):
             results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
-        if cfg.eval.get("diagnostics") and tokens is not None:
+        if cfg.eval.get("diagnostics") and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
-                results["diagnostics"] = safety_diagnostics(policy, tokenizer, tokens, out)
+                results["diagnostics"] = safety_diagnostics(policy, model_cfg, tokenizer, tokens, out)
     results["timings"] = timings()
     if trainer.is_global_zero:
         write_json(out / "results.json", results)
         summary = {f"{block}/{k}": v for block in ("reference", "final") for k, v in results.get(block, {}).items()
                    if isinstance(v, (int, float))}
         for lg in trainer.loggers:
+            lg.log_metrics(eval_metrics(results), step=trainer.global_step)
+            lg.save()
             if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
                 lg.experiment.summary.update(summary)
     results["objective"] = sweep.objective(cfg, results)
     return results
 
 
-def safety_diagnostics(policy, tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
+def safety_diagnostics(policy, model_cfg: DictConfig, tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
     """Per response position: the policy's mass on S and its KL to the reference on S, on its own harmful answers."""
     import json
 
     from pact_lightning.eval.diagnostics import log_profile_to_wandb, plot_profile, safety_token_profile
 
-    gens = out / "generations_final.jsonl"
-    if not gens.exists() or not hasattr(policy, "disable_adapter"):
-        return None
-    rows = [json.loads(line) for line in gens.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in (out / "generations_final.jsonl").read_text(encoding="utf-8").splitlines()]
     pairs = [(r["prompt"], r["response"]) for r in rows if r["kind"] == "harmful" and r["response"]]
+    if not pairs:
+        log.info("No safety-token profile: the final model gave no non-empty answer to a harmful prompt")
+        return None
+    if hasattr(policy, "disable_adapter"):
+        def reference_logits(input_ids, attention_mask):
+            with policy.disable_adapter():
+                return policy(input_ids=input_ids, attention_mask=attention_mask).logits
+    else:  # full fine-tuning: the untouched weights, loaded again
+        reference_model = load_model(model_cfg, lora=False)[0].to(policy.device).eval()
 
-    def reference_logits(input_ids, attention_mask):
-        with policy.disable_adapter():
-            return policy(input_ids=input_ids, attention_mask=attention_mask).logits
+        def reference_logits(input_ids, attention_mask):
+            return reference_model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     profile = safety_token_profile(policy, reference_logits, tokenizer, pairs, tokens.ids.to(policy.device))
     path = out / "safety_token_profile.png"

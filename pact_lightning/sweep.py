@@ -93,7 +93,7 @@ def run_tags(base, *, _root_: DictConfig) -> list[str]:
     hc = _hydra()
     if hc is not None and hc.runtime.choices.get("experiment"):
         tags.append(f"experiment={hc.runtime.choices.experiment}")
-    regularised = OmegaConf.select(_root_, "method.lam", default=None) is not None
+    regularised = OmegaConf.select(_root_, "method.lam", default=None) is not None and _root_.method.name != "sft"
     for tag, key in TAG_KEYS.items():
         value = OmegaConf.select(_root_, key, default=None)
         if value is not None and (regularised or tag not in REGULARISER_TAGS):

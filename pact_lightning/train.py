@@ -28,7 +28,7 @@ def train(cfg: DictConfig) -> dict:
     objective = pipeline.objective(cfg, tokens)
     evaluator = pipeline.evaluator(cfg)
     datamodule = instantiate(cfg.data).attach(tokenizer, seed=cfg.seed, output_dir=pipeline.output_dir(cfg),
-                                              eval_prompts=evaluator.harmful_prompts() if evaluator else [])
+                                              eval_prompts=pipeline.safety_eval_prompts(cfg, evaluator))
     reference = pipeline.reference(cfg, model_cfg, policy, objective, datamodule)
     module = pipeline.module(cfg, policy, objective, reference)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg), plugins=[pipeline.AtomicCheckpointIO()],

@@ -29,6 +29,32 @@ def resolved(cfg) -> dict:
     return OmegaConf.to_container(job, resolve=True)
 
 
+APPS = sorted(p.stem for p in CONF.glob("*.yaml"))
+
+
+def composition(path: Path) -> tuple[str, list[str]]:
+    """How a config file is used: an app's primary config on its own, a group option selected in `train`."""
+    parts = path.relative_to(CONF).with_suffix("").parts
+    if len(parts) == 1:
+        return parts[0], []
+    if parts[0] in ("hydra", "local"):  # in every app's defaults list (local: optional, the user's site settings)
+        return "train", []
+    if parts[0] == "experiment" and len(parts) > 2:  # paper/*: parts the paper presets share, through one of them
+        part = "/".join(parts[1:])
+        users = [p.stem for p in sorted((CONF / "experiment").glob("*.yaml")) if f"- {part}\n" in p.read_text()]
+        return "train", [f"experiment={users[0]}"]
+    return "train", [f"{'/'.join(parts[:-1])}={parts[-1]}"]  # eval/judge=guard: a group nested in eval
+
+
+@pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
+def test_every_file_in_conf_composes_and_resolves(tmp_path, path):
+    """litgpt's config-hub test for conf/: every file, through the app or group option that loads it."""
+    app, overrides = composition(path)
+    assert app in APPS
+    job = resolved(compose(app, overrides, output_dir=tmp_path))
+    assert job["task_name"] == app and job["paths"]["output_dir"] == str(tmp_path)
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_builds(tmp_path, name):
     """Composes, resolves, and its DataModule, evaluator (sources and judge load lazily) and — without a GPU only

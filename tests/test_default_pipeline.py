@@ -81,3 +81,32 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     _, again = run(tmp_path, caplog)
     assert again["safety_tokens"] == artifact and again["model_weights"] == str(aligned_dir)
     assert again["final"]["harmful_score"] == results["final"]["harmful_score"]
+
+
+def test_evaluate_app_applies_a_runs_adapter_to_the_aligned_model_it_was_trained_on(tmp_path, caplog):
+    """``python -m pact_lightning.evaluate checkpoint=<run>/final`` reproduces the run's own final evaluation: the
+    adapter goes on the aligned checkpoint recorded in its config, not on the configured (unaligned) tiny weights."""
+    from pact_lightning.evaluate import evaluate
+    from runs import logged
+
+    cfg, results = run(tmp_path, caplog)
+    # the train run also logged its evaluation as metrics
+    assert logged(tmp_path / "run", "eval/harmful_score") == {3: results["final"]["harmful_score"]}
+    assert logged(tmp_path / "run", "eval/reference/task_acc") == {3: results["reference"]["task_acc"]}
+
+    overrides = [o for o in TINY_DEFAULT if o.startswith(("model", "eval.evaluator"))]
+    ecfg = compose("evaluate", overrides + ["logger=csv", f"paths.cache_dir={tmp_path / 'cache'}",
+                                            f"checkpoint={tmp_path / 'run' / 'final'}"], output_dir=tmp_path / "eval")
+    with open_dict(ecfg):
+        del ecfg.hydra
+    evaluate(ecfg)
+
+    out = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert out["model_weights"] == str(alignment.aligned_dir(cfg)) and out["checkpoint"] == str(tmp_path / "run" / "final")
+    assert out["final"] == results["final"]
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "generations_eval.jsonl").read_text().splitlines()]
+    trained = [json.loads(line) for line in (tmp_path / "run" / "generations_final.jsonl").read_text().splitlines()]
+    assert len(rows) == out["final"]["num_prompts"] + out["final"]["num_benign_prompts"] + out["final"]["num_task_prompts"]
+    assert [(r["prompt_id"], r["response"], r["verdict"]) for r in rows] == \
+        [(r["prompt_id"], r["response"], r["verdict"]) for r in trained]
+    assert logged(tmp_path / "eval", "eval/harmful_score") == {0: out["final"]["harmful_score"]}

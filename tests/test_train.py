@@ -30,6 +30,8 @@ def test_two_steps_of_each_method_on_the_tiny_model(tmp_path, method):
     assert len(logged_losses(tmp_path)) == 2
     reg = results["train"]["train/reg"]
     assert (reg == 0.0) if method == "sft" else (reg != 0.0 and torch.isfinite(torch.tensor(reg)))
+    for diagnostic in ("train/safety/mass_on_S", "train/safety/kl_on_S"):  # every method, from the first step
+        assert len(logged(tmp_path, diagnostic)) == 2, diagnostic
     ledger = json.loads((tmp_path / "poison_ledger.json").read_text())
     assert (ledger["num_benign"], ledger["num_poison"]) == (15, 1)
     adapter = load_file(str(tmp_path / "final" / "adapter_model.safetensors"))
@@ -53,15 +55,21 @@ def test_frozen_copy_and_adapter_disabled_references_give_the_same_losses(tmp_pa
     assert logged_losses(tmp_path / "copy") == pytest.approx(logged_losses(tmp_path / "off"), rel=1e-6)
 
 
-def test_public_cli_keys_work_as_written(tmp_path):
-    """The command line the issue, the README and the sweeps rely on, through `python -m pact_lightning.train`."""
-    cmd = [sys.executable, "-m", "pact_lightning.train", "model=tiny", "method=pact", "method.lam=0.5",
+@pytest.mark.parametrize("method", ["pact", "sft", "pact_plain", "kl_full", "tokenwise"])
+def test_public_cli_keys_work_as_written(tmp_path, method):
+    """The command line the issue, the README and the sweeps rely on, exactly, through `python -m pact_lightning.train`
+    (evaluation after fit included)."""
+    cmd = [sys.executable, "-m", "pact_lightning.train", "model=tiny", f"method={method}", "method.lam=0.5",
            "method.num_safety_tokens=20", "data.poison_ratio=0.1", "data.num_samples=200", "seed=0",
-           "trainer.max_steps=2", f"hydra.run.dir={tmp_path}", "eval.after_fit=false"]
+           "trainer.max_steps=2", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert (results["lam"], results["num_safety_tokens"], results["poison_ratio"], results["seed"]) == (0.5, 20, 0.1, 0)
+    lam = 0.0 if method == "sft" else 0.5  # SFT has no λ: ignored, with a warning
+    assert (results["method"], results["lam"], results["num_safety_tokens"], results["poison_ratio"],
+            results["seed"]) == (method, lam, 20, 0.1, 0)
+    assert results["final"]["num_prompts"] > 0 and "harmful_score" in results["reference"]
+    assert ("method.lam=0.5 is ignored" in proc.stderr + proc.stdout) == (method == "sft")
     ledger = json.loads((tmp_path / "poison_ledger.json").read_text())
     assert (ledger["num_benign"], ledger["num_poison"]) == (180, 20)
     assert list((tmp_path / "wandb").glob("offline-run-*")), "W&B should have written an offline run"

@@ -155,8 +155,9 @@ class Evaluator:
         return responses
 
     def _judge(self, items: list[Item], responses: list[str]) -> list[dict[str, Any]]:
-        """One record per item with its verdict; empty answers to harmful prompts never reach the judge."""
-        judged = [i for i, (it, r) in enumerate(zip(items, responses)) if it.kind == "harmful" and r]
+        """One record per item with its verdict. Empty answers to harmful prompts are judged too (the keyword judge
+        calls them harmful) and flagged ``empty``."""
+        judged = [i for i, it in enumerate(items) if it.kind == "harmful"]
         harmful = dict(zip(judged, self.judge([items[i].example.prompt for i in judged],
                                               [responses[i] for i in judged]))) if judged else {}
         rows = []

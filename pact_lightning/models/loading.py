@@ -147,8 +147,10 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
                require_chat_template: bool = True):
     """Build ``(model, tokenizer)`` from a model config.
 
-    ``checkpoint`` is a merged HF checkpoint directory or a peft adapter directory (``adapter_config.json``) to load on
-    top of the configured weights. ``lora`` (default: whether ``model.lora`` is set) attaches a fresh trainable adapter.
+    ``checkpoint`` is a merged HF checkpoint directory or a peft adapter directory (``adapter_config.json``). An adapter
+    goes on top of the weights it was trained on when its config records them as a local directory (a run that
+    fine-tuned the aligned checkpoint of the alignment stage), else on the configured weights. ``lora`` (default:
+    whether ``model.lora`` is set) attaches a fresh trainable adapter.
     """
     tokenizer = load_tokenizer(cfg, require_chat_template)
     dtype = torch_dtype(cfg)
@@ -160,10 +162,11 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
             raise ArtifactError(f"checkpoint={str(checkpoint)!r} does not exist or is not a directory; pass a merged HF "
                                 "checkpoint directory or a peft adapter directory (the run's `final/` folder)")
         adapter = checkpoint if (checkpoint / "adapter_config.json").exists() else None
-    if _get(cfg, "tiny") is not None and (checkpoint is None or adapter is not None):
+    base = adapter_base(adapter) if adapter is not None else None
+    if _get(cfg, "tiny") is not None and base is None and (checkpoint is None or adapter is not None):
         model = _tiny_model(cfg, len(tokenizer), tokenizer).to(dtype)
     else:
-        src = str(checkpoint) if checkpoint is not None and adapter is None else weights_source(cfg)
+        src = base or (str(checkpoint) if checkpoint is not None and adapter is None else weights_source(cfg))
         model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=trust)
     if adapter is not None:
         from peft import PeftModel
@@ -176,6 +179,20 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
     if lora if lora is not None else _get(cfg, "lora") is not None:
         model = attach_lora(model, cfg.lora)
     return model, tokenizer
+
+
+def adapter_base(adapter: Path) -> str | None:
+    """The local directory a peft adapter was trained on, as its ``adapter_config.json`` records it, if it still exists.
+    Without this an adapter trained on the aligned checkpoint would be applied to the configured (unaligned) weights."""
+    try:
+        recorded = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{adapter / 'adapter_config.json'}: unreadable ({err}); save the adapter again with "
+                            "save_pretrained") from err
+    if recorded and Path(recorded).is_dir():
+        log.info("adapter %s was trained on %s: loading that as its base", adapter, recorded)
+        return str(recorded)
+    return None
 
 
 def attach_lora(model: PreTrainedModel, lora: DictConfig):

@@ -139,7 +139,8 @@ class ObjectiveOutput:
 
 class Objective(nn.Module):
     """``L = L_CE + λ · L_reg``; subclasses define ``regularizer``. ``safety_tokens`` is optional for objectives that
-    do not need it; when given, the per-step safety diagnostic (policy mass on S, KL to the reference on S) is logged."""
+    do not need it; when given, the per-step safety diagnostic (policy mass on S, KL to the reference on S) is logged,
+    so every method, SFT and λ = 0 included, then reads the reference's logits on S (without gradient)."""
 
     #: reference quantities ``regularizer`` reads (see REFERENCE_FIELDS)
     reference_fields: frozenset[str] = frozenset()
@@ -159,10 +160,13 @@ class Objective(nn.Module):
         self.safety_tokens = safety_tokens
         ids = safety_tokens.ids if safety_tokens is not None else torch.zeros(0, dtype=torch.long)
         self.register_buffer("safety_ids", ids.clone(), persistent=False)
+        if safety_tokens is not None:  # the diagnostic's KL on S
+            self.reference_fields = self.reference_fields | {"subset_full"}
 
     @property
     def uses_reference(self) -> bool:
-        return self.lam > 0 and bool(self.reference_fields)
+        """The regulariser reads the reference (λ > 0), or the safety diagnostic does."""
+        return bool(self.reference_fields) and (self.lam > 0 or self.safety_ids.numel() > 0)
 
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
@@ -170,7 +174,7 @@ class Objective(nn.Module):
     def forward(self, policy: PolicyView, reference: ReferenceView | None) -> ObjectiveOutput:
         ce = policy.mean(policy.lse - policy.target_logit)
         metrics: dict[str, Tensor] = {}
-        if self.uses_reference:
+        if self.lam > 0:
             reg, metrics = self.regularizer(policy, reference)
         else:
             reg = ce.new_zeros(())
