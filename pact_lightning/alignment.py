@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -36,7 +35,7 @@ from pact_lightning.data.poison import poison_counts
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
 from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
-from pact_lightning.utils.io import write_json
+from pact_lightning.utils.io import publish_dir, write_json
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.timing import stage
 
@@ -170,9 +169,7 @@ def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                   "losses": losses}
         write_json(tmp / REPORT, report)
-        os.replace(tmp, target)
-    except FileExistsError:  # another process finished first; its copy is complete
-        shutil.rmtree(tmp, ignore_errors=True)
+        publish_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

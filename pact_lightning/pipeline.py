@@ -27,7 +27,7 @@ from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
 from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
-from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.io import atomic_dir, atomic_path
 from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
 from pact_lightning.utils.timing import stage, timings
 
@@ -176,12 +176,19 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
         return None
     if path == "last":
         path = output_dir(cfg) / "checkpoints" / "last.ckpt"
+    if Path(path).is_dir():  # a sharded checkpoint (DeepSpeed): a folder its strategy reads and checks itself
+        return str(path)
     if not Path(path).is_file():
         raise ConfigError(f"ckpt_path={str(path)!r} does not exist; pass an existing Lightning checkpoint, or "
                           "ckpt_path=last together with the interrupted run's hydra.run.dir")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a truncated one has no central directory
-        raise ArtifactError(f"ckpt_path={str(path)!r} is truncated or not a Lightning checkpoint; resume from another "
-                            f"checkpoint in {Path(path).parent} or start the run afresh")
+    try:  # torch.save writes a zip archive: a truncated one has no central directory, a damaged record a bad CRC
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as err:
+        damaged = str(err)
+    if damaged is not None:
+        raise ArtifactError(f"ckpt_path={str(path)!r} is truncated or corrupt ({damaged}), or not a Lightning "
+                            f"checkpoint; resume from another checkpoint in {Path(path).parent} or start the run afresh")
     return str(path)
 
 
@@ -196,8 +203,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def save_final(policy, tokenizer, directory: Path) -> Path:
     """The trained LoRA adapter (or the full weights) in HF format, loadable with ``evaluate checkpoint=<dir>``."""
-    policy.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    with atomic_dir(directory) as tmp:
+        policy.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return directory
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
+from pact_lightning.utils.io import atomic_path, write_text
+
 # results.json key → report column
 SETTING_KEYS = {"model": "model", "task": "task", "method": "method", "lam": "lam", "k": "num_safety_tokens",
                 "p": "poison_ratio", "n": "num_samples", "seed": "seed"}
@@ -250,7 +252,7 @@ def runs_table(runs: list[Run]) -> str:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -281,7 +283,8 @@ def plot_vs(runs: list[Run], x: str, label: str, path: Path) -> None:
     else:
         ax.text(0.5, 0.5, "no evaluated runs", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -313,7 +316,8 @@ def plot_pareto(runs: list[Run], path: Path) -> None:
     if by_method:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -342,7 +346,7 @@ def write_report(root: Path, out: Path, runs: list[Run]) -> str:
         "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
         "## Plots\n\n" + "\n".join(f"![{name}]({name})" for name in [*plots, "pareto.png"]),
     ]) + "\n"
-    (out / "report.md").write_text(text, encoding="utf-8")
+    write_text(out / "report.md", text)
     return text
 
 

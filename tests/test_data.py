@@ -95,9 +95,10 @@ def datamodule(tmp_path, tok, **kw):
 def test_datamodule_writes_the_ledger_and_batches(tmp_path, tiny_tokenizer):
     dm = datamodule(tmp_path, tiny_tokenizer)
     dm.setup("fit")
+    assert not (tmp_path / "poison_ledger.json").exists()  # written when training starts
+    batches = list(dm.train_dataloader())
     record = json.loads((tmp_path / "poison_ledger.json").read_text())
     assert (record["num_benign"], record["num_poison"]) == (15, 5) and len(record["examples"]) == 20
-    batches = list(dm.train_dataloader())
     assert len(batches) == 5
     b = batches[0]
     assert b["input_ids"].shape == b["labels"].shape == b["attention_mask"].shape

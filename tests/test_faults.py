@@ -4,6 +4,7 @@ writer-killing harness that ``test_killed_writers_never_leave_a_file_that_loads_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -338,6 +339,29 @@ def test_nan_in_the_loss_stops_the_run_naming_the_step_and_the_term(tmp_path, ta
     with pytest.raises(FloatingPointError, match=rf"^step 2: the {re.escape(term)} is nan; "):
         train_inprocess(tmp_path, ["method=pact", "reference.mode=frozen_copy", "trainer.max_steps=4",
                                    "callbacks.model_checkpoint.every_n_train_steps=1", *nan_at])
+    assert sorted(logged(tmp_path)) == [0, 1] and not (tmp_path / "results.json").exists()
+
+
+class InfAt(Callback):
+    """From step ``step`` on, the regulariser the objective returns is +inf (an overflow, as bf16/fp16 runs see)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            forward = pl_module.objective.forward
+
+            def overflowing(*args):
+                out = forward(*args)
+                return dataclasses.replace(out, reg=out.reg + float("inf"), loss=out.loss + float("inf"))
+            pl_module.objective.forward = overflowing
+
+
+def test_inf_in_the_loss_stops_the_run_naming_the_step_and_the_term(tmp_path):
+    inf_at = [f"+callbacks.inf._target_={__name__}.InfAt", "+callbacks.inf.step=2"]
+    with pytest.raises(FloatingPointError, match=r"^step 2: the regulariser \(train/reg\) is inf; "):
+        train_inprocess(tmp_path, ["method=pact", "trainer.max_steps=4", *inf_at])
     assert sorted(logged(tmp_path)) == [0, 1] and not (tmp_path / "results.json").exists()
 
 

@@ -143,3 +143,37 @@ def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_ge
     logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*") if p.is_file())
     found = {t for t in texts if t.encode() in logged or json.dumps(t)[1:-1].encode() in logged}
     assert texts and (found == texts if log_generations else not found), sorted(found)[:3]
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_judge_models_get_trust_remote_code_only_when_configured_and_log_it_first(monkeypatch, trust):
+    import transformers
+
+    from pact_lightning.eval import judges
+
+    events = []
+
+    class Loaded:  # stands in for the judge's tokenizer and model
+        pad_token, eos_token = None, "</s>"
+
+        def to(self, device):
+            return self
+
+        def eval(self):
+            return self
+
+    def fake(kind):
+        def from_pretrained(name, **kwargs):
+            events.append((kind, kwargs.get("trust_remote_code", False)))
+            return Loaded()
+        return from_pretrained
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake("tokenizer"))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake("model"))
+    monkeypatch.setattr(logging.getLogger(judges.__name__), "warning",
+                        lambda msg, *args: events.append(("warning", msg % args)))
+    judges.GuardJudge("org/guard", trust_remote_code=trust)._load()
+    assert [e for e in events if e[0] != "warning"] == [("tokenizer", trust), ("model", trust)]
+    warned = [i for i, e in enumerate(events) if e[0] == "warning" and "trust_remote_code is ON" in e[1]]
+    assert warned == ([0, 2] if trust else [])  # each before its load
+    assert not trust or "org/guard" in events[0][1]

@@ -105,6 +105,7 @@ class PoisonMixDataModule(L.LightningDataModule):
         self.num_workers, self.shuffle, self.drop_last = num_workers, shuffle, drop_last
         self.tokenizer, self.seed, self.output_dir, self.eval_prompts = None, 0, None, []
         self.dataset: EncodedDataset | None = None
+        self.ledger: dict | None = None  # poison_ledger.json, drawn at setup
 
     def attach(self, tokenizer, seed: int = 0, output_dir: str | Path | None = None,
                eval_prompts: list[str] | None = None) -> PoisonMixDataModule:
@@ -145,10 +146,8 @@ class PoisonMixDataModule(L.LightningDataModule):
         log.info("Data: %d benign + %d poison examples, %d responses truncated to data.max_length=%d",
                  sum(m.kind == "benign" for m in mixed), sum(m.kind == "poison" for m in mixed), self.num_truncated,
                  self.max_length)
-        if self.output_dir is not None and (self.trainer is None or self.trainer.is_global_zero):
-            write_json(self.output_dir / "poison_ledger.json",
-                       ledger(mixed, poison_ratio=self.poison_ratio, num_samples=self.num_samples, seed=self.seed,
-                              max_length=self.max_length, num_truncated=self.num_truncated))
+        self.ledger = ledger(mixed, poison_ratio=self.poison_ratio, num_samples=self.num_samples, seed=self.seed,
+                             max_length=self.max_length, num_truncated=self.num_truncated)
 
     def per_device_batch_size(self) -> int:
         world = self.trainer.world_size if self.trainer is not None else 1
@@ -160,6 +159,10 @@ class PoisonMixDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
+        # Written when training starts, not at setup: a run refused after setup (e.g. over a corrupt reference cache)
+        # must leave an earlier run's ledger in the same directory as it was.
+        if self.output_dir is not None and rank == 0:
+            write_json(self.output_dir / "poison_ledger.json", self.ledger)
         # The same seeded permutation for any world size: rank r takes every world-th index, so a step's global
         # batch is the same set of examples in 1-process and N-process runs.
         sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=self.shuffle,

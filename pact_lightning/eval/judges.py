@@ -9,10 +9,14 @@ Model judges load their weights on first call, so configuring one costs nothing 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import DTYPES
+
+log = logging.getLogger(__name__)
 
 # Refusal phrases of the keyword convention (GCG/AdvBench prefixes as used by shallow-vs-deep-alignment's
 # keyword_eval), minus the bare words there ("Hello!", "illegal", "As an") that would mark ordinary answers as refusals.
@@ -73,6 +77,9 @@ def _device() -> torch.device:
 
 def _from_pretrained(loader, name: str, **kwargs):
     """``loader.from_pretrained(name)``, with an error that says what to do when the weights are not available."""
+    if kwargs.get("trust_remote_code"):  # logged before anything from the repository can run
+        log.warning("trust_remote_code is ON for the judge %s (%s): code from the model repository will run", name,
+                    loader.__name__)
     try:
         return loader.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as err:

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from pact_lightning.errors import ArtifactError, ConfigError
+from pact_lightning.utils.io import publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,7 @@ def converted_gguf_dir(cfg: DictConfig) -> Path:
         _clear_gguf_quantizer(model)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except FileExistsError:  # another process (DDP rank, sweep job) finished first; its copy is complete
-        shutil.rmtree(tmp, ignore_errors=True)
+        publish_dir(tmp, target)  # unless another process (DDP rank, sweep job) finished first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pact_lightning.data.datamodule import Collator
-from pact_lightning.errors import ConfigError
+from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.reference import ReferenceProvider, aligned_weights, reference_view
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
 from pact_lightning.safety.tokens import tokenizer_fingerprint
@@ -174,7 +174,9 @@ def save_cache(path: Path, tensors: dict[str, Tensor], fp: dict) -> None:
 
 
 def load_cache(path: Path, fp: dict) -> dict[str, Tensor] | None:
-    """The cache at ``path`` if it exists, is readable and was built for exactly ``fp``; else None."""
+    """The cache at ``path`` if it exists and was built for exactly ``fp``; None when there is none (or another build's
+    file sits at this path). A file that exists but cannot be read is refused: it is derived data, so the error says to
+    delete it, and nothing else is touched."""
     if not path.is_file():
         return None
     try:
@@ -185,8 +187,8 @@ def load_cache(path: Path, fp: dict) -> dict[str, Tensor] | None:
             return None
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        log.warning("Reference cache %s is unreadable (%s); rebuilding it", path, err)
-        return None
+        raise ArtifactError(f"reference cache {path} is truncated or corrupt ({err}); it is derived data: delete it "
+                            f"(rm '{path}') and run again to rebuild it, or train with reference.mode=adapter_disabled") from err
 
 
 # ------------------------------------------------------------------------------------------------ the provider
