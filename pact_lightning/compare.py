@@ -34,7 +34,7 @@ def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> 
         if results.get("safety_tokens") and "safety_tokens" in sub.method:
             # the main run's set: the comparison logs the same safety-token diagnostics (and never rebuilds it)
             sub.method.safety_tokens = results["safety_tokens"]
-            sub.method.num_safety_tokens = results["num_safety_tokens"]
+            sub.method.num_safety_tokens = results["num_safety_tokens"] or cfg.method.num_safety_tokens
         sub.paths.output_dir = str(pipeline.output_dir(cfg) / "compare" / method)
         sub.compare_with = []
         sub.ckpt_path = None

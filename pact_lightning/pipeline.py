@@ -53,20 +53,20 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
 
 def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer, objective_cls: type[Objective]) -> SafetyTokens | None:
     """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair.
-    For objectives that do not need S it only feeds the per-step safety diagnostic, skipped (with a note) when the model
-    names no base model to select S against."""
+    For objectives that do not need S it only feeds the per-step safety diagnostic, skipped (with a warning) when the
+    model names no base model to select S against or the base is not at hand."""
     path = cfg.method.get("safety_tokens")
     if path is None:
-        from pact_lightning.models.loading import base_model_config
         from pact_lightning.safety.selection import ensure_artifact
 
-        if not objective_cls.needs_safety_tokens:
+        if objective_cls.needs_safety_tokens:
+            path = ensure_artifact(cfg, model_cfg)
+        else:
             try:
-                base_model_config(model_cfg)
-            except ConfigError as err:
-                log.info("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
+                path = ensure_artifact(cfg, model_cfg)
+            except (ConfigError, ArtifactError, OSError) as err:
+                log.warning("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
                 return None
-        path = ensure_artifact(cfg, model_cfg)
     return load_safety_tokens(path, int(cfg.method.num_safety_tokens), tokenizer)
 
 
@@ -99,12 +99,16 @@ def covers_an_epoch(cfg: DictConfig, datamodule) -> bool:
 
 
 def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objective, datamodule) -> ReferenceProvider | None:
-    """The reference provider ``reference.mode`` asks for (None when the objective never reads the reference)."""
+    """The reference provider ``reference.mode`` asks for (None when nothing reads the reference)."""
     if not objective.uses_reference:
         return None
     mode = cfg.reference.mode
     is_lora = hasattr(policy, "disable_adapter")
     if mode == "auto":
+        if objective.lam == 0 and not is_lora:  # only the diagnostic would read it: not worth a second full model
+            log.info("train/safety/kl_on_S is not logged: with λ = 0 and full fine-tuning it would need a second copy "
+                     "of the model; reference.mode=frozen_copy logs it")
+            return None
         cacheable = "logits" not in objective.reference_fields  # kl_full needs the full vocabulary
         worth_a_cache = objective.lam > 0 and covers_an_epoch(cfg, datamodule)  # λ = 0: the diagnostic reads it only
         mode = "cached" if cacheable and worth_a_cache else ("adapter_disabled" if is_lora else "frozen_copy")
@@ -211,7 +215,8 @@ def save_final(policy, tokenizer, directory: Path) -> Path:
 
 def run_metadata(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> dict[str, Any]:
     return {"method": cfg.method.name, "lam": 0.0 if cfg.method.name == "sft" else cfg.method.get("lam", 0.0),
-            "num_safety_tokens": tokens.k if tokens is not None else None,
+            # k is a setting of the objectives that use S; for the others S only feeds the diagnostic
+            "num_safety_tokens": tokens.k if tokens is not None and objective_class(cfg).needs_safety_tokens else None,
             "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
             "model": cfg.model.name, "task": cfg.data.get("task"), "run_dir": str(output_dir(cfg)),
             "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}

@@ -242,9 +242,11 @@ def test_bad_input_is_refused_before_training_with_a_clear_error(name, workspace
 
     monkeypatch.setattr(PactModule, "training_step", no_training)
     overrides = [o.format(files=workspace.files, artifact=workspace.artifact) for o in case.overrides]
+    # the earlier run's artifact feeds SFT's safety diagnostic (instead of a selection run per case)
+    tokens = [] if any(o.startswith("method=") for o in overrides) else [f"method.safety_tokens={workspace.artifact}"]
     with pytest.raises(case.error) as raised:
-        train_inprocess(workspace.run_dir, ["method=sft", "trainer.max_steps=2", f"paths.cache_dir={workspace.cache}",
-                                            *overrides])
+        train_inprocess(workspace.run_dir, ["method=sft", *tokens, "trainer.max_steps=2",
+                                            f"paths.cache_dir={workspace.cache}", *overrides])
     message = str(raised.value)
     assert all(fragment in message for fragment in case.says), message
     after = workspace.snapshot()

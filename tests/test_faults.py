@@ -184,6 +184,24 @@ def test_killed_writers_never_leave_a_file_that_loads_as_valid(tmp_path):
         assert any(s.endswith("+mid-write") for s in seen), f"no kill of {name} landed inside a write: {seen}"
 
 
+def test_atomic_writes_replace_whole_folders_and_get_the_modes_of_plain_writes(tmp_path):
+    from pact_lightning.utils.io import atomic_dir, write_json
+
+    old_mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "results.json", {})
+        with atomic_dir(tmp_path / "final") as folder:
+            (folder / "old_adapter").write_text("1")
+        with atomic_dir(tmp_path / "final") as folder:  # a second save replaces the whole folder
+            (folder / "adapter").write_text("2")
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert (tmp_path / "final").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    assert [p.name for p in (tmp_path / "final").iterdir()] == ["adapter"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final", "results.json"]  # nothing left aside
+
+
 @pytest.mark.parametrize("name", list(WRITERS))
 def test_a_write_that_dies_before_its_rename_keeps_the_old_file(tmp_path, monkeypatch, name):
     """The deterministic version of the kill: the last step of every writer fails, the previous version stays."""

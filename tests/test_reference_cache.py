@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 from types import SimpleNamespace
 
 import lightning as L
@@ -18,7 +19,7 @@ from conftest import CONF
 from pact_lightning import pipeline
 from pact_lightning.data.datamodule import Collator, PoisonMixDataModule
 from pact_lightning.data.types import Example
-from pact_lightning.errors import ConfigError
+from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models import reference_cache
 from pact_lightning.models.loading import load_model
 from pact_lightning.models.module import PactModule
@@ -215,7 +216,7 @@ def test_fingerprint_changes_with_every_input_and_only_with_them(lora_setup):
     assert len(set(changed.values())) == len(changed)
 
 
-def test_a_match_reuses_and_a_mismatch_rebuilds(tmp_path, lora_setup, monkeypatch):
+def test_a_match_reuses_a_mismatch_rebuilds_and_a_corrupt_file_is_refused(tmp_path, lora_setup, monkeypatch):
     policy, _, dm = lora_setup
     builds = []
     real = reference_cache.compute_rows
@@ -232,7 +233,9 @@ def test_a_match_reuses_and_a_mismatch_rebuilds(tmp_path, lora_setup, monkeypatc
     other = prepare(Pact(safety_tokens=safety_tokens(seed=2)))
     assert len(builds) == 2 and other.path != first.path  # mismatch: built next to the old file
     first.path.write_bytes(first.path.read_bytes()[:100])  # truncated (e.g. disk full outside the atomic write)
-    assert prepare(OBJECTIVES["pact"]()).path == first.path and len(builds) == 3
+    with pytest.raises(ArtifactError, match=rf"{re.escape(str(first.path))} is truncated or corrupt.*delete it"):
+        prepare(OBJECTIVES["pact"]())
+    assert len(builds) == 2 and first.path.stat().st_size == 100  # refused, not rebuilt over
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({first.path.name, other.path.name})  # no temp files
 
 

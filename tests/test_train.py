@@ -66,8 +66,9 @@ def test_public_cli_keys_work_as_written(tmp_path, method):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     lam = 0.0 if method == "sft" else 0.5  # SFT has no λ: ignored, with a warning
+    k = 20 if method.startswith("pact") else None  # the others read S for the diagnostic only
     assert (results["method"], results["lam"], results["num_safety_tokens"], results["poison_ratio"],
-            results["seed"]) == (method, lam, 20, 0.1, 0)
+            results["seed"]) == (method, lam, k, 0.1, 0)
     assert results["final"]["num_prompts"] > 0 and "harmful_score" in results["reference"]
     assert ("method.lam=0.5 is ignored" in proc.stderr + proc.stdout) == (method == "sft")
     ledger = json.loads((tmp_path / "poison_ledger.json").read_text())

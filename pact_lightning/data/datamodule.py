@@ -159,14 +159,17 @@ class PoisonMixDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        # Written when training starts, not at setup: a run refused after setup (e.g. over a corrupt reference cache)
-        # must leave an earlier run's ledger in the same directory as it was.
-        if self.output_dir is not None and rank == 0:
-            write_json(self.output_dir / "poison_ledger.json", self.ledger)
+        if self.ledger is None:
+            raise RuntimeError("PoisonMixDataModule.setup() must run before train_dataloader()")
         # The same seeded permutation for any world size: rank r takes every world-th index, so a step's global
         # batch is the same set of examples in 1-process and N-process runs.
         sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=self.shuffle,
                                      seed=self.seed, drop_last=self.drop_last)
-        return ResumableLoader(self.dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
-                          collate_fn=Collator(self.tokenizer.pad_token_id), num_workers=self.num_workers,
-                          drop_last=self.drop_last)
+        loader = ResumableLoader(self.dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
+                                 collate_fn=Collator(self.tokenizer.pad_token_id), num_workers=self.num_workers,
+                                 drop_last=self.drop_last)
+        # Written when training starts, not at setup: a run refused after setup (a corrupt reference cache, a batch
+        # size the devices do not divide) leaves an earlier run's ledger in the same directory as it was.
+        if self.output_dir is not None and rank == 0:
+            write_json(self.output_dir / "poison_ledger.json", self.ledger)
+        return loader

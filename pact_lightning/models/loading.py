@@ -191,6 +191,9 @@ def adapter_base(adapter: Path) -> str | None:
     if recorded and Path(recorded).is_dir():
         log.info("adapter %s was trained on %s: loading that as its base", adapter, recorded)
         return str(recorded)
+    if recorded and Path(recorded).is_absolute():
+        log.warning("adapter %s was trained on %s, which no longer exists: it goes on the configured model's weights "
+                    "instead (rebuild the aligned checkpoint first if it came from the alignment stage)", adapter, recorded)
     return None
 
 

@@ -75,7 +75,7 @@ class PactModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         view = self.policy_view(batch)
         view.denominator = self._token_denominator(view)
-        reference = self.reference(batch, view, self.objective) if self.objective.uses_reference else None
+        reference = self.reference(batch, view, self.objective) if self.reference is not None else None
         out = self.objective(view, reference)
         for term, value in (("cross-entropy (train/ce)", out.ce), ("regulariser (train/reg)", out.reg)):
             if not torch.isfinite(value):

@@ -188,7 +188,8 @@ def load_cache(path: Path, fp: dict) -> dict[str, Tensor] | None:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ArtifactError(f"reference cache {path} is truncated or corrupt ({err}); it is derived data: delete it "
-                            f"(rm '{path}') and run again to rebuild it, or train with reference.mode=adapter_disabled") from err
+                            f"(rm '{path}') and run again to rebuild it, or train with reference.mode=adapter_disabled (LoRA) or "
+                            "frozen_copy") from err
 
 
 # ------------------------------------------------------------------------------------------------ the provider
@@ -230,12 +231,17 @@ class CachedReference(ReferenceProvider):
             raise ConfigError("reference.mode=cached reads the training set from the DataModule (trainer.fit(..., "
                               "datamodule=...)); with bare dataloaders use reference.mode=adapter_disabled")
         strategy = strategy or _SingleProcess(next(policy.parameters()).device)
-        fp = key = hit = build_id = None
+        fp = key = hit = build_id = error = None
         if strategy.global_rank == 0:
             fp = fingerprint(policy, objective, datamodule, getattr(strategy.precision_plugin, "precision", "32-true"))
             key, build_id = cache_key(fp), uuid.uuid4().hex[:8]
-            hit = load_cache(self._path(key), fp) is not None
-        fp, key, hit, build_id = strategy.broadcast((fp, key, hit, build_id), src=0)
+            try:
+                hit = load_cache(self._path(key), fp) is not None
+            except ArtifactError as err:  # raised on every rank below: the others wait in the broadcast
+                error = str(err)
+        fp, key, hit, build_id, error = strategy.broadcast((fp, key, hit, build_id, error), src=0)
+        if error is not None:
+            raise ArtifactError(error)
         self.path = self._path(key)
         if not hit:
             self._build(policy, objective, datamodule, strategy, fp, build_id)

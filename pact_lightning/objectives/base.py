@@ -143,7 +143,7 @@ class Objective(nn.Module):
     so every method, SFT and λ = 0 included, then reads the reference's logits on S (without gradient)."""
 
     #: reference quantities ``regularizer`` reads (see REFERENCE_FIELDS)
-    reference_fields: frozenset[str] = frozenset()
+    regularizer_fields: frozenset[str] = frozenset()
     #: temperature at which ``lse_full``/``lse_post`` are wanted
     temperature: float = 1.0
     #: the objective cannot run without a safety-token set
@@ -160,13 +160,19 @@ class Objective(nn.Module):
         self.safety_tokens = safety_tokens
         ids = safety_tokens.ids if safety_tokens is not None else torch.zeros(0, dtype=torch.long)
         self.register_buffer("safety_ids", ids.clone(), persistent=False)
-        if safety_tokens is not None:  # the diagnostic's KL on S
-            self.reference_fields = self.reference_fields | {"subset_full"}
+
+    @property
+    def reference_fields(self) -> frozenset[str]:
+        """What the reference provider computes per step: the regulariser's inputs when λ > 0, and the logits on S
+        that the diagnostic's KL on S reads whenever S is known."""
+        fields = set(self.regularizer_fields) if self.lam > 0 else set()
+        if self.safety_ids.numel():
+            fields.add("subset_full")
+        return frozenset(fields)
 
     @property
     def uses_reference(self) -> bool:
-        """The regulariser reads the reference (λ > 0), or the safety diagnostic does."""
-        return bool(self.reference_fields) and (self.lam > 0 or self.safety_ids.numel() > 0)
+        return bool(self.reference_fields)
 
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
 
 
 class KLFull(Objective):
-    reference_fields = frozenset({"logits"})
+    regularizer_fields = frozenset({"logits"})
 
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
         ref_logits = reference.require("logits")[:, :-1][policy.mask].float()

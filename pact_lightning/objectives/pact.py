@@ -77,7 +77,7 @@ class Pact(Objective):
             fields.add("subset_post")
         if include_rest_mass:
             fields |= {"lse_full", "lse_post"} if gate else {"lse_full"}
-        self.reference_fields = frozenset(fields)
+        self.regularizer_fields = frozenset(fields)
 
     @torch.no_grad()
     def gate_weights(self, policy_subset: Tensor, post_subset: Tensor, steps: Tensor) -> Tensor:

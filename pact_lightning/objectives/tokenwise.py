@@ -26,7 +26,7 @@ from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
 
 
 class Tokenwise(Objective):
-    reference_fields = frozenset({"target_logprob"})
+    regularizer_fields = frozenset({"target_logprob"})
 
     def __init__(self, lam: float = 1.0, safety_tokens=None, beta: float = 0.1, first_token_factor: float = 5.0,
                  bias_factor: float = 20.0, bias_length: int = 5) -> None:

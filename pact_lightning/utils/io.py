@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _umask_mode(path: Path, full: int) -> None:
+    """Give a mkstemp/mkdtemp path (0600/0700) the mode a plain open/mkdir would: run files readable by the group on a
+    shared cluster, as the user's umask allows."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, full & ~mask)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``."""
@@ -20,6 +28,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
+    _umask_mode(tmp, 0o666)
     try:
         yield tmp
         with open(tmp, "rb") as f:
@@ -36,6 +45,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    _umask_mode(tmp, 0o777)
     try:
         yield tmp
         old = path.with_name(f"{tmp.name}.old")
@@ -50,6 +60,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def publish_dir(tmp: Path, target: Path) -> None:
     """Rename the finished cache folder ``tmp`` to ``target``, unless another process got there first: its copy is
     complete, so ``tmp`` is dropped. (Linux refuses a rename onto a non-empty folder with ENOTEMPTY, others EEXIST.)"""
+    _umask_mode(tmp, 0o777)
     try:
         os.replace(tmp, target)
     except OSError as err:
