@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import torch
 from torch import nn
 
 
@@ -30,7 +31,7 @@ def shards_parameters(strategy) -> bool:
 WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
 
 
-def gathered_trainable_state(strategy, policy: nn.Module) -> dict[str, "torch.Tensor"]:
+def gathered_trainable_state(strategy, policy: nn.Module) -> dict[str, torch.Tensor]:
     """The policy's trainable parameters, whole, on CPU, on every rank, keyed as in the unwrapped model.
 
     Every rank must call it (the gather is a collective). Only the trainable part is copied out: with LoRA that is the
