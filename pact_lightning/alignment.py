@@ -18,8 +18,6 @@ import hashlib
 import json
 import logging
 import random
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,7 +33,7 @@ from pact_lightning.data.poison import poison_counts
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
 from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
-from pact_lightning.utils.io import publish_dir, write_json
+from pact_lightning.utils.io import atomic_dir, write_json
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.timing import stage
 
@@ -151,9 +149,7 @@ def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -
 
 def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
     """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
+    with atomic_dir(target, keep_existing=True) as tmp:
         with preserved_rng():
             model, tokenizer = load_model(cfg.model, lora=False)
             with stage("eval_before"):
@@ -169,10 +165,6 @@ def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                   "losses": losses}
         write_json(tmp / REPORT, report)
-        publish_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return read_report(target)
 
 

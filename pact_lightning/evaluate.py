@@ -28,8 +28,8 @@ def evaluate(cfg: DictConfig) -> dict:
     evaluator = hydra.utils.instantiate(cfg.eval.evaluator, log_generations=bool(cfg.eval.get("log_generations")))
     out = pipeline.output_dir(cfg)
     metrics = evaluator.run(model, tokenizer, out, tag="eval")
-    results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model), "checkpoint": cfg.checkpoint,
-               "run_dir": str(out), "final": pipeline.metrics_block(metrics)}
+    results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
+               "checkpoint": cfg.checkpoint, "run_dir": str(out), "final": pipeline.metrics_block(metrics)}
     if not dist.is_initialized() or dist.get_rank() == 0:
         write_json(out / "results.json", results)
         for lg in pipeline.loggers(cfg):

@@ -6,12 +6,14 @@ LightningModule → Trainer → fit → save → evaluate → results.json. Keep
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import lightning as L
@@ -59,14 +61,13 @@ def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer, objective_c
     if path is None:
         from pact_lightning.safety.selection import ensure_artifact
 
-        if objective_cls.needs_safety_tokens:
+        try:
             path = ensure_artifact(cfg, model_cfg)
-        else:
-            try:
-                path = ensure_artifact(cfg, model_cfg)
-            except (ConfigError, ArtifactError, OSError) as err:
-                log.warning("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
-                return None
+        except (ConfigError, ArtifactError, OSError) as err:
+            if objective_cls.needs_safety_tokens:
+                raise
+            log.warning("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
+            return None
     return load_safety_tokens(path, int(cfg.method.num_safety_tokens), tokenizer)
 
 
@@ -159,10 +160,11 @@ def loggers(cfg: DictConfig) -> list:
     return out
 
 
-def log_run_config(trainer: L.Trainer, cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> None:
+def log_run_config(trainer: L.Trainer, cfg: DictConfig, model_cfg: DictConfig, objective: Objective,
+                   tokens: SafetyTokens | None) -> None:
     # the setting as flat columns (method, lam, num_safety_tokens, poison_ratio, seed, model, task, ...) for W&B's
     # table and parallel-coordinates views, then the whole config
-    params = {**run_metadata(cfg, model_cfg, tokens), "config": OmegaConf.to_container(cfg, resolve=True),
+    params = {**run_metadata(cfg, model_cfg, objective, tokens), "config": OmegaConf.to_container(cfg, resolve=True),
               "safety_tokens": tokens.tokens if tokens is not None else None}
     for lg in trainer.loggers:
         lg.log_hyperparams(params)
@@ -213,10 +215,11 @@ def save_final(policy, tokenizer, directory: Path) -> Path:
     return directory
 
 
-def run_metadata(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None) -> dict[str, Any]:
-    return {"method": cfg.method.name, "lam": 0.0 if cfg.method.name == "sft" else cfg.method.get("lam", 0.0),
+def run_metadata(cfg: DictConfig, model_cfg: DictConfig, objective: Objective,
+                 tokens: SafetyTokens | None) -> dict[str, Any]:
+    return {"method": cfg.method.name, "lam": objective.lam,
             # k is a setting of the objectives that use S; for the others S only feeds the diagnostic
-            "num_safety_tokens": tokens.k if tokens is not None and objective_class(cfg).needs_safety_tokens else None,
+            "num_safety_tokens": tokens.k if tokens is not None and objective.needs_safety_tokens else None,
             "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
             "model": cfg.model.name, "task": cfg.data.get("task"), "run_dir": str(output_dir(cfg)),
             "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}
@@ -252,13 +255,22 @@ def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
 
 
-def evaluate_reference(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator, out: Path) -> dict:
-    """The untouched aligned model on the same prompts (the adapter switched off, or a fresh load for full FT)."""
+@contextmanager
+def as_reference(policy, aligned: Callable[[], Any]):
+    """The aligned model the policy started from: the policy with its adapter off (LoRA), else ``aligned()``."""
     if hasattr(policy, "disable_adapter"):
         with policy.disable_adapter():
-            return evaluator.run(policy, tokenizer, out, tag="reference")
-    ref_model, _ = load_model(model_cfg, lora=False)
-    return evaluator.run(ref_model.to(next(policy.parameters()).device), tokenizer, out, tag="reference")
+            yield policy
+    else:
+        yield aligned()
+
+
+def aligned_model(trainer: L.Trainer, module: PactModule, model_cfg: DictConfig, device) -> Any:
+    """Full fine-tuning: the aligned weights after fit — training's frozen copy when it is whole on this rank, else
+    loaded again."""
+    if isinstance(module.reference, FrozenCopy) and not shards_parameters(trainer.strategy):
+        return module.reference.model
+    return load_model(model_cfg, lora=False)[0].to(device).eval()
 
 
 def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
@@ -286,19 +298,21 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     out = output_dir(cfg)
     policy = unsharded_policy(trainer, model_cfg, module.policy)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-    results: dict[str, Any] = run_metadata(cfg, model_cfg, tokens)
+    results: dict[str, Any] = run_metadata(cfg, model_cfg, module.objective, tokens)
     results["train"] = {"global_step": trainer.global_step, **metrics}
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
+        # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
+        aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
         if cfg.get("evaluate_reference", True):  # comparison runs share the main run's reference
-            with stage("eval_reference"):
-                results["reference"] = metrics_block(evaluate_reference(cfg, model_cfg, policy, tokenizer, evaluator, out))
+            with stage("eval_reference"), as_reference(policy, aligned) as reference_model:
+                results["reference"] = metrics_block(evaluator.run(reference_model, tokenizer, out, tag="reference"))
         with stage("eval_final"):
             results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.get("diagnostics") and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
-                results["diagnostics"] = safety_diagnostics(policy, model_cfg, tokenizer, tokens, out)
+                results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
     results["timings"] = timings()
     if trainer.is_global_zero:
         write_json(out / "results.json", results)
@@ -313,7 +327,7 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     return results
 
 
-def safety_diagnostics(policy, model_cfg: DictConfig, tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
+def safety_diagnostics(policy, aligned: Callable[[], Any], tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
     """Per response position: the policy's mass on S and its KL to the reference on S, on its own harmful answers."""
     import json
 
@@ -324,14 +338,9 @@ def safety_diagnostics(policy, model_cfg: DictConfig, tokenizer, tokens: SafetyT
     if not pairs:
         log.info("No safety-token profile: the final model gave no non-empty answer to a harmful prompt")
         return None
-    if hasattr(policy, "disable_adapter"):
-        def reference_logits(input_ids, attention_mask):
-            with policy.disable_adapter():
-                return policy(input_ids=input_ids, attention_mask=attention_mask).logits
-    else:  # full fine-tuning: the untouched weights, loaded again
-        reference_model = load_model(model_cfg, lora=False)[0].to(policy.device).eval()
 
-        def reference_logits(input_ids, attention_mask):
+    def reference_logits(input_ids, attention_mask):
+        with as_reference(policy, aligned) as reference_model:
             return reference_model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     profile = safety_token_profile(policy, reference_logits, tokenizer, pairs, tokens.ids.to(policy.device))

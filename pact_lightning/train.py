@@ -33,7 +33,7 @@ def train(cfg: DictConfig) -> dict:
     module = pipeline.module(cfg, policy, objective, reference)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg), plugins=[pipeline.AtomicCheckpointIO()],
                                      callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c])
-    pipeline.log_run_config(trainer, cfg, model_cfg, tokens)
+    pipeline.log_run_config(trainer, cfg, model_cfg, objective, tokens)
     with timing.stage("fit"):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return pipeline.finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)

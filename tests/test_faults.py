@@ -194,6 +194,8 @@ def test_atomic_writes_replace_whole_folders_and_get_the_modes_of_plain_writes(t
             (folder / "old_adapter").write_text("1")
         with atomic_dir(tmp_path / "final") as folder:  # a second save replaces the whole folder
             (folder / "adapter").write_text("2")
+        with atomic_dir(tmp_path / "final", keep_existing=True) as folder:  # a cache another process finished first
+            (folder / "late_copy").write_text("3")
     finally:
         os.umask(old_mask)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

@@ -55,6 +55,26 @@ def test_frozen_copy_and_adapter_disabled_references_give_the_same_losses(tmp_pa
     assert logged_losses(tmp_path / "copy") == pytest.approx(logged_losses(tmp_path / "off"), rel=1e-6)
 
 
+EVAL = ["eval.after_fit=true", "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3",
+        "eval.evaluator.harmful.strongreject.limit=3", "eval.evaluator.benign.helpful.limit=3",
+        "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.task.limit=3"]
+
+
+def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_used(tmp_path, monkeypatch):
+    """Without LoRA there is no adapter to switch off: the untouched reference is training's frozen copy (no second
+    load after fit), and it scores exactly what the LoRA run's adapter-off policy scores."""
+    from pact_lightning import pipeline
+
+    loads = []
+    real = pipeline.load_model
+    monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: loads.append(1) or real(*a, **k))
+    full = run_inprocess(tmp_path / "full", ["method=pact", "model.lora=null", "reference.mode=frozen_copy", *EVAL])
+    assert len(loads) == 1  # the frozen copy, loaded once for training
+    lora = run_inprocess(tmp_path / "lora", ["method=pact", "reference.mode=adapter_disabled", *EVAL])
+    assert full["reference"] == lora["reference"] and full["reference"]["num_prompts"] == 6
+    assert not list((tmp_path / "full" / "final").glob("adapter_*"))  # full weights were saved, not an adapter
+
+
 @pytest.mark.parametrize("method", ["pact", "sft", "pact_plain", "kl_full", "tokenwise"])
 def test_public_cli_keys_work_as_written(tmp_path, method):
     """The command line the issue, the README and the sweeps rely on, exactly, through `python -m pact_lightning.train`

@@ -18,8 +18,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from pact_lightning.errors import ArtifactError, ConfigError
-from pact_lightning.utils.io import publish_dir
+from pact_lightning.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +81,12 @@ def converted_gguf_dir(cfg: DictConfig) -> Path:
     if (target / "config.json").exists():
         return target
     log.info("Converting %s to an HF checkpoint in %s (one time)", src, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{src.stem}-"))
-    try:
+    with atomic_dir(target, keep_existing=True) as tmp:
         tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
         model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
         _clear_gguf_quantizer(model)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        publish_dir(tmp, target)  # unless another process (DDP rank, sweep job) finished first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

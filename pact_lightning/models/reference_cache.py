@@ -188,8 +188,8 @@ def load_cache(path: Path, fp: dict) -> dict[str, Tensor] | None:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ArtifactError(f"reference cache {path} is truncated or corrupt ({err}); it is derived data: delete it "
-                            f"(rm '{path}') and run again to rebuild it, or train with reference.mode=adapter_disabled (LoRA) or "
-                            "frozen_copy") from err
+                            f"(rm '{path}') and run again to rebuild it, or train with reference.mode=adapter_disabled "
+                            "(LoRA) or frozen_copy") from err
 
 
 # ------------------------------------------------------------------------------------------------ the provider

@@ -39,33 +39,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``path``; on success it takes the place of ``path``. An earlier folder there is
-    moved aside first and removed after, so ``path`` is never a half-written folder."""
+def atomic_dir(path: str | Path, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it takes the place of ``path``, so ``path`` is never a
+    half-written folder. An earlier folder there is moved aside and then removed — or, with ``keep_existing`` (caches),
+    kept: another process (a DDP rank, a sweep job) finished first and its copy is complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     _umask_mode(tmp, 0o777)
     try:
         yield tmp
-        old = path.with_name(f"{tmp.name}.old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        if keep_existing:
+            try:
+                os.replace(tmp, path)
+            except OSError as err:  # a rename onto a non-empty folder: ENOTEMPTY on Linux, EEXIST elsewhere
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        else:
+            old = path.with_name(f"{tmp.name}.old")
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def publish_dir(tmp: Path, target: Path) -> None:
-    """Rename the finished cache folder ``tmp`` to ``target``, unless another process got there first: its copy is
-    complete, so ``tmp`` is dropped. (Linux refuses a rename onto a non-empty folder with ENOTEMPTY, others EEXIST.)"""
-    _umask_mode(tmp, 0o777)
-    try:
-        os.replace(tmp, target)
-    except OSError as err:
-        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            raise
         shutil.rmtree(tmp, ignore_errors=True)
 
 
