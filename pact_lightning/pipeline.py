@@ -217,7 +217,8 @@ def save_final(policy, tokenizer, directory: Path) -> Path:
 
 def run_metadata(cfg: DictConfig, model_cfg: DictConfig, objective: Objective,
                  tokens: SafetyTokens | None) -> dict[str, Any]:
-    return {"method": cfg.method.name, "lam": objective.lam,
+    # λ as configured, as the tags and run names show it; 0 when the objective has none (SFT ignores a given λ)
+    return {"method": cfg.method.name, "lam": cfg.method.lam if objective.lam else 0,
             # k is a setting of the objectives that use S; for the others S only feeds the diagnostic
             "num_safety_tokens": tokens.k if tokens is not None and objective.needs_safety_tokens else None,
             "poison_ratio": cfg.data.poison_ratio, "num_samples": cfg.data.num_samples, "seed": cfg.seed,
