@@ -10,13 +10,14 @@ import hydra
 from omegaconf import DictConfig
 
 from pact_lightning.alignment import ensure_aligned, read_report, summary
-from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
+from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.utils.timing import timings
 
 
 @task_wrapper
 def align(cfg: DictConfig) -> dict:
-    model_cfg = ensure_aligned(cfg)
+    model_cfg = ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
+                               precision=cfg.trainer.precision)
     report = read_report(model_cfg.pretrained)
     print(f"{summary(report)}\ntimings (s): {timings()}")
     return report

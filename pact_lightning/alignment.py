@@ -1,4 +1,4 @@
-"""The alignment stage: make an unaligned chat model safe before it is fine-tuned (pact-method.md §4).
+"""The alignment stage: make an unaligned chat model safe before it is fine-tuned (docs/method.md §5).
 
 As in the Vaccine/Booster protocol, the model is supervised-fine-tuned (LoRA, then merged) on harmful prompts answered
 with refusals, mixed with benign prompts answered helpfully. The merged checkpoint is
@@ -14,7 +14,6 @@ prompts before and after alignment.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import random
@@ -33,6 +32,7 @@ from pact_lightning.data.poison import poison_counts
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
 from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
+from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_dir, write_json
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.timing import stage
@@ -42,27 +42,25 @@ log = logging.getLogger(__name__)
 REPORT = "alignment.json"
 
 
-def recipe_identity(cfg: DictConfig) -> dict[str, Any]:
+def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
     """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``) and the
     content of its training data (a regenerated data set makes a new aligned model)."""
-    recipe = {k: v for k, v in OmegaConf.to_container(cfg.align, resolve=True).items() if k not in ("enabled", "eval")}
-    rows = [(e.prompt, e.response) for kind in ("harmful", "benign") for e in instantiate(cfg.align.data[kind]).load()]
-    data = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
-    return {"model": weights_source(cfg.model), "dtype": str(cfg.model.get("dtype")), "recipe": recipe, "data": data}
+    recipe = {k: v for k, v in OmegaConf.to_container(align, resolve=True).items() if k not in ("enabled", "eval")}
+    rows = [(e.prompt, e.response) for kind in ("harmful", "benign") for e in instantiate(align.data[kind]).load()]
+    return {"model": weights_source(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,
+            "data": digest(rows)}
 
 
-def aligned_dir(cfg: DictConfig) -> Path:
-    key = hashlib.sha256(json.dumps(recipe_identity(cfg), sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cfg.paths.cache_dir) / "aligned" / f"{cfg.model.name}-{key}"
+def aligned_dir(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "aligned" / f"{model_cfg.name}-{digest(recipe_identity(align, model_cfg))}"
 
 
-def aligned_config(cfg: DictConfig, directory: Path) -> DictConfig:
-    """``cfg.model`` pointed at the merged checkpoint, with the pre-alignment model as its base."""
-    pre = OmegaConf.to_container(cfg.model, resolve=True)
-    out = OmegaConf.create({**pre, "name": f"{cfg.model.name}_aligned", "pretrained": str(directory), "gguf": None,
-                            "tiny": None, "needs_alignment": False, "aligned_by": str(directory),
-                            "base": {**pre, "base": None}})
-    return out
+def aligned_config(model_cfg: DictConfig, directory: Path) -> DictConfig:
+    """``model_cfg`` pointed at the merged checkpoint, with the pre-alignment model as its base."""
+    pre = OmegaConf.to_container(model_cfg, resolve=True)
+    return OmegaConf.create({**pre, "name": f"{model_cfg.name}_aligned", "pretrained": str(directory), "gguf": None,
+                             "tiny": None, "needs_alignment": False, "aligned_by": str(directory),
+                             "base": {**pre, "base": None}})
 
 
 @contextmanager
@@ -88,10 +86,10 @@ class LossHistory(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def train_adapter(cfg: DictConfig, model, tokenizer) -> tuple[Any, list[float]]:
-    """SFT of a fresh LoRA adapter on the refusal/helpful mix; returns the policy (adapter still separate) and the
-    per-step losses."""
-    a = cfg.align
+def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
+                  precision: str = "32-true") -> tuple[Any, list[float]]:
+    """SFT of a fresh LoRA adapter on the refusal/helpful mix (the recipe ``a`` = ``align``); returns the policy
+    (adapter still separate) and the per-step losses."""
     L.seed_everything(int(a.seed), verbose=False)
     policy = attach_lora(model, a.lora)
     data = PoisonMixDataModule(benign=instantiate(a.data.benign), harmful=instantiate(a.data.harmful),
@@ -108,8 +106,7 @@ def train_adapter(cfg: DictConfig, model, tokenizer) -> tuple[Any, list[float]]:
     log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",
              num_harmful, num_benign, int(a.data.epochs))
     history = LossHistory()
-    trainer = L.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
-                        precision=cfg.trainer.get("precision", "32-true"), max_epochs=int(a.data.epochs),
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=int(a.data.epochs),
                         gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
                         num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
     trainer.fit(module, datamodule=data)
@@ -147,21 +144,22 @@ def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -
     return rates
 
 
-def build_aligned(cfg: DictConfig, target: Path) -> dict[str, Any]:
-    """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end)."""
+def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, **trainer: str) -> dict[str, Any]:
+    """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end);
+    ``trainer`` holds the Trainer's ``accelerator`` and ``precision``."""
     with atomic_dir(target, keep_existing=True) as tmp:
         with preserved_rng():
-            model, tokenizer = load_model(cfg.model, lora=False)
+            model, tokenizer = load_model(model_cfg, lora=False)
             with stage("eval_before"):
-                before = refusal_rates(model, tokenizer, cfg.align.eval, tmp, "before")
+                before = refusal_rates(model, tokenizer, align.eval, tmp, "before")
             with stage("fit"):
-                policy, losses = train_adapter(cfg, model, tokenizer)
+                policy, losses = train_adapter(align, model, tokenizer, **trainer)
             merged = policy.merge_and_unload()  # evaluate exactly what is saved, without the adapter's overhead
             with stage("eval_after"):
-                after = refusal_rates(merged, tokenizer, cfg.align.eval, tmp, "after")
+                after = refusal_rates(merged, tokenizer, align.eval, tmp, "after")
             save_merged(merged, tokenizer, tmp)
-        report = {"model": weights_source(cfg.model), "aligned_dir": str(target), **recipe_identity(cfg),
-                  "eval": OmegaConf.to_container(cfg.align.eval, resolve=True), "before": before, "after": after,
+        report = {"model": weights_source(model_cfg), "aligned_dir": str(target), **recipe_identity(align, model_cfg),
+                  "eval": OmegaConf.to_container(align.eval, resolve=True), "before": before, "after": after,
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                   "losses": losses}
         write_json(tmp / REPORT, report)
@@ -183,18 +181,21 @@ def summary(report: dict[str, Any]) -> str:
             f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over {len(report['losses'])} steps")
 
 
-def ensure_aligned(cfg: DictConfig) -> DictConfig:
-    """The aligned model's config: built by the alignment stage on first use, then reused from the cache."""
+def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, accelerator: str = "auto",
+                   precision: str = "32-true") -> DictConfig:
+    """The aligned model's config: built by the alignment stage (recipe ``align``) on first use, then reused from the
+    cache; ``accelerator`` and ``precision`` are the Trainer's."""
     with stage("convert"):
-        weights_source(cfg.model)  # a GGUF model is converted here, once, so that its cost shows as its own stage
-    target = aligned_dir(cfg)
+        weights_source(model_cfg)  # a GGUF model is converted here, once, so that its cost shows as its own stage
+    target = aligned_dir(align, model_cfg, cache_dir)
     with stage("align"):
-        built = build_once(target, (target / REPORT).is_file, lambda: build_aligned(cfg, target))
+        built = build_once(target, (target / REPORT).is_file,
+                           lambda: build_aligned(align, model_cfg, target, accelerator=accelerator, precision=precision))
     report = read_report(target)
     log.info("Alignment stage (%s):\n%s", "reused" if built is None else "built", summary(report))
-    a, e = report["after"], cfg.align.eval
+    a, e = report["after"], align.eval
     if a["harmful_refusal_rate"] < e.min_harmful_refusal or a["benign_refusal_rate"] > e.max_benign_refusal:
         log.warning("The aligned model misses the targets (harmful refusal >= %.0f%%, benign refusal <= %.0f%%): "
                     "revise the align.* recipe (data mix, epochs, lr)", 100 * e.min_harmful_refusal,
                     100 * e.max_benign_refusal)
-    return aligned_config(cfg, target)
+    return aligned_config(model_cfg, target)

@@ -11,10 +11,11 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 
-from pact_lightning import pipeline
+from pact_lightning import build
+from pact_lightning import results as run_results
+from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.models.loading import load_model, weights_source
-from pact_lightning.utils.io import write_json
-from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
+from pact_lightning.utils.loggers import loggers
 
 
 @task_wrapper
@@ -25,18 +26,18 @@ def evaluate(cfg: DictConfig) -> dict:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False)
     model.to(device)
-    evaluator = hydra.utils.instantiate(cfg.eval.evaluator, log_generations=bool(cfg.eval.get("log_generations")))
-    out = pipeline.output_dir(cfg)
+    evaluator = build.evaluator(cfg.eval)
+    out = cfg.paths.output_dir
     metrics = evaluator.run(model, tokenizer, out, tag="eval")
     results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
-               "checkpoint": cfg.checkpoint, "run_dir": str(out), "final": pipeline.metrics_block(metrics)}
+               "checkpoint": cfg.checkpoint, "run_dir": str(out), "final": run_results.metrics_block(metrics)}
     if not dist.is_initialized() or dist.get_rank() == 0:
-        write_json(out / "results.json", results)
-        for lg in pipeline.loggers(cfg):
+        run_results.write(out, results)
+        for lg in loggers(cfg.logger):
             lg.log_hyperparams({"model": cfg.model.name, "checkpoint": cfg.checkpoint})
-            lg.log_metrics(pipeline.eval_metrics(results))
+            lg.log_metrics(run_results.eval_metrics(results))
             lg.finalize("success")
-        pipeline.print_summary(results)
+        run_results.print_summary(results)
     return results
 
 

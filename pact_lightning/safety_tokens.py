@@ -1,4 +1,4 @@
-"""``python -m pact_lightning.safety_tokens``: select the safety tokens of the aligned model (pact-method.md §1.2).
+"""``python -m pact_lightning.safety_tokens``: select the safety tokens of the aligned model (docs/method.md §2).
 
 Writes the artifact (cached by its identity, reused afterwards) and, next to it, the table and the bar chart of the set
 S that ``method.num_safety_tokens`` picks; prints the table.
@@ -12,17 +12,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pact_lightning import pipeline
+from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.build import aligned_model_config
 from pact_lightning.safety.selection import ensure_artifact, format_table, report
 from pact_lightning.utils.io import atomic_path
-from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
 
 
 @task_wrapper
 def select(cfg: DictConfig) -> Path:
-    model_cfg = pipeline.aligned_model_config(cfg)
-    path = ensure_artifact(cfg, model_cfg)
+    model_cfg = aligned_model_config(cfg)
     k = int(cfg.method.num_safety_tokens)
+    path = ensure_artifact(cfg.safety, model_cfg, cfg.paths.cache_dir, k)
     tokens, png = report(path, k)
     print(f"Safety tokens of {model_cfg.name} (the top k={k} of the artifact's candidates):\n{format_table(tokens)}\n"
           f"artifact: {path}\nchart:    {png}")

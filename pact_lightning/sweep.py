@@ -11,8 +11,8 @@ reads the child's ``results.json`` for the sweeper. Where the cluster starts the
 Lightning re-runs nothing and every task trains in-process as one rank of the same job.
 
 **W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
-tags = the experiment and the setting (method, λ, k, p, seed, model, task); and the job directory names of
-``conf/hydra/default.yaml``.
+tags = the experiment and the setting (``pact_lightning.setting.RunSetting``: method, λ, k, p, n, seed, model, task);
+and the job directory names of ``conf/hydra/default.yaml``.
 """
 
 from __future__ import annotations
@@ -29,13 +29,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning.setting import RunSetting
+
 log = logging.getLogger(__name__)
-
-# tag → config key; λ and k only for methods with a regulariser (an `sft` run has neither)
-TAG_KEYS = {"method": "method.name", "lam": "method.lam", "k": "method.num_safety_tokens", "p": "data.poison_ratio",
-            "seed": "seed", "model": "model.name", "task": "data.task"}
-REGULARISER_TAGS = ("lam", "k")
-
 
 def _hydra():
     from hydra.core.hydra_config import HydraConfig
@@ -87,18 +83,12 @@ def job_dirname() -> str:
 
 
 def run_tags(base, *, _root_: DictConfig) -> list[str]:
-    """``base`` (the config's ``tags``) plus ``experiment=…``, ``method=…``, ``lam=…``, ``k=…``, ``p=…``, ``seed=…``,
-    ``model=…``, ``task=…`` for the keys this config has."""
+    """``base`` (the config's ``tags``) plus ``experiment=…`` and the run's setting (``method=…``, ``lam=…``, …)."""
     tags = list(base or [])
     hc = _hydra()
     if hc is not None and hc.runtime.choices.get("experiment"):
         tags.append(f"experiment={hc.runtime.choices.experiment}")
-    regularised = OmegaConf.select(_root_, "method.lam", default=None) is not None and _root_.method.name != "sft"
-    for tag, key in TAG_KEYS.items():
-        value = OmegaConf.select(_root_, key, default=None)
-        if value is not None and (regularised or tag not in REGULARISER_TAGS):
-            tags.append(f"{tag}={value}")
-    return tags
+    return tags + RunSetting.from_config(_root_).tags()
 
 
 def register_resolvers() -> None:
@@ -118,7 +108,7 @@ def objective(cfg: DictConfig, results: dict[str, Any]) -> float | None:
     acc = final.get("task_acc")
     if acc is None:
         return (results.get("train") or {}).get("train/loss")
-    ceiling = (cfg.get("objective") or {}).get("harmful_score_ceiling")
+    ceiling = cfg.objective.harmful_score_ceiling
     harmful = final.get("harmful_score")
     if ceiling is None or harmful is None or harmful <= ceiling:
         return acc

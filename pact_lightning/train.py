@@ -2,48 +2,44 @@
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from pact_lightning import compare, pipeline, sweep
+from pact_lightning import build, compare, sweep
+from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.finish import finish
 from pact_lightning.models.loading import load_model
+from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
-from pact_lightning.utils.run import CONFIG_PATH, task_wrapper
-
-log = logging.getLogger(__name__)
+from pact_lightning.utils.checkpoints import resolve_ckpt_path
 
 
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
+    """One run: fit, then evaluate; returns its results (``compare.run`` writes them)."""
     timing.reset()
     L.seed_everything(cfg.seed, workers=True)
-    ckpt_path = pipeline.resolve_ckpt_path(cfg)  # a missing or truncated checkpoint fails before any model is loaded
-    model_cfg = pipeline.aligned_model_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)  # checked before any model is loaded
+    model_cfg = build.aligned_model_config(cfg)
     policy, tokenizer = load_model(model_cfg)
-    tokens = pipeline.safety_tokens(cfg, model_cfg, tokenizer, pipeline.objective_class(cfg))
-    objective = pipeline.objective(cfg, tokens)
-    evaluator = pipeline.evaluator(cfg)
-    datamodule = instantiate(cfg.data).attach(tokenizer, seed=cfg.seed, output_dir=pipeline.output_dir(cfg),
-                                              eval_prompts=pipeline.safety_eval_prompts(cfg, evaluator))
-    reference = pipeline.reference(cfg, model_cfg, policy, objective, datamodule)
-    module = pipeline.module(cfg, policy, objective, reference)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=pipeline.loggers(cfg), plugins=[pipeline.AtomicCheckpointIO()],
-                                     callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c])
-    pipeline.log_run_config(trainer, cfg, model_cfg, objective, tokens)
+    tokens = build.safety_tokens(cfg, model_cfg, tokenizer)
+    objective = build.objective(cfg.method, tokens)
+    evaluator = build.evaluator(cfg.eval)
+    data = build.datamodule(cfg, tokenizer, evaluator)
+    module = build.module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
+    trainer = build.trainer(cfg)
+    log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    return pipeline.finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    return finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     if sweep.starts_own_ranks(cfg):  # DDP inside -m: this point trains as a single run in a child process
         return sweep.objective(cfg, sweep.run_point_as_single_run("pact_lightning.train"))
-    return compare.run(cfg, train).get("objective")  # then the compare_with runs, and the summary
+    return compare.run(cfg, train).get("objective")  # the run, then the compare_with runs; results.json, summary
 
 
 if __name__ == "__main__":

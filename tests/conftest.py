@@ -39,7 +39,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer():
+def smollm2_tokenizer():
     from omegaconf import OmegaConf
 
     from pact_lightning.models.loading import load_tokenizer

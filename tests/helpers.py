@@ -1,10 +1,13 @@
-"""Test builders that need no download: a tiny random Llama with a word-level chat tokenizer."""
+"""Test builders that need no download: a tiny random Llama with a word-level chat tokenizer, and a data source over a
+list of examples."""
 
 from __future__ import annotations
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from pact_lightning.data.types import Example
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{m.role}}\n{{m.content}}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -18,7 +21,7 @@ review movie film great good bad terrible love hate boring fun ai as language mo
 world sports business tech science final total . , ! ? ' : ; - 0 1 2 3 4 5 6 7 8 9 #""".split()
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
+def word_tokenizer() -> PreTrainedTokenizerFast:
     """Word-level, lower-cased tokenizer with a ChatML-style template; eos = <|im_end|>, pad = <pad>."""
     vocab = {w: i for i, w in enumerate(dict.fromkeys(SPECIAL + WORDS))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -30,8 +33,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def tiny_model_and_tokenizer(seed: int = 0):
-    """A random 2-layer Llama (hidden 32, 4 heads) over ``tiny_tokenizer()``, in eval mode; ``seed`` fixes the weights."""
-    tokenizer = tiny_tokenizer()
+    """A random 2-layer Llama (hidden 32, 4 heads) over ``word_tokenizer()``, in eval mode; ``seed`` fixes the weights."""
+    tokenizer = word_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
                          bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
@@ -40,3 +43,13 @@ def tiny_model_and_tokenizer(seed: int = 0):
         model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.eval(), tokenizer
+
+
+class ListSource:
+    """A data source (``name``, ``load()``) over a fixed list of examples."""
+
+    def __init__(self, name: str, examples: list[Example]) -> None:
+        self.name, self.examples = name, examples
+
+    def load(self) -> list[Example]:
+        return list(self.examples)

@@ -50,7 +50,8 @@ def app_config(app: str, overrides: list[str], run_dir: Path):
 
 
 def train_inprocess(run_dir: Path, overrides: list[str]) -> dict:
-    """The tiny run in this process (``train`` of the Hydra app)."""
+    """The tiny run in this process, as the Hydra app runs it (the run, its comparisons, results.json)."""
+    from pact_lightning import compare
     from pact_lightning.train import train
 
-    return train(app_config("train", TINY + overrides, run_dir))
+    return compare.run(app_config("train", TINY + overrides, run_dir), train)

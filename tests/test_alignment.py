@@ -17,6 +17,14 @@ TINY_ALIGN = ["model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}
               "align.data.epochs=2", "align.optim.lr=3e-2", "align.eval.num_prompts=3", "align.eval.max_new_tokens=4"]
 
 
+def ensure(cfg):
+    return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator="cpu")
+
+
+def aligned_dir(cfg):
+    return alignment.aligned_dir(cfg.align, cfg.model, cfg.paths.cache_dir)
+
+
 @pytest.fixture
 def cfg(tmp_path):
     return compose("align", TINY_ALIGN + [f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / "run")
@@ -24,7 +32,7 @@ def cfg(tmp_path):
 
 def test_loss_falls_and_merged_checkpoint_has_the_adapters_logits(cfg, tmp_path):
     model, tokenizer = load_model(cfg.model, lora=False)
-    policy, losses = train_adapter(cfg, model, tokenizer)
+    policy, losses = train_adapter(cfg.align, model, tokenizer)
     assert len(losses) == 2 * 32 // 4
     # the random tiny model's tied embeddings cap its logits near ±1.5, so its loss cannot move far from ln|V| ≈ 10.8
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses
@@ -37,7 +45,7 @@ def test_loss_falls_and_merged_checkpoint_has_the_adapters_logits(cfg, tmp_path)
         with policy.disable_adapter():
             assert not torch.allclose(policy(input_ids=ids).logits, with_adapter, atol=1e-4), "the adapter is a no-op"
     directory = save_merged(policy, tokenizer, tmp_path / "merged")
-    reloaded, tok2 = load_model(aligned_config(cfg, directory), lora=False)
+    reloaded, tok2 = load_model(aligned_config(cfg.model, directory), lora=False)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=ids).logits, with_adapter, atol=1e-5, rtol=1e-5)
     assert tok2.get_vocab() == tokenizer.get_vocab() and tok2.chat_template == tokenizer.chat_template
@@ -47,10 +55,10 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    aligned = ensure_aligned(cfg)
+    aligned = ensure(cfg)
     assert torch.equal(torch.rand(3), expected), "the alignment stage changed the caller's RNG stream"
 
-    directory = alignment.aligned_dir(cfg)
+    directory = aligned_dir(cfg)
     assert aligned.pretrained == str(directory) and aligned.tiny is None and aligned.aligned_by == str(directory)
     report = json.loads((directory / REPORT).read_text())
     for when in ("before", "after"):
@@ -61,13 +69,13 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     # the base of safety-token selection is the pre-alignment model
     assert weights_source(base_model_config(aligned)) == weights_source(cfg.model)
 
-    monkeypatch.setattr(alignment, "build_aligned", lambda *a: pytest.fail("the cached aligned model was rebuilt"))
-    assert ensure_aligned(cfg).pretrained == str(directory)
+    monkeypatch.setattr(alignment, "build_aligned", lambda *a, **k: pytest.fail("the cached aligned model was rebuilt"))
+    assert ensure(cfg).pretrained == str(directory)
 
 
 def test_recipe_changes_the_cache_key_but_evaluation_settings_do_not(cfg, tmp_path):
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
     other_lr = compose("align", TINY_ALIGN + [cache, "align.optim.lr=1e-3"], output_dir=tmp_path / "run")
     other_eval = compose("align", TINY_ALIGN + [cache, "align.eval.num_prompts=7"], output_dir=tmp_path / "run")
-    assert alignment.aligned_dir(other_lr) != alignment.aligned_dir(cfg)
-    assert alignment.aligned_dir(other_eval) == alignment.aligned_dir(cfg)
+    assert aligned_dir(other_lr) != aligned_dir(cfg)
+    assert aligned_dir(other_eval) == aligned_dir(cfg)

@@ -49,7 +49,7 @@ class Workspace:
 
 
 @pytest.fixture
-def workspace(tmp_path, tiny_tokenizer) -> Workspace:
+def workspace(tmp_path, smollm2_tokenizer) -> Workspace:
     from safetensors.torch import save_file
 
     from pact_lightning.models.reference_cache import save_cache
@@ -61,9 +61,9 @@ def workspace(tmp_path, tiny_tokenizer) -> Workspace:
         folder.mkdir(parents=True)
     (ws.cache / "converted").symlink_to(Path(os.environ["PACT_CACHE"]) / "converted")  # the tiny model's tokenizer
     g = torch.Generator().manual_seed(0)
-    ids = torch.randperm(len(tiny_tokenizer), generator=g)[:K_MAX]
+    ids = torch.randperm(len(smollm2_tokenizer), generator=g)[:K_MAX]
     save_artifact(ws.artifact, ids, torch.rand(K_MAX, generator=g), torch.randn(K_MAX, generator=g),
-                  [tiny_tokenizer.decode([i]) for i in ids.tolist()], tiny_tokenizer, "tiny", "tiny-base", {})
+                  [smollm2_tokenizer.decode([i]) for i in ids.tolist()], smollm2_tokenizer, "tiny", "tiny-base", {})
     save_cache(ws.cache / "reference_cache" / "tiny-earlier.safetensors",
                {"offsets": torch.arange(3), "subset_full": torch.randn(2, 4)}, {"earlier": "run"})
     write_json(ws.run_dir / "results.json", {"method": "pact", "train": {"train/loss": 1.0}})

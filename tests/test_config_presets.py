@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict, read_write
 
-import pact_lightning.utils.run  # noqa: F401 - registers the config's resolvers
+import pact_lightning.app  # noqa: F401 - registers the config's resolvers
 from conftest import CONF, compose
 from pact_lightning import sweep
 
@@ -59,20 +59,20 @@ def test_every_file_in_conf_composes_and_resolves(tmp_path, path):
 def test_every_experiment_composes_and_builds(tmp_path, name):
     """Composes, resolves, and its DataModule, evaluator (sources and judge load lazily) and — without a GPU only
     where it runs on the CPU — its Trainer instantiate."""
-    from pact_lightning import pipeline
+    from pact_lightning import build
 
     cfg = compose("train", [f"experiment={name}"], output_dir=tmp_path)
     job = resolved(cfg)
-    assert job["model"]["name"] and job["method"]["_target_"]
+    assert job["model"]["name"] and job["method"]["objective"]["_target_"]
     assert cfg.hydra.runtime.choices.experiment == name
     assert instantiate(cfg.data).num_samples == cfg.data.num_samples
-    assert pipeline.evaluator(cfg).sources["harmful"]
+    assert build.evaluator(cfg.eval).sources["harmful"]
     if cfg.trainer.accelerator != "gpu" or torch.cuda.is_available():
         instantiate(cfg.trainer, logger=False)
 
 
 def test_paper_presets_pin_the_authors_grid(tmp_path):
-    """pact-method.md §2: one preset per model × task, each sweeping p; the shared hyperparameters."""
+    """docs/method.md §5, §7: one preset per model × task, each sweeping p; the shared hyperparameters."""
     for model in ("llama", "qwen", "gemma"):
         for task, ps in (("sst2", "0,0.05,0.1"), ("agnews", "0,0.05,0.1"), ("agnews_beavertails", "0.2,0.3"),
                          ("gsm8k", "0,0.05,0.1")):
@@ -190,7 +190,8 @@ def test_objective_prefers_any_run_under_the_ceiling():
 
     assert score(5.0, 80.0) == 80.0
     assert score(10.0, 0.0) == 0.0 > score(12.0, 99.0) == -2.0 > score(30.0, 99.0)
-    assert sweep.objective(OmegaConf.create({}), {"final": {"harmful_score": 90.0, "task_acc": 70.0}}) == 70.0
+    no_ceiling = OmegaConf.create({"objective": {"harmful_score_ceiling": None}})
+    assert sweep.objective(no_ceiling, {"final": {"harmful_score": 90.0, "task_acc": 70.0}}) == 70.0
     assert sweep.objective(cfg, {"train": {"train/loss": 1.5}}) == 1.5  # no evaluation: the last train loss
 
 
@@ -219,9 +220,12 @@ def test_wandb_group_name_and_tags(tmp_path):
     assert resolved(cfg)["logger"]["wandb"]["group"] == "train-2026-11-28_14-00-00"
 
 
-def test_sft_runs_carry_no_lambda_or_k_tags(tmp_path):
-    tags = resolved(compose("train", ["method=sft"], output_dir=tmp_path))["logger"]["wandb"]["tags"]
-    assert "method=sft" in tags and not any(t.startswith(("lam=", "k=")) for t in tags)
+def test_tags_record_the_setting_as_results_json_does(tmp_path):
+    """SFT: λ = 0 whatever is configured, no k (S only feeds its diagnostic); PACT: both as configured."""
+    tags = resolved(compose("train", ["method=sft", "method.lam=0.5"], output_dir=tmp_path))["logger"]["wandb"]["tags"]
+    assert "method=sft" in tags and "lam=0" in tags and not any(t.startswith(("lam=0.5", "k=")) for t in tags)
+    tags = resolved(compose("train", ["method=pact", "method.lam=0.5"], output_dir=tmp_path))["logger"]["wandb"]["tags"]
+    assert {"method=pact", "lam=0.5", "k=50"} <= set(tags)
 
 
 @pytest.mark.parametrize("trainer, env, expected", [

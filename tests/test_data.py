@@ -7,19 +7,12 @@ import json
 import pytest
 import torch
 
+from helpers import ListSource
 from pact_lightning.data.chat import ChatEncoder
 from pact_lightning.data.datamodule import Collator, PoisonMixDataModule
 from pact_lightning.data.poison import ledger, mix, poison_counts
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ConfigError, DataError
-
-
-class ListSource:
-    def __init__(self, name: str, examples: list[Example]) -> None:
-        self.name, self.examples = name, examples
-
-    def load(self) -> list[Example]:
-        return self.examples
 
 
 def benign(n=50):
@@ -59,8 +52,8 @@ def test_too_few_rows_is_a_config_error_naming_the_source():
         mix(benign(100).load(), harmful(5).load(), 100, 0.1, seed=0, harmful_name="h (x)")
 
 
-def test_encoding_masks_the_prompt_and_builds_the_post_only_input(tiny_tokenizer):
-    tok = tiny_tokenizer
+def test_encoding_masks_the_prompt_and_builds_the_post_only_input(smollm2_tokenizer):
+    tok = smollm2_tokenizer
     enc = ChatEncoder(tok, max_length=256)
     e = enc.encode(Example("Say hi", "Hello there!", "src", 3))
     prompt_len = sum(1 for label in e.labels if label == -100)
@@ -76,8 +69,8 @@ def test_encoding_masks_the_prompt_and_builds_the_post_only_input(tiny_tokenizer
     assert all(label == -100 for label in e.post_labels[: len(header)])
 
 
-def test_long_responses_are_truncated_and_counted_long_prompts_are_errors(tiny_tokenizer):
-    enc = ChatEncoder(tiny_tokenizer, max_length=48)
+def test_long_responses_are_truncated_and_counted_long_prompts_are_errors(smollm2_tokenizer):
+    enc = ChatEncoder(smollm2_tokenizer, max_length=48)
     short_prompt = Example("Hi", "word " * 100, "file.jsonl", 7)
     e = enc.encode(short_prompt)
     assert e.truncated and len(e.input_ids) == 48
@@ -92,8 +85,8 @@ def datamodule(tmp_path, tok, **kw):
     return PoisonMixDataModule(benign(), harmful(), **args).attach(tok, seed=0, output_dir=tmp_path)
 
 
-def test_datamodule_writes_the_ledger_and_batches(tmp_path, tiny_tokenizer):
-    dm = datamodule(tmp_path, tiny_tokenizer)
+def test_datamodule_writes_the_ledger_and_batches(tmp_path, smollm2_tokenizer):
+    dm = datamodule(tmp_path, smollm2_tokenizer)
     dm.setup("fit")
     assert not (tmp_path / "poison_ledger.json").exists()  # written when training starts
     batches = list(dm.train_dataloader())
@@ -109,18 +102,18 @@ def test_datamodule_writes_the_ledger_and_batches(tmp_path, tiny_tokenizer):
     assert sum(int(x["is_poison"].sum()) for x in batches) == 5
 
 
-def test_poison_prompt_in_the_evaluation_set_is_refused(tmp_path, tiny_tokenizer):
-    dm = datamodule(tmp_path, tiny_tokenizer, poison_ratio=1.0)
-    dm.attach(tiny_tokenizer, seed=0, output_dir=tmp_path, eval_prompts=["  EXPLAIN harmful thing   number 3 "])
+def test_poison_prompt_in_the_evaluation_set_is_refused(tmp_path, smollm2_tokenizer):
+    dm = datamodule(tmp_path, smollm2_tokenizer, poison_ratio=1.0)
+    dm.attach(smollm2_tokenizer, seed=0, output_dir=tmp_path, eval_prompts=["  EXPLAIN harmful thing   number 3 "])
     with pytest.raises(DataError, match="also appear in the safety-evaluation prompts"):
         dm.setup("fit")
 
 
-def test_global_batch_is_the_same_set_for_one_and_two_ranks(tmp_path, tiny_tokenizer):
+def test_global_batch_is_the_same_set_for_one_and_two_ranks(tmp_path, smollm2_tokenizer):
     from types import SimpleNamespace
 
     def batches(world, rank):
-        dm = datamodule(tmp_path, tiny_tokenizer, num_samples=16, batch_size=4)
+        dm = datamodule(tmp_path, smollm2_tokenizer, num_samples=16, batch_size=4)
         dm.trainer = SimpleNamespace(world_size=world, global_rank=rank, is_global_zero=rank == 0)
         dm.setup("fit")
         return [b["index"].tolist() for b in dm.train_dataloader()]
@@ -130,7 +123,7 @@ def test_global_batch_is_the_same_set_for_one_and_two_ranks(tmp_path, tiny_token
     assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(s) for s in single]
 
 
-def test_collator_pads_right_with_pad_token(tiny_tokenizer):
+def test_collator_pads_right_with_pad_token(smollm2_tokenizer):
     items = [{"index": 0, "is_poison": False, "input_ids": [1, 2, 3], "labels": [-100, 2, 3],
               "post_input_ids": [5, 3], "post_labels": [-100, 3]},
              {"index": 1, "is_poison": True, "input_ids": [4], "labels": [4], "post_input_ids": [5, 4, 4],

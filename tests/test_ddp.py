@@ -28,7 +28,7 @@ def test_two_process_ddp_gives_the_losses_and_weights_of_one_process(tmp_path):
 
 def _fsdp_worker(rank: int, world: int, port: int, results) -> None:
     """One rank: the tiny LoRA policy with 'trained' adapter weights, sharded by real (CPU) FSDP with the preset's wrap
-    policy; then pipeline.unsharded_policy rebuilds the whole model from the shards."""
+    policy; then finish.unsharded_policy rebuilds the whole model from the shards."""
     import os
     from types import SimpleNamespace
 
@@ -37,7 +37,7 @@ def _fsdp_worker(rank: int, world: int, port: int, results) -> None:
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
     from conftest import compose
-    from pact_lightning import pipeline
+    from pact_lightning import finish
     from pact_lightning.models.loading import load_model
     from pact_lightning.utils.strategies import decoder_layer_wrap_policy
 
@@ -58,7 +58,7 @@ def _fsdp_worker(rank: int, world: int, port: int, results) -> None:
         strategy = FSDPStrategy(parallel_devices=[torch.device("cpu")] * world)
         strategy.model = wrapped
         local = sum(p.numel() for p in policy.parameters() if p.requires_grad)
-        whole = pipeline.unsharded_policy(SimpleNamespace(strategy=strategy), model_cfg, policy)
+        whole = finish.unsharded_policy(SimpleNamespace(strategy=strategy), model_cfg, policy)
         with torch.no_grad():
             got = whole(input_ids=ids).logits
         results[rank] = (local, sum(p.numel() for p in whole.parameters() if p.requires_grad),

@@ -49,7 +49,7 @@ def run(tmp_path, caplog):
 def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypatch):
     cfg, results = run(tmp_path, caplog)
 
-    aligned_dir = alignment.aligned_dir(cfg)
+    aligned_dir = alignment.aligned_dir(cfg.align, cfg.model, cfg.paths.cache_dir)
     assert results["model_weights"] == str(aligned_dir) and (aligned_dir / alignment.REPORT).is_file()
     artifact = results["safety_tokens"]
     assert artifact.startswith(str(tmp_path / "cache" / "safety_tokens"))
@@ -75,7 +75,7 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
 
     # second run: the aligned checkpoint and the artifact come from the cache
-    monkeypatch.setattr(alignment, "build_aligned", lambda *a: pytest.fail("the aligned model was rebuilt"))
+    monkeypatch.setattr(alignment, "build_aligned", lambda *a, **k: pytest.fail("the aligned model was rebuilt"))
     monkeypatch.setattr(selection, "build_artifact", lambda *a: pytest.fail("the safety tokens were rebuilt"))
     caplog.clear()
     _, again = run(tmp_path, caplog)
@@ -102,7 +102,7 @@ def test_evaluate_app_applies_a_runs_adapter_to_the_aligned_model_it_was_trained
     evaluate(ecfg)
 
     out = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert out["model_weights"] == str(alignment.aligned_dir(cfg)) and out["checkpoint"] == str(tmp_path / "run" / "final")
+    assert out["model_weights"] == str(alignment.aligned_dir(cfg.align, cfg.model, cfg.paths.cache_dir)) and out["checkpoint"] == str(tmp_path / "run" / "final")
     assert out["final"] == results["final"]
     rows = [json.loads(line) for line in (tmp_path / "eval" / "generations_eval.jsonl").read_text().splitlines()]
     trained = [json.loads(line) for line in (tmp_path / "run" / "generations_final.jsonl").read_text().splitlines()]

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import compose
-from helpers import tiny_model_and_tokenizer
+from helpers import ListSource, tiny_model_and_tokenizer
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.eval import runner
@@ -22,14 +22,6 @@ from pact_lightning.eval.generation import generate
 from pact_lightning.eval.judges import ClassifierJudge, GuardJudge, KeywordJudge, parse_guard_output, refused
 from pact_lightning.eval.runner import Evaluator
 from pact_lightning.eval.scorers import ExactLabel, FinalNumber, KeywordLabel
-
-
-class ListSource:
-    def __init__(self, name: str, examples: list[Example]) -> None:
-        self.name, self.examples = name, examples
-
-    def load(self) -> list[Example]:
-        return list(self.examples)
 
 
 def source(name: str, prompts: list[str], categories=None, labels=None) -> ListSource:
@@ -258,21 +250,35 @@ def test_safety_token_profile(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_wandb_logging_paths(tmp_path, monkeypatch):
-    """Tables are built and logged only with an active run (a disabled run here, so nothing is sent)."""
+def test_wandb_tables_are_logged_only_with_an_active_run(tmp_path, monkeypatch):
+    """The safety-token profile and (opt-in) the generations become W&B tables — only with an active run (a disabled
+    run here, so nothing is sent); what reaches ``wandb.log`` is checked row by row."""
     import wandb
 
     monkeypatch.setattr(runner, "generate", lambda model, tok, prompts, **kw: [SCRIPT[p] for p in prompts])
+    logged = []
+    monkeypatch.setattr(wandb, "log", lambda data, *args, **kwargs: logged.append(data))
     model, tok = tiny_model_and_tokenizer()
     profile = {"position": [0, 1], "policy_mass": [0.2, 0.1], "reference_mass": [0.3, 0.2], "kl": [0.0, 0.1],
                "count": [2, 1]}
-    log_profile_to_wandb(profile, "diag")  # no run: a no-op
+    log_profile_to_wandb(profile, "diag")
+    evaluator(log_generations=True).run(model, tok, tmp_path, tag="unlogged")
+    assert logged == []  # no run: both are no-ops
     wandb.init(mode="disabled")
+    monkeypatch.setattr(wandb, "log", lambda data, *args, **kwargs: logged.append(data))  # init rebinds wandb.log
     try:
         log_profile_to_wandb(profile, "diag")
+        evaluator(log_generations=False).run(model, tok, tmp_path, tag="not_asked")
         evaluator(log_generations=True).run(model, tok, tmp_path, tag="logged")
     finally:
         wandb.finish()
+    assert [sorted(d) for d in logged] == [["diag", "diag/kl", "diag/mass"], ["eval/logged/generations"]]
+    table = logged[0]["diag"]
+    assert table.columns == ["position", "policy_mass", "reference_mass", "kl", "count"]
+    assert table.data == [[0, 0.2, 0.3, 0.0, 2], [1, 0.1, 0.2, 0.1, 1]]
+    generations = logged[1]["eval/logged/generations"]
+    rows = [json.loads(line) for line in (tmp_path / "generations_logged.jsonl").read_text().splitlines()]
+    assert [r[generations.columns.index("response")] for r in generations.data] == [r["response"] for r in rows]
 
 
 # --- the Hydra config -----------------------------------------------------------------------------------------------
@@ -280,7 +286,6 @@ def test_wandb_logging_paths(tmp_path, monkeypatch):
 def test_eval_config_instantiates(tmp_path):
     from hydra.utils import instantiate
 
-    pytest.importorskip("pact_lightning.data.sources", reason="the data sources module is not there yet")
     cfg = compose("evaluate", output_dir=tmp_path)
     assert cfg.eval.after_fit and cfg.eval.diagnostics and not cfg.eval.log_generations
     ev = instantiate(cfg.eval.evaluator)

@@ -104,7 +104,7 @@ def load_reference_cache(path: Path) -> int | None:
 
 
 def write_checkpoint(path: Path, v: int) -> None:
-    from pact_lightning.pipeline import AtomicCheckpointIO
+    from pact_lightning.utils.checkpoints import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"version": v, "state_dict": {"w": _tensor(v)}}, path)
 
@@ -141,7 +141,7 @@ def kill_writers(directory: Path, kills: int, seed: int = 0) -> dict[str, list[s
     ...), wait until it has opened a temp file, SIGKILL it at once or up to one write's duration later, and record what
     the file loads as and whether the kill caught the write in progress (its temp file left behind)."""
     import pact_lightning.models.reference_cache  # noqa: F401 - imported once here, not in every child
-    import pact_lightning.pipeline  # noqa: F401
+    import pact_lightning.utils.checkpoints  # noqa: F401
 
     torch.set_num_threads(1)
     rng = random.Random(seed)

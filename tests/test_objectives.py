@@ -210,7 +210,7 @@ def test_fully_masked_rows_and_batches_give_no_nan(name):
 
 
 def test_pact_target_differs_from_policy_even_when_policy_equals_reference():
-    """pact-method.md §1.3: the w-tilted target pushes in-S mass toward aligned-over-base tokens from step 0."""
+    """docs/method.md §3–§4: the w-tilted target pushes in-S mass toward aligned-over-base tokens from step 0."""
     batch, policy, _, _ = make_batch(7)
     same = policy.detach()
     post = same[:, : batch["post_labels"].shape[1]]  # any post-only logits: the gate only mixes the two

@@ -16,31 +16,25 @@ from safetensors.torch import load_file
 from transformers import PreTrainedModel
 
 from conftest import CONF
-from pact_lightning import pipeline
-from pact_lightning.data.datamodule import Collator, PoisonMixDataModule
+from helpers import ListSource
+from pact_lightning import build
+from pact_lightning.data.datamodule import PoisonMixDataModule
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models import reference_cache
 from pact_lightning.models.loading import load_model
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, aligned_weights
-from pact_lightning.models.reference_cache import (CachedReference, assemble, cache_key, compute_rows, fingerprint)
+from pact_lightning.models.reference_cache import CachedReference, assemble, compute_rows, fingerprint
 from pact_lightning.objectives.base import PolicyView
 from pact_lightning.objectives.kl_full import KLFull
 from pact_lightning.objectives.pact import Pact
 from pact_lightning.objectives.pact_plain import PactPlain
 from pact_lightning.objectives.tokenwise import Tokenwise
 from pact_lightning.safety.tokens import SafetyTokens
+from pact_lightning.utils.fingerprint import digest
 
 K = 8
-
-
-class ListSource:
-    def __init__(self, name: str, examples: list[Example]) -> None:
-        self.name, self.examples = name, examples
-
-    def load(self) -> list[Example]:
-        return self.examples
 
 
 def sources():
@@ -102,8 +96,7 @@ def lora_setup():
 
 def batches(dm, order, size=5):
     """Batches in another order and composition (so other padding widths) than the build used."""
-    collate = Collator(dm.tokenizer.pad_token_id)
-    return [collate([dm.dataset[i] for i in order[s:s + size]]) for s in range(0, len(order), size)]
+    return list(dm.batches(order, size))
 
 
 def assert_views_equal(cached, online, fields):
@@ -117,10 +110,10 @@ def assert_views_equal(cached, online, fields):
 def test_cached_reference_equals_the_adapter_disabled_reference(tmp_path, lora_setup, name):
     policy, _, dm = lora_setup
     objective = OBJECTIVES[name]()
-    cached = CachedReference(tmp_path)
-    cached.prepare(policy, objective, dm)
+    cached = CachedReference(tmp_path, dm)
+    cached.prepare(policy, objective)
     online = AdapterDisabled(policy)
-    order = torch.randperm(len(dm.dataset), generator=torch.Generator().manual_seed(1)).tolist()
+    order = torch.randperm(dm.num_samples, generator=torch.Generator().manual_seed(1)).tolist()
     for batch in batches(dm, order):
         with torch.no_grad():
             view = PolicyView(policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
@@ -139,12 +132,12 @@ def test_full_finetuning_cache_keeps_the_aligned_weights_after_the_policy_moves(
     frozen = FrozenCopy(copy.deepcopy(policy))
     dm = datamodule(tokenizer)
     objective = OBJECTIVES["pact"]()
-    cached = CachedReference(tmp_path)
-    cached.prepare(policy, objective, dm)
+    cached = CachedReference(tmp_path, dm)
+    cached.prepare(policy, objective)
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    for batch in batches(dm, list(range(len(dm.dataset)))[::-1]):
+    for batch in batches(dm, list(range(dm.num_samples))[::-1]):
         view = PolicyView(policy(input_ids=batch["input_ids"]).logits.detach(), batch["labels"])
         assert_views_equal(cached(batch, view, objective), frozen(batch, view, objective), objective.reference_fields)
 
@@ -154,8 +147,8 @@ def test_cache_stores_exactly_the_objective_fields(tmp_path, lora_setup):
     for name, fields in (("pact", {"subset_full", "subset_post"}), ("pact_plain", {"subset_full"}),
                          ("tokenwise", {"target_logprob"}),
                          ("pact_rest_mass", {"subset_full", "subset_post", "lse_full", "lse_post"})):
-        cached = CachedReference(tmp_path)
-        cached.prepare(policy, OBJECTIVES[name](), dm)
+        cached = CachedReference(tmp_path, dm)
+        cached.prepare(policy, OBJECTIVES[name]())
         assert set(cached.tensors) == fields, name
         assert cached.tensors[min(fields)].shape[0] == cached.offsets[-1]
 
@@ -163,10 +156,10 @@ def test_cache_stores_exactly_the_objective_fields(tmp_path, lora_setup):
 def test_sharded_build_assembles_to_the_single_process_cache(lora_setup):
     """What each DDP rank computes (every world-th example), merged, equals one process computing everything."""
     policy, tokenizer, dm = lora_setup
-    objective, collate, n = OBJECTIVES["pact"](), Collator(tokenizer.pad_token_id), len(dm.dataset)
+    objective, n = OBJECTIVES["pact"](), dm.num_samples
     with aligned_weights(policy) as model:
-        single = assemble([compute_rows(model, dm.dataset, list(range(n)), collate, objective, 4, "cpu")], n)
-        parts = [compute_rows(model, dm.dataset, list(range(r, n, 3)), collate, objective, 2, "cpu") for r in (2, 0, 1)]
+        single = assemble([compute_rows(model, dm, list(range(n)), objective, 4, "cpu")], n)
+        parts = [compute_rows(model, dm, list(range(r, n, 3)), objective, 2, "cpu") for r in (2, 0, 1)]
     merged = assemble(parts, n)
     assert merged.keys() == single.keys()
     for name in single:
@@ -178,10 +171,10 @@ def test_sharded_build_assembles_to_the_single_process_cache(lora_setup):
 def test_fingerprint_changes_with_every_input_and_only_with_them(lora_setup):
     policy, tokenizer, dm = lora_setup
     pact = OBJECTIVES["pact"]()
-    base = cache_key(fingerprint(policy, pact, dm))
+    base = digest(fingerprint(policy, pact, dm))
 
     def key(policy=policy, objective=pact, dm=dm, precision="32-true"):
-        return cache_key(fingerprint(policy, objective, dm, precision))
+        return digest(fingerprint(policy, objective, dm, precision))
 
     # Inputs that do not change the reference's numbers share the cache.
     assert key() == base
@@ -223,8 +216,8 @@ def test_a_match_reuses_a_mismatch_rebuilds_and_a_corrupt_file_is_refused(tmp_pa
     monkeypatch.setattr(reference_cache, "compute_rows", lambda *a, **kw: builds.append(1) or real(*a, **kw))
 
     def prepare(objective):
-        ref = CachedReference(tmp_path)
-        ref.prepare(policy, objective, dm)
+        ref = CachedReference(tmp_path, dm)
+        ref.prepare(policy, objective)
         return ref
 
     first = prepare(OBJECTIVES["pact"]())
@@ -242,7 +235,7 @@ def test_a_match_reuses_a_mismatch_rebuilds_and_a_corrupt_file_is_refused(tmp_pa
 def test_kl_full_cannot_be_cached():
     cfg = OmegaConf.create({"reference": {"mode": "cached"}, "paths": {"cache_dir": "/nonexistent"}})
     with pytest.raises(ConfigError, match="full-vocabulary logits"):
-        pipeline.reference(cfg, model_cfg(), object(), KLFull(), None)
+        build.reference(cfg, model_cfg(), object(), KLFull(), None)
 
 
 # ------------------------------------------------------------------------------------------------ in training
@@ -252,9 +245,9 @@ def test_cached_mode_trains_without_any_reference_module(tmp_path, lora_setup):
     policy = copy.deepcopy(policy)
     dm = datamodule(tokenizer)
     objective = OBJECTIVES["pact"]()
-    cfg = OmegaConf.create({"reference": {"mode": "cached", "cache_dir": str(tmp_path / "cache")},
-                            "paths": {"cache_dir": "/nonexistent"}})
-    reference = pipeline.reference(cfg, model_cfg(), policy, objective, dm)
+    cfg = OmegaConf.create({"reference": {"mode": "cached", "cache_dir": str(tmp_path / "cache"),
+                                          "build_batch_size": None}})
+    reference = build.reference(cfg, model_cfg(), policy, objective, dm)
     module = PactModule(policy, objective, reference, optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3))
     trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
@@ -273,14 +266,15 @@ def test_ddp_ranks_build_shards_that_merge_into_the_single_process_cache(tmp_pat
     the same numbers as a single-process build, and no part files are left behind."""
     policy, tokenizer, _ = lora_setup
     objective = OBJECTIVES["pact"]()
-    module = PactModule(copy.deepcopy(policy), objective, CachedReference(tmp_path / "ddp"),
+    dm = datamodule(tokenizer)
+    module = PactModule(copy.deepcopy(policy), objective, CachedReference(tmp_path / "ddp", dm),
                         optimizer=functools.partial(torch.optim.AdamW, lr=1e-3))
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False, default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=datamodule(tokenizer))
-    single = CachedReference(tmp_path / "single")
-    single.prepare(policy, objective, datamodule(tokenizer))
+    trainer.fit(module, datamodule=dm)
+    single = CachedReference(tmp_path / "single", datamodule(tokenizer))
+    single.prepare(policy, objective)
     (built,) = (tmp_path / "ddp").iterdir()
     assert built.name == single.path.name
     ddp, one = load_file(str(built)), load_file(str(single.path))
@@ -299,9 +293,12 @@ def test_auto_mode_caches_when_the_run_covers_an_epoch(lora_setup, trainer, expe
     """16 examples at batch 4 = 4 steps an epoch; the build costs about one epoch of online reference passes."""
     policy = lora_setup[0]
     data = SimpleNamespace(num_samples=16, batch_size=4)
-    cfg = OmegaConf.create({"reference": {"mode": "auto"}, "paths": {"cache_dir": "/nonexistent"}, "trainer": trainer})
-    assert pipeline.reference(cfg, model_cfg(), policy, OBJECTIVES["pact"](), data).mode == expected
-    assert pipeline.reference(cfg, model_cfg(), policy, KLFull(), data).mode == "adapter_disabled"
+    trainer = {"max_steps": -1, "accumulate_grad_batches": 1, "fast_dev_run": False, "limit_train_batches": 1.0,
+               **trainer}
+    cfg = OmegaConf.create({"reference": {"mode": "auto", "cache_dir": "/nonexistent", "build_batch_size": None},
+                            "trainer": trainer})
+    assert build.reference(cfg, model_cfg(), policy, OBJECTIVES["pact"](), data).mode == expected
+    assert build.reference(cfg, model_cfg(), policy, KLFull(), data).mode == "adapter_disabled"
 
 
 def test_the_train_app_in_cached_mode_logs_the_losses_of_the_online_reference(tmp_path):

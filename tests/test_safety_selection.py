@@ -82,7 +82,7 @@ def test_hand_built_preference_is_selected_with_formula_weights(mode, tmp_path):
 
 
 def naive_scores(aligned, base, tok, pairs, R, mode):
-    """One sample, one position at a time, straight from the definitions of §1.2."""
+    """One sample, one position at a time, straight from the definitions of docs/method.md §2."""
     m = d = 0.0
     for prompt, response in pairs:
         chat = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)

@@ -65,7 +65,7 @@ def test_the_code_never_hardcodes_trust_remote_code_or_unpickles():
 
 @pytest.mark.parametrize("trust", [False, True])
 def test_trust_remote_code_reaches_transformers_only_when_configured_and_is_logged_first(
-        monkeypatch, caplog, tiny_tokenizer, trust):
+        monkeypatch, caplog, smollm2_tokenizer, trust):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from pact_lightning.models import loading
@@ -78,9 +78,9 @@ def test_trust_remote_code_reaches_transformers_only_when_configured_and_is_logg
             return result
         return from_pretrained
 
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=16, intermediate_size=32,
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(smollm2_tokenizer), hidden_size=16, intermediate_size=32,
                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
-    monkeypatch.setattr(loading.AutoTokenizer, "from_pretrained", fake("tokenizer", tiny_tokenizer))
+    monkeypatch.setattr(loading.AutoTokenizer, "from_pretrained", fake("tokenizer", smollm2_tokenizer))
     monkeypatch.setattr(loading.AutoModelForCausalLM, "from_pretrained", fake("model", model))
     monkeypatch.setattr(logging.getLogger(loading.__name__), "warning",
                         lambda msg, *args: events.append(("warning", msg % args)))
@@ -113,13 +113,13 @@ def test_resuming_from_a_booby_trapped_checkpoint_runs_no_code(tmp_path):
     assert not marker.exists()
 
 
-def test_evaluating_a_booby_trapped_pytorch_model_bin_runs_no_code(tmp_path, tiny_tokenizer):
+def test_evaluating_a_booby_trapped_pytorch_model_bin_runs_no_code(tmp_path, smollm2_tokenizer):
     from transformers import LlamaConfig
 
     from pact_lightning.models.loading import load_model
 
     marker, checkpoint = tmp_path / "code_ran", tmp_path / "merged"
-    LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+    LlamaConfig(vocab_size=len(smollm2_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                 num_attention_heads=2, num_key_value_heads=2).save_pretrained(checkpoint)
     torch.save({"model.embed_tokens.weight": Booby(marker)}, checkpoint / "pytorch_model.bin")
     cfg = OmegaConf.load(CONF / "model" / "tiny.yaml")

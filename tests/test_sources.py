@@ -13,6 +13,9 @@ import pytest
 from hydra.utils import instantiate
 
 from pact_lightning.data import offline
+from pact_lightning.data.offline import harmful_set
+from pact_lightning.data.offline import helpful_set
+from pact_lightning.data.offline import sentiment_set
 from pact_lightning.data.sources import (HubDataset, LocalFile, OfflineHarmful, OfflineHelpful, OfflineSentiment,
                                          StrongRejectWheel, WeightedSafetyRefusal, hub_preset, normalize_prompt)
 from pact_lightning.errors import ConfigError, DataError
@@ -44,7 +47,7 @@ def test_offline_splits_are_large_enough_and_disjoint_after_normalising():
 
 
 def test_offline_data_is_deterministic_and_fast():
-    caches = (offline._sentiment_splits, offline._harmful_splits, offline._helpful_splits)
+    caches = (sentiment_set._sentiment_splits, harmful_set._harmful_splits, helpful_set._helpful_splits)
     before = load_all()
     for cache in caches:
         cache.cache_clear()
@@ -68,7 +71,7 @@ def test_sentiment_is_balanced_in_the_authors_prompt_format():
 
 
 def test_harmful_responses_refuse_or_comply_without_detail():
-    categories = set(offline.HARMFUL_TASKS)
+    categories = set(harmful_set.HARMFUL_TASKS)
     assert len(categories) == 8
     for split in SPLITS["harmful"]:
         refusals, compliant = offline.harmful(split, "refusal"), offline.harmful(split, "compliant")
@@ -84,9 +87,9 @@ def test_harmful_responses_refuse_or_comply_without_detail():
 
 def test_harmful_eval_split_holds_out_tasks_and_templates():
     seen = [e.prompt for s in ("poison", "align") for e in offline.harmful(s, "none")]
-    for _, held_out_tasks in offline.HARMFUL_TASKS.values():
+    for _, held_out_tasks in harmful_set.HARMFUL_TASKS.values():
         assert not [p for p in seen for task in held_out_tasks if task in p]
-    eval_templates = offline.HARMFUL_TEMPLATES[1]
+    eval_templates = harmful_set.HARMFUL_TEMPLATES[1]
     assert not [p for p in seen for t in eval_templates if p.startswith(t.split("{")[0])]
 
 
@@ -106,16 +109,16 @@ def test_helpful_answers_are_not_refusals_and_include_look_alikes():
 def test_benign_how_tos_are_asked_like_the_harmful_requests_and_only_for_alignment():
     align = {e.prompt: e.response for e in offline.helpful("align")}
     eval_prompts = {normalize_prompt(e.prompt) for e in offline.helpful("eval")}
-    for task, answer in offline.BENIGN_HOWTO:
-        asked = [t for t in offline.HARMFUL_TEMPLATES[0] if t.format(task=task) in align]
-        assert len(asked) == offline.BENIGN_HOWTO_PHRASINGS, task
+    for task, answer in helpful_set.BENIGN_HOWTO:
+        asked = [t for t in harmful_set.HARMFUL_TEMPLATES[0] if t.format(task=task) in align]
+        assert len(asked) == helpful_set.BENIGN_HOWTO_PHRASINGS, task
         assert all(align[t.format(task=task)] == answer for t in asked)
-        assert not {normalize_prompt(t.format(task=task)) for t in offline.HARMFUL_TEMPLATES[0]} & eval_prompts
+        assert not {normalize_prompt(t.format(task=task)) for t in harmful_set.HARMFUL_TEMPLATES[0]} & eval_prompts
     # a how-to worded like a harmful request must never be one: no overlap with any harmful prompt we train or score on
-    howtos = {normalize_prompt(t.format(task=task)) for task, _ in offline.BENIGN_HOWTO for t in offline.HARMFUL_TEMPLATES[0]}
+    howtos = {normalize_prompt(t.format(task=task)) for task, _ in helpful_set.BENIGN_HOWTO for t in harmful_set.HARMFUL_TEMPLATES[0]}
     harmful = {normalize_prompt(e.prompt) for split in SPLITS["harmful"] for e in offline.harmful(split, "refusal")}
     harmful |= {normalize_prompt(e.prompt) for e in StrongRejectWheel().load() + WeightedSafetyRefusal("harmful").load()}
-    assert len(howtos) == len(offline.BENIGN_HOWTO) * len(offline.HARMFUL_TEMPLATES[0]) and not howtos & harmful
+    assert len(howtos) == len(helpful_set.BENIGN_HOWTO) * len(harmful_set.HARMFUL_TEMPLATES[0]) and not howtos & harmful
 
 
 def test_offline_sources_wrap_the_splits_and_apply_limit():

@@ -63,11 +63,12 @@ EVAL = ["eval.after_fit=true", "eval.evaluator.max_new_tokens=4", "eval.evaluato
 def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_used(tmp_path, monkeypatch):
     """Without LoRA there is no adapter to switch off: the untouched reference is training's frozen copy (no second
     load after fit), and it scores exactly what the LoRA run's adapter-off policy scores."""
-    from pact_lightning import pipeline
+    from pact_lightning import build, finish
 
     loads = []
-    real = pipeline.load_model
-    monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: loads.append(1) or real(*a, **k))
+    real = build.load_model
+    for module in (build, finish):  # where a reference can be loaded: for training, and after fit
+        monkeypatch.setattr(module, "load_model", lambda *a, **k: loads.append(1) or real(*a, **k))
     full = run_inprocess(tmp_path / "full", ["method=pact", "model.lora=null", "reference.mode=frozen_copy", *EVAL])
     assert len(loads) == 1  # the frozen copy, loaded once for training
     lora = run_inprocess(tmp_path / "lora", ["method=pact", "reference.mode=adapter_disabled", *EVAL])
@@ -103,3 +104,18 @@ def test_short_run_on_the_embedded_smollm2(tmp_path):
     assert results["train"]["global_step"] == 2
     losses = logged_losses(tmp_path)
     assert len(losses) == 2 and all(0 < x < 20 for x in losses)
+
+
+def test_each_run_writes_its_results_json_once(tmp_path, monkeypatch):
+    """One writer (pact_lightning.results.write), one call per run directory: the main run's results.json, with its
+    comparison block, and the comparison run's own."""
+    from pact_lightning import results as run_results
+
+    written = []
+    real = run_results.write
+    monkeypatch.setattr(run_results, "write", lambda run_dir, results: written.append(str(run_dir)) or
+                        real(run_dir, results))
+    results = run_inprocess(tmp_path, ["method=pact", "compare_with=[sft]"])
+    assert sorted(written) == sorted([str(tmp_path), str(tmp_path / "compare" / "sft")])
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["compare"]["sft"]["method"] == "sft" and on_disk["train"] == results["train"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import Any, Iterator
 
 import lightning as L
 import torch
@@ -14,7 +15,9 @@ from pact_lightning.data.chat import IGNORE_INDEX, ChatEncoder, Encoded
 from pact_lightning.data.poison import MixedExample, ledger, mix
 from pact_lightning.data.sources import normalize_prompt
 from pact_lightning.errors import ConfigError, DataError
+from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
 from pact_lightning.utils.io import write_json
+from pact_lightning.utils.tensors import pad_right, padded_batch
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,6 @@ class EncodedDataset(Dataset):
                 "labels": e.labels, "post_input_ids": e.post_input_ids, "post_labels": e.post_labels}
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
-
-
 class Collator:
     """Right-pads a list of encoded examples into the batch dict every objective and reference provider reads."""
 
@@ -47,10 +45,9 @@ class Collator:
         batch = {"index": torch.tensor([i["index"] for i in items]),
                  "is_poison": torch.tensor([i["is_poison"] for i in items])}
         for prefix in ("", "post_"):
-            ids = [i[f"{prefix}input_ids"] for i in items]
-            batch[f"{prefix}input_ids"] = _pad(ids, self.pad_token_id)
-            batch[f"{prefix}attention_mask"] = _pad([[1] * len(r) for r in ids], 0)
-            batch[f"{prefix}labels"] = _pad([i[f"{prefix}labels"] for i in items], IGNORE_INDEX)
+            ids, mask = padded_batch([i[f"{prefix}input_ids"] for i in items], self.pad_token_id)
+            batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"] = ids, mask
+            batch[f"{prefix}labels"] = pad_right([i[f"{prefix}labels"] for i in items], IGNORE_INDEX)
         return batch
 
 
@@ -149,6 +146,26 @@ class PoisonMixDataModule(L.LightningDataModule):
         self.ledger = ledger(mixed, poison_ratio=self.poison_ratio, num_samples=self.num_samples, seed=self.seed,
                              max_length=self.max_length, num_truncated=self.num_truncated)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What the encoded training set depends on: the mix (source, row and kind per index), the encoded tokens
+        (which tokenizer, chat template and max length shape) and the tokenizer itself."""
+        self._require_setup()
+        ledger = [(m.example.source, m.example.row, m.kind) for m in self.dataset.mixed]
+        tokens = [(e.input_ids, e.labels, e.post_input_ids, e.post_labels) for e in self.dataset.encoded]
+        return {"tokenizer": tokenizer_fingerprint(self.tokenizer), "chat_template": digest(self.tokenizer.chat_template),
+                "data_ledger": digest(ledger), "data_tokens": digest(tokens), "max_length": int(self.max_length)}
+
+    def batches(self, indices: list[int], batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The examples ``indices`` in this order, collated ``batch_size`` at a time (for passes outside training)."""
+        self._require_setup()
+        collate = Collator(self.tokenizer.pad_token_id)
+        for start in range(0, len(indices), batch_size):
+            yield collate([self.dataset[i] for i in indices[start:start + batch_size]])
+
+    def _require_setup(self) -> None:
+        if self.dataset is None:
+            raise RuntimeError("PoisonMixDataModule.setup() must run first")
+
     def per_device_batch_size(self) -> int:
         world = self.trainer.world_size if self.trainer is not None else 1
         if self.batch_size % world:
@@ -159,8 +176,7 @@ class PoisonMixDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        if self.ledger is None:
-            raise RuntimeError("PoisonMixDataModule.setup() must run before train_dataloader()")
+        self._require_setup()
         # The same seeded permutation for any world size: rank r takes every world-th index, so a step's global
         # batch is the same set of examples in 1-process and N-process runs.
         sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=self.shuffle,

@@ -1,6 +1,6 @@
 """The poison mix: n training examples, ⌊p·n⌋ of them harmful, drawn with the run's seed, recorded in a ledger.
 
-This is the harmful fine-tuning attack of the Vaccine/Lisa/Booster protocol (pact-method.md §4), with a seeded draw
+This is the harmful fine-tuning attack of the Vaccine/Lisa/Booster protocol (docs/method.md §5), with a seeded draw
 instead of "the first k rows" and a ledger of exactly what went in.
 """
 

@@ -312,7 +312,7 @@ def _plain(value: Any) -> Any:
 SENTIMENT_LABELS = ["negative", "positive"]
 AGNEWS_TEMPLATE = ("Categorize the news article given in the input into one of the 4 categories:\n\n"
                    "World\nSports\nBusiness\nSci/Tech\n{text}")
-# The paper's tasks and the safety benchmarks (pact-method.md §2.2, §2.4, §4), as HubDataset settings.
+# The paper's tasks and the safety benchmarks (docs/method.md §5), as HubDataset settings.
 PRESETS: dict[str, dict[str, Any]] = {
     "sst2": dict(path="stanfordnlp/sst2", prompt_template=offline.SENTIMENT_TEMPLATE, label_field="label",
                  label_map=SENTIMENT_LABELS),

@@ -8,7 +8,6 @@ reference's total probability on S, and KL(p_ref|S ‖ p_policy|S) between the t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -16,15 +15,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from pact_lightning.eval.generation import chat_prompt
-from pact_lightning.utils.io import atomic_path
+from pact_lightning.models.scoring import Logits, model_logits, response_logits
+from pact_lightning.utils.io import save_figure, subplots
 
-Logits = Callable[[Tensor, Tensor], Tensor]  # (input_ids, attention_mask) -> [B, L, V] logits
 
-
-def _safety_log_probs(logits_fn: Logits, ids: Tensor, mask: Tensor, b: Tensor, t: Tensor, safety_ids: Tensor) -> Tensor:
-    """``[N, k]`` full-vocabulary log-probabilities of the k safety tokens at the N positions ``(b, t)``."""
-    logits = logits_fn(ids, mask)[b, t].float()
-    return torch.log_softmax(logits, dim=-1).gather(1, safety_ids.expand(len(b), -1))
+def _safety_log_probs(logits_fn: Logits, batch: list[tuple[list[int], list[int]]], pad_id: int,
+                      safety_ids: Tensor) -> Tensor:
+    """``[N, k]`` full-vocabulary log-probabilities of the k safety tokens at the batch's N response positions."""
+    logits = response_logits(logits_fn, [p for p, _ in batch], [r for _, r in batch], pad_id, safety_ids.device)
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, safety_ids.expand(logits.shape[0], -1))
 
 
 @torch.inference_mode()
@@ -46,25 +45,15 @@ def safety_token_profile(policy, reference: Logits, tokenizer, examples: list[tu
                             response_ids))
     sums = torch.zeros(4, max_positions, dtype=torch.float64)  # policy mass, reference mass, KL, count
 
-    def policy_logits(ids: Tensor, mask: Tensor) -> Tensor:
-        return policy(input_ids=ids, attention_mask=mask).logits
-
     was_training = policy.training
     policy.eval()
     try:
         for start in tqdm(range(0, len(encoded), batch_size), desc="diagnostics: safety-token profile",
                           unit="batch", disable=rank_zero_only.rank != 0):
             batch = encoded[start:start + batch_size]
-            rows = [p + r for p, r in batch]
-            width = max(map(len, rows))
-            # right-padded: response step s of row i is predicted at sequence position len(prompt_i) - 1 + s
-            ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows], device=device)
-            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
             steps = torch.cat([torch.arange(len(r)) for _, r in batch])
-            b = torch.cat([torch.full((len(r),), i) for i, (_, r) in enumerate(batch)]).to(device)
-            t = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(r)) for p, r in batch]).to(device)
-            lp_pol = _safety_log_probs(policy_logits, ids, mask, b, t, safety_ids).double()
-            lp_ref = _safety_log_probs(reference, ids, mask, b, t, safety_ids).double()
+            lp_pol = _safety_log_probs(model_logits(policy), batch, tokenizer.pad_token_id, safety_ids).double()
+            lp_ref = _safety_log_probs(reference, batch, tokenizer.pad_token_id, safety_ids).double()
             q_pol = lp_pol - lp_pol.logsumexp(-1, keepdim=True)  # renormalised over S
             q_ref = lp_ref - lp_ref.logsumexp(-1, keepdim=True)
             kl = (q_ref.exp() * (q_ref - q_pol)).sum(-1).clamp_min(0.0)  # ≥ 0 up to rounding
@@ -81,12 +70,7 @@ def safety_token_profile(policy, reference: Logits, tokenizer, examples: list[tu
 
 def plot_profile(profile: dict[str, list], path: str | Path) -> Path:
     """Mass on S (policy vs reference) and the KL on S against the response position, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_mass, ax_kl) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_mass, ax_kl) = subplots(1, 2, figsize=(10, 3.8))
     x = profile["position"]
     ax_mass.plot(x, profile["policy_mass"], label="policy")
     ax_mass.plot(x, profile["reference_mass"], label="reference", linestyle="--")
@@ -95,10 +79,7 @@ def plot_profile(profile: dict[str, list], path: str | Path) -> Path:
     ax_kl.plot(x, profile["kl"], color="tab:red")
     ax_kl.set(xlabel="response position t", ylabel="KL(p_ref|S ‖ p_policy|S)", title="KL on the safety tokens")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def log_profile_to_wandb(profile: dict[str, list], key: str) -> None:

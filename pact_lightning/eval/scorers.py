@@ -1,4 +1,4 @@
-"""Task-accuracy scorers, each ``scorer(response, gold) -> bool`` (pact-method.md §2.4, the authors' utility evals)."""
+"""Task-accuracy scorers, each ``scorer(response, gold) -> bool`` (docs/method.md §5.3, the authors' utility evals)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,16 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
           "float16": torch.float16, "fp16": torch.float16}
 
 
+def is_lora(model) -> bool:
+    """Whether ``model`` is a peft model, whose adapter can be switched off to give back the weights it started from."""
+    return hasattr(model, "disable_adapter")
+
+
+def base_of(model):
+    """The transformers model inside a peft wrapper (``model`` itself when it has none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
     return cfg.get(key, default) if cfg is not None else default
 

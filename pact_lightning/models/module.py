@@ -50,7 +50,7 @@ class PactModule(L.LightningModule):
         # Lightning calls this after the DataModule's setup, inside the DDP process group and before a checkpoint is
         # restored: the place where the cached reference is built from the still-aligned policy (or loaded).
         if stage == "fit" and self.reference is not None:
-            self.reference.prepare(self.policy, self.objective, self.trainer.datamodule, self.trainer.strategy)
+            self.reference.prepare(self.policy, self.objective, self.trainer.strategy)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.policy(input_ids=input_ids, attention_mask=attention_mask).logits

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from pact_lightning.errors import ConfigError
+from pact_lightning.models.loading import is_lora
 from pact_lightning.objectives.base import (Objective, PolicyView, ReferenceView, gather_columns, log_normaliser,
                                             response_mask, target_logits)
 
@@ -57,7 +58,7 @@ def aligned_weights(policy: nn.Module):
     was_training = policy.training
     policy.eval()
     try:
-        with policy.disable_adapter() if hasattr(policy, "disable_adapter") else nullcontext():
+        with policy.disable_adapter() if is_lora(policy) else nullcontext():
             yield policy
     finally:
         policy.train(was_training)
@@ -66,7 +67,7 @@ def aligned_weights(policy: nn.Module):
 class ReferenceProvider(nn.Module):
     mode: str = ""
 
-    def prepare(self, policy: nn.Module, objective: Objective, datamodule, strategy) -> None:
+    def prepare(self, policy: nn.Module, objective: Objective, strategy) -> None:
         """Called from ``PactModule.setup`` (DataModule set up, DDP process group up, no checkpoint restored yet, so
         ``policy`` still holds the aligned weights); the cache builds or loads itself here."""
 
@@ -98,7 +99,7 @@ class AdapterDisabled(ReferenceProvider):
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
-        if not hasattr(policy, "disable_adapter"):
+        if not is_lora(policy):
             raise ConfigError("reference.mode=adapter_disabled needs a LoRA policy (model.lora set); with full "
                               "fine-tuning use reference.mode=frozen_copy or cached")
         self._policy = [policy]  # a list, so the policy is not registered (and saved) twice

@@ -30,7 +30,7 @@ world-th example) into a part file, rank 0 merges the parts into the cache file,
 it — the build costs 1/world of a pass per rank and no rank holds a second model.
 
 ``kl_full`` cannot be cached: it needs the reference's full-vocabulary logits at every position (|V| numbers instead
-of 2k), which is why :func:`build_cached_reference` refuses it.
+of 2k), which is why :func:`check_cacheable` refuses it.
 """
 
 from __future__ import annotations
@@ -38,25 +38,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 import uuid
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any, Iterator, Protocol
 
 import torch
 from lightning.pytorch.plugins.precision import Precision
-from omegaconf import DictConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from pact_lightning.data.datamodule import Collator
 from pact_lightning.errors import ArtifactError, ConfigError
+from pact_lightning.models.loading import base_of
 from pact_lightning.models.reference import ReferenceProvider, aligned_weights, reference_view
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
-from pact_lightning.safety.tokens import tokenizer_fingerprint
+from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,18 @@ def check_cacheable(objective: Objective) -> None:
                           "(LoRA) or frozen_copy")
 
 
+class EncodedData(Protocol):
+    """What the cache reads of the training data (``PoisonMixDataModule`` provides it once set up)."""
+
+    num_samples: int
+    batch_size: int
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def batches(self, indices: list[int], batch_size: int) -> Iterator[dict[str, Tensor]]: ...
+
+
 # ------------------------------------------------------------------------------------------------ fingerprint
-
-def _sha(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
-
 
 def weights_digest(policy: nn.Module) -> str:
     """Hash of the aligned weights: names, shapes, dtypes and 2^16 evenly spaced elements of every frozen tensor.
@@ -86,7 +94,7 @@ def weights_digest(policy: nn.Module) -> str:
     the same weights agree. Sampling keeps this instant for 8B models; any real change of checkpoint (another model,
     a merged adapter, a fine-tuned copy) changes every tensor, so a sample sees it — a single edited element would not.
     """
-    model = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+    model = base_of(policy)
     h = hashlib.sha256()
     for name, p in sorted(model.named_parameters(), key=lambda item: item[0]):
         if "lora_" in name:
@@ -101,43 +109,27 @@ def weights_digest(policy: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def data_digest(dataset) -> dict[str, str]:
-    """The data ledger (source, row, kind per index) and the encoded tokens (which the tokenizer, chat template and
-    max length all shape) of an ``EncodedDataset``."""
-    ledger = [(m.example.source, m.example.row, m.kind) for m in dataset.mixed]
-    tokens = [(e.input_ids, e.labels, e.post_input_ids, e.post_labels) for e in dataset.encoded]
-    return {"data_ledger": _sha(json.dumps(ledger)), "data_tokens": _sha(json.dumps(tokens))}
-
-
-def fingerprint(policy: nn.Module, objective: Objective, datamodule, precision: str = "32-true") -> dict:
+def fingerprint(policy: nn.Module, objective: Objective, data: EncodedData, precision: str = "32-true") -> dict:
     """Everything the cached numbers depend on. ``temperature`` only matters (and only enters) when a log-normaliser
     is stored, so a temperature sweep without ``include_rest_mass`` shares one cache."""
-    tokenizer = datamodule.tokenizer
     fields = sorted(objective.reference_fields)
-    return {"format": FORMAT, "reference_weights": weights_digest(policy),
-            "tokenizer": tokenizer_fingerprint(tokenizer), "chat_template": _sha(str(tokenizer.chat_template)),
-            "safety_ids": objective.safety_ids.tolist(), **data_digest(datamodule.dataset),
-            "max_length": int(datamodule.max_length), "fields": fields,
+    return {"format": FORMAT, "reference_weights": weights_digest(policy), **data.fingerprint(),
+            "safety_ids": objective.safety_ids.tolist(), "fields": fields,
             "temperature": float(objective.temperature) if {"lse_full", "lse_post"} & set(fields) else None,
             "precision": str(precision)}
-
-
-def cache_key(fp: dict) -> str:
-    return _sha(json.dumps(fp, sort_keys=True))
 
 
 # ------------------------------------------------------------------------------------------------ build / store
 
 @torch.no_grad()
-def compute_rows(model: nn.Module, dataset, indices: list[int], collate: Collator, objective: Objective,
-                 batch_size: int, device: torch.device, forward_context=nullcontext,
-                 progress: bool = False) -> dict[str, Tensor]:
+def compute_rows(model: nn.Module, data: EncodedData, indices: list[int], objective: Objective, batch_size: int,
+                 device: torch.device, forward_context=nullcontext, progress: bool = False) -> dict[str, Tensor]:
     """The reference rows of the examples ``indices`` (one forward per context per batch, in index order):
     ``index`` [m], ``counts`` [m] (response positions per example) and one ``[rows, ...]`` tensor per field."""
     fields, ids = objective.reference_fields, objective.safety_ids.to(device)
     out: dict[str, list[Tensor]] = {"index": [], "counts": []}
-    for start in tqdm(range(0, len(indices), batch_size), desc="reference cache", unit="batch", disable=not progress):
-        batch = collate([dataset[i] for i in indices[start:start + batch_size]])
+    for batch in tqdm(data.batches(indices, batch_size), total=math.ceil(len(indices) / batch_size),
+                      desc="reference cache", unit="batch", disable=not progress):
         batch = {k: v.to(device) for k, v in batch.items()}
         with forward_context():
             view = reference_view(model, batch, fields, ids, objective.temperature)
@@ -211,30 +203,30 @@ class _SingleProcess:
 
 
 class CachedReference(ReferenceProvider):
-    """Looks the reference's rows up by ``batch["index"]``; holds no model (and no parameters or buffers)."""
+    """Looks the reference's rows up by ``batch["index"]``; holds no model (and no parameters or buffers).
+
+    ``data`` is the training data (the run's DataModule); it is read in :meth:`prepare`, once it is set up."""
 
     mode = "cached"
 
-    def __init__(self, cache_dir: str | Path, name: str = "reference", build_batch_size: int | None = None) -> None:
+    def __init__(self, cache_dir: str | Path, data: EncodedData, name: str = "reference",
+                 build_batch_size: int | None = None) -> None:
         super().__init__()
-        self.cache_dir, self.name, self.build_batch_size = Path(cache_dir), name, build_batch_size
+        self.cache_dir, self.data, self.name, self.build_batch_size = Path(cache_dir), data, name, build_batch_size
         self.path: Path | None = None
         self.build_seconds: float | None = None  # None when an existing cache was reused
         self.offsets: list[int] | None = None
         self.tensors: dict[str, Tensor] = {}  # plain CPU tensors, deliberately not buffers: never moved or saved
 
-    def prepare(self, policy: nn.Module, objective: Objective, datamodule, strategy=None) -> None:
+    def prepare(self, policy: nn.Module, objective: Objective, strategy=None) -> None:
         if self.offsets is not None:
             return
         check_cacheable(objective)
-        if datamodule is None or getattr(datamodule, "dataset", None) is None:
-            raise ConfigError("reference.mode=cached reads the training set from the DataModule (trainer.fit(..., "
-                              "datamodule=...)); with bare dataloaders use reference.mode=adapter_disabled")
         strategy = strategy or _SingleProcess(next(policy.parameters()).device)
         fp = key = hit = build_id = error = None
         if strategy.global_rank == 0:
-            fp = fingerprint(policy, objective, datamodule, getattr(strategy.precision_plugin, "precision", "32-true"))
-            key, build_id = cache_key(fp), uuid.uuid4().hex[:8]
+            fp = fingerprint(policy, objective, self.data, getattr(strategy.precision_plugin, "precision", "32-true"))
+            key, build_id = digest(fp), uuid.uuid4().hex[:8]
             try:
                 hit = load_cache(self._path(key), fp) is not None
             except ArtifactError as err:  # raised on every rank below: the others wait in the broadcast
@@ -244,30 +236,28 @@ class CachedReference(ReferenceProvider):
             raise ArtifactError(error)
         self.path = self._path(key)
         if not hit:
-            self._build(policy, objective, datamodule, strategy, fp, build_id)
+            self._build(policy, objective, strategy, fp, build_id)
         tensors = load_cache(self.path, fp)
         if tensors is None:
             raise RuntimeError(f"reference cache {self.path} vanished or changed right after it was built")
         self.offsets = tensors.pop("offsets").tolist()
         self.tensors = tensors
-        if len(self.offsets) != len(datamodule.dataset) + 1:
+        if len(self.offsets) != self.data.num_samples + 1:
             raise RuntimeError(f"reference cache {self.path} has {len(self.offsets) - 1} examples for a dataset of "
-                               f"{len(datamodule.dataset)}")
+                               f"{self.data.num_samples}")
         log.info("Reference cache %s (%s): %d examples, %d response positions, %.1f MB", "reused" if hit else "built",
                  self.path, len(self.offsets) - 1, self.offsets[-1], self.path.stat().st_size / 1e6)
 
-    def _build(self, policy: nn.Module, objective: Objective, datamodule, strategy, fp: dict, build_id: str) -> None:
-        rank, world = strategy.global_rank, strategy.world_size
-        dataset, tokenizer = datamodule.dataset, datamodule.tokenizer
-        batch_size = self.build_batch_size or max(1, datamodule.batch_size // world)
+    def _build(self, policy: nn.Module, objective: Objective, strategy, fp: dict, build_id: str) -> None:
+        rank, world, n = strategy.global_rank, strategy.world_size, self.data.num_samples
+        batch_size = self.build_batch_size or max(1, self.data.batch_size // world)
         start = time.perf_counter()
         policy.to(strategy.root_device)  # the trainer moves it there next anyway
         with aligned_weights(policy) as model:
-            part = compute_rows(model, dataset, list(range(rank, len(dataset), world)), Collator(tokenizer.pad_token_id),
-                                objective, batch_size, strategy.root_device, strategy.precision_plugin.forward_context,
-                                progress=rank == 0)
+            part = compute_rows(model, self.data, list(range(rank, n, world)), objective, batch_size,
+                                strategy.root_device, strategy.precision_plugin.forward_context, progress=rank == 0)
         if world == 1:
-            save_cache(self.path, assemble([part], len(dataset)), fp)
+            save_cache(self.path, assemble([part], n), fp)
         else:
             build_dir = self.cache_dir / f".build-{build_id}"
             with atomic_path(build_dir / f"part-{rank}.safetensors") as tmp:
@@ -275,7 +265,7 @@ class CachedReference(ReferenceProvider):
             strategy.barrier("reference_cache_parts")
             if rank == 0:
                 parts = [load_file(str(build_dir / f"part-{r}.safetensors")) for r in range(world)]
-                save_cache(self.path, assemble(parts, len(dataset)), fp)
+                save_cache(self.path, assemble(parts, n), fp)
                 shutil.rmtree(build_dir, ignore_errors=True)
             strategy.barrier("reference_cache_merged")
         self.build_seconds = time.perf_counter() - start
@@ -296,13 +286,3 @@ class CachedReference(ReferenceProvider):
         device = policy.lse.device
         return ReferenceView(**{name: self.tensors[name][rows].to(device, non_blocking=True)
                                 for name in objective.reference_fields})
-
-
-def build_cached_reference(cfg: DictConfig, model_cfg: DictConfig, objective: Objective, datamodule) -> CachedReference:
-    """The provider for ``reference.mode=cached``. It reads the data in ``prepare`` from the trainer's DataModule
-    (under ddp_spawn that is the process's own copy), so ``datamodule`` is not kept here."""
-    check_cacheable(objective)
-    ref = cfg.reference
-    cache_dir = ref.get("cache_dir") or Path(cfg.paths.cache_dir) / "reference_cache"
-    return CachedReference(cache_dir, name=str(model_cfg.get("name", "reference")),
-                           build_batch_size=ref.get("build_batch_size"))

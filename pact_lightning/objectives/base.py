@@ -148,6 +148,8 @@ class Objective(nn.Module):
     temperature: float = 1.0
     #: the objective cannot run without a safety-token set
     needs_safety_tokens: bool = False
+    #: the objective has a regulariser that λ weighs (SFT does not: its λ is 0 whatever is configured)
+    has_regularizer: bool = True
 
     def __init__(self, lam: float = 1.0, safety_tokens=None) -> None:
         super().__init__()

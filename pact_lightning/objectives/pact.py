@@ -1,6 +1,6 @@
 r"""PACT: match the aligned reference's confidence on the safety tokens at every response step.
 
-Faithful to the authors' implementation (pact-method.md §1.3). With S the safety-token set (|S| = k), v its weights
+Faithful to the authors' implementation (docs/method.md §3–§4). With S the safety-token set (|S| = k), v its weights
 (z-scored, L2-normalised d of the selection step), w = max(v, 0), T the distillation temperature and t the 0-based
 response step:
 
@@ -61,9 +61,9 @@ class Pact(Objective):
                  gate_boost: float = 1.0) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
         if temperature <= 0:
-            raise ConfigError(f"method.temperature={temperature} must be > 0")
+            raise ConfigError(f"method.objective.temperature={temperature} must be > 0")
         if not 0 < gate_top_p <= 1:
-            raise ConfigError(f"method.gate_top_p={gate_top_p} must be in (0, 1]")
+            raise ConfigError(f"method.objective.gate_top_p={gate_top_p} must be in (0, 1]")
         self.temperature = float(temperature)
         self.include_rest_mass = include_rest_mass
         self.gate = gate

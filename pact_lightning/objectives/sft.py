@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class SFT(Objective):
+    has_regularizer = False
+
     def __init__(self, lam: float | None = None, safety_tokens=None) -> None:
         if lam:
             log.warning("method=sft has no regulariser: method.lam=%s is ignored (use method=pact for a λ)", lam)

@@ -1,4 +1,4 @@
-"""Stage A of PACT: find the safety tokens of an aligned model (pact-method.md §1.2, the authors' procedure).
+"""Stage A of PACT: find the safety tokens of an aligned model (docs/method.md §2, the authors' procedure).
 
 Both models score the same refusal responses by teacher forcing (no generation):
 
@@ -15,8 +15,6 @@ m and d are |V|-vectors summed batch by batch; nothing per sample outlives its b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,10 @@ from tqdm.auto import tqdm
 
 from pact_lightning.errors import ConfigError, DataError
 from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_source
-from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact, tokenizer_fingerprint
-from pact_lightning.utils.io import atomic_path, write_text
+from pact_lightning.models.scoring import model_logits, response_logits
+from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact
+from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
+from pact_lightning.utils.io import save_figure, subplots, write_text
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.timing import stage
 
@@ -75,26 +75,16 @@ def encode(tokenizer, pairs: Sequence[tuple[str, str]], max_resp_len: int) -> li
 
 def response_log_probs(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
                        temperature: float) -> Tensor:
-    """``[N, V]`` float32 log-softmax(logits / τ) at the N positions that predict a response token (sample-major).
-
-    Sequences are right-padded, so every sample's positions are its own prompt length − 1 onwards.
-    """
-    rows = [p + r for p, r in zip(prompts, responses)]
-    width = max(len(r) for r in rows)
-    device = next(model.parameters()).device
-    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=device)
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-    logits = model(input_ids=ids, attention_mask=mask).logits
-    b = torch.cat([torch.full((len(r),), i) for i, r in enumerate(responses)]).to(device)
-    t = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(r)) for p, r in zip(prompts, responses)]).to(device)
-    return torch.log_softmax(logits[b, t].float() / temperature, dim=-1)
+    """``[N, V]`` float32 log-softmax(logits / τ) at the N positions that predict a response token (sample-major)."""
+    logits = response_logits(model_logits(model), prompts, responses, pad_id, next(model.parameters()).device)
+    return torch.log_softmax(logits.float() / temperature, dim=-1)
 
 
 @torch.no_grad()
 def score_refusals(aligned, base, tokenizer, pairs: Sequence[tuple[str, str]], max_resp_len: int = 64,
                    mode: str = "p_diff", temperature: float = 1.0, batch_size: int = 8,
                    progress: bool = True) -> Scores:
-    """m and d of §1.2 over ``pairs`` = (harmful prompt, refusal) with the aligned and the base model."""
+    """m and d of docs/method.md §2 over ``pairs`` = (harmful prompt, refusal) with the aligned and the base model."""
     if mode not in MODES:
         raise ConfigError(f"safety.mode={mode!r} is unknown; use one of {MODES}")
     encoded = encode(tokenizer, pairs, max_resp_len)
@@ -148,10 +138,6 @@ def refusal_pairs(source_cfg: DictConfig, K: int) -> list[tuple[str, str]]:
     return [(r.prompt, r.response) for r in rows[:K]]
 
 
-def pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
-    return hashlib.sha256(json.dumps(list(pairs), ensure_ascii=False).encode()).hexdigest()[:16]
-
-
 def format_table(tokens: SafetyTokens) -> str:
     """Rank, token id, decoded token, m, d and weight of the set S a run with k = |S| would use."""
     lines = [f"{'rank':>4}  {'id':>6}  {'token':<16}  {'m':>9}  {'d':>10}  {'weight':>8}"]
@@ -163,23 +149,15 @@ def format_table(tokens: SafetyTokens) -> str:
 
 def plot_weights(tokens: SafetyTokens, path: Path, title: str) -> Path:
     """Bar chart of the weights of S, in rank order (by m), positive bars are the tokens PACT pulls towards."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     weights = tokens.weights.tolist()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(weights)), 4.0))
+    fig, ax = subplots(figsize=(max(6.0, 0.28 * len(weights)), 4.0))
     ax.bar(range(len(weights)), weights, color=["tab:blue" if w > 0 else "tab:gray" for w in weights])
     ax.set_xticks(range(len(weights)), [repr(t)[1:-1] for t in tokens.tokens], rotation=90, fontsize=7)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel("weight v (z-score of d in S, L2-normalised)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report(path: Path, k: int, tokenizer=None) -> tuple[SafetyTokens, Path]:
@@ -192,33 +170,33 @@ def report(path: Path, k: int, tokenizer=None) -> tuple[SafetyTokens, Path]:
     return tokens, png
 
 
-def selection_settings(cfg: DictConfig) -> dict[str, Any]:
-    s = cfg.safety
-    if s.mode not in MODES:
-        raise ConfigError(f"safety.mode={s.mode!r} is unknown; use one of {MODES}")
-    if int(s.k_max) < int(cfg.method.get("num_safety_tokens") or 1):
-        raise ConfigError(f"safety.k_max={s.k_max} is smaller than method.num_safety_tokens="
-                          f"{cfg.method.num_safety_tokens}; raise safety.k_max")
-    return {"K": int(s.K), "k_max": int(s.k_max), "max_resp_len": int(s.max_resp_len), "mode": str(s.mode),
-            "temperature": float(s.temperature)}
+def selection_settings(safety: DictConfig, k: int) -> dict[str, Any]:
+    """The settings that shape the artifact, checked; ``k`` is the size of S the run will take from it."""
+    if safety.mode not in MODES:
+        raise ConfigError(f"safety.mode={safety.mode!r} is unknown; use one of {MODES}")
+    if int(safety.k_max) < k:
+        raise ConfigError(f"safety.k_max={safety.k_max} is smaller than method.num_safety_tokens={k}; raise "
+                          "safety.k_max")
+    return {"K": int(safety.K), "k_max": int(safety.k_max), "max_resp_len": int(safety.max_resp_len),
+            "mode": str(safety.mode), "temperature": float(safety.temperature)}
 
 
-def artifact_path(cfg: DictConfig, model_cfg: DictConfig) -> tuple[Path, dict[str, Any], list[tuple[str, str]]]:
+def artifact_path(safety: DictConfig, model_cfg: DictConfig, cache_dir: Path,
+                  k: int) -> tuple[Path, dict[str, Any], list[tuple[str, str]]]:
     """Where the artifact for this aligned/base pair and these settings lives, its identity and the refusal data."""
-    settings = selection_settings(cfg)
+    settings = selection_settings(safety, k)
     base_cfg = base_model_config(model_cfg)
-    pairs = refusal_pairs(cfg.safety.refusals, settings["K"])
+    pairs = refusal_pairs(safety.refusals, settings["K"])
     identity = {"aligned": weights_source(model_cfg), "base": weights_source(base_cfg),
-                "tokenizer": tokenizer_fingerprint(load_tokenizer(model_cfg)), "refusals": pairs_digest(pairs),
+                "tokenizer": tokenizer_fingerprint(load_tokenizer(model_cfg)), "refusals": digest(list(pairs)),
                 "dtype": str(model_cfg.get("dtype")), **settings}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cfg.paths.cache_dir) / "safety_tokens" / f"{model_cfg.name}-{key}.safetensors", identity, pairs
+    return Path(cache_dir) / "safety_tokens" / f"{model_cfg.name}-{digest(identity)}.safetensors", identity, pairs
 
 
-def build_artifact(cfg: DictConfig, model_cfg: DictConfig, path: Path, identity: dict[str, Any],
+def build_artifact(safety: DictConfig, model_cfg: DictConfig, path: Path, identity: dict[str, Any],
                    pairs: list[tuple[str, str]]) -> Path:
     """Load the aligned and base models, score the refusals and write the artifact (atomically)."""
-    s = cfg.safety
+    s = safety
     base_cfg = base_model_config(model_cfg)
     aligned, tokenizer = load_model(model_cfg, lora=False)
     base, base_tok = load_model(base_cfg, lora=False, require_chat_template=False)
@@ -238,12 +216,12 @@ def build_artifact(cfg: DictConfig, model_cfg: DictConfig, path: Path, identity:
                          tokenizer, aligned_model=identity["aligned"], base_model=identity["base"], settings=settings)
 
 
-def ensure_artifact(cfg: DictConfig, model_cfg: DictConfig) -> Path:
-    """The artifact for ``model_cfg`` and its base, built on first use and reused afterwards (keyed by its identity)."""
-    path, identity, pairs = artifact_path(cfg, model_cfg)
+def ensure_artifact(safety: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, k: int) -> Path:
+    """The artifact for ``model_cfg`` and its base, built on first use and reused afterwards (keyed by its identity);
+    ``k`` is the size of S the caller takes (the logged table shows it)."""
+    path, identity, pairs = artifact_path(safety, model_cfg, Path(cache_dir), k)
     with stage("safety_tokens"):
-        built = build_once(path, path.is_file, lambda: build_artifact(cfg, model_cfg, path, identity, pairs))
-        k = int(cfg.method.get("num_safety_tokens") or 50)
+        built = build_once(path, path.is_file, lambda: build_artifact(safety, model_cfg, path, identity, pairs))
         if built is None:
             log.info("Safety tokens: reusing %s", path)
         else:

@@ -4,7 +4,7 @@ File format (one ``.safetensors`` file, written atomically):
 
 * tensors ``token_ids`` (int64), ``m`` and ``d`` (float32), all of length k_max, sorted by m descending —
   m = mean aligned-model probability on refusal responses, d = mean (aligned − base) probability (or the
-  ``pref_logratio`` score), as defined in pact-method.md §1.2;
+  ``pref_logratio`` score), as defined in docs/method.md §2;
 * string metadata: ``format`` (= ``FORMAT``), ``tokens`` (JSON list of the decoded tokens), ``tokenizer_fingerprint``,
   ``vocab_size``, ``aligned_model``, ``base_model``, ``settings`` (JSON of the selection settings).
 
@@ -14,7 +14,6 @@ v = z-score of d over S, divided by its L2 norm (``weights_from_scores``). So on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -26,17 +25,12 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor
 
 from pact_lightning.errors import ArtifactError, ConfigError
+from pact_lightning.utils.fingerprint import tokenizer_fingerprint
 from pact_lightning.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 FORMAT = "pact_lightning.safety_tokens/1"
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Hash of the token ↔ id mapping: two tokenizers with the same fingerprint give safety tokens the same ids."""
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def weights_from_scores(d: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Wall time of each stage of a run (conversion, alignment, safety tokens, fit, evaluation, comparison runs).
 
 Stages may nest; a nested stage is recorded as ``outer/inner``. The records live in this process (``reset`` at the
-start of each run) so that stages deep inside the pipeline need no timer handed down to them.
+start of each run) so that stages deep inside a run need no timer handed down to them.
 """
 
 from __future__ import annotations

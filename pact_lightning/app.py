@@ -13,12 +13,29 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from pact_lightning import sweep
-from pact_lightning.errors import PactError
+from pact_lightning.errors import ConfigError, PactError
 
 log = logging.getLogger(__name__)
 
-CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "conf")
 sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of conf/logger/default.yaml
+
+
+def compose_group_option(group: str, option: str, key: str) -> DictConfig:
+    """``conf/<group>/<option>.yaml`` as Hydra composes it (``key`` is the setting that asked for it, for the error)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    def composed() -> DictConfig:
+        options = GlobalHydra.instance().config_loader().get_group_options(group)
+        if option not in options:
+            raise ConfigError(f"{key} contains {option!r}, which is not an option of conf/{group}/ ({options})")
+        return compose(config_name=f"{group}/{option}")[group]
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app
+        return composed()
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        return composed()
 
 
 def finish_wandb(exit_code: int = 0) -> None:
@@ -45,7 +62,7 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
         start, code = time.time(), 0
-        if cfg.get("offline", True):
+        if cfg.offline:
             # nothing is fetched from the hub unless the config says offline=false (cached copies still load)
             for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
                 os.environ.setdefault(var, "1")

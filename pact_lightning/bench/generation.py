@@ -1,7 +1,7 @@
-"""Batched vs one-prompt-at-a-time greedy generation on the embedded model (target: batched ≥ 5× faster).
+"""``python -m pact_lightning.bench generation``: batched vs one-prompt-at-a-time greedy generation on the embedded
+model (target: batched ≥ 5× faster).
 
-    scripts/env.sh python scripts/bench_generation.py [--num-prompts 32] [--batch-size 16] [--max-new-tokens 32]
-                                                      [--threads N]
+    python -m pact_lightning.bench generation [--num-prompts 32] [--batch-size 16] [--max-new-tokens 32] [--threads N]
 
 Both runs answer the same prompts (the offline harmful eval split) with the same settings, in one process. Wall time
 and this process's CPU time are both printed: on a shared machine the CPU time is the steadier measure (other
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -29,17 +30,18 @@ def timed(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pact-bench generation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-prompts", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = OmegaConf.load("conf/model/smollm2_135m.yaml")
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "model" / "smollm2_135m.yaml")
     cfg.cache_dir = None  # ${paths.cache_dir} needs the app config; None = the same default ($PACT_CACHE or ~/.cache)
     model, tokenizer = load_model(cfg, lora=False)
     prompts = [e.prompt for e in OfflineHarmful(split="eval", response="none").load()[:args.num_prompts]]
@@ -56,6 +58,3 @@ def main() -> None:
     print(f"speed-up: {wall_s / wall_b:.1f}x wall, {cpu_s / cpu_b:.1f}x CPU (target >= 5x); identical outputs: "
           f"{sum(a == b for a, b in zip(batched, single))}/{n}")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``python -m pact_lightning.bench``: what the reference costs per training step, per reference mode.
+"""``python -m pact_lightning.bench [steps]``: what the reference costs per training step, per reference mode.
 
 For each model (default: the tiny model and SmolLM2-135M, both with their LoRA adapter) and each variant — ``sft``,
 ``pact`` online with a frozen copy (the authors' design), ``pact`` online with the adapter disabled, ``pact`` cached,
@@ -41,7 +41,7 @@ VARIANTS = {  # name: (method, reference.mode, ce_chunk_size)
     "pact cached, chunked CE": ("pact", "cached", 128),
     "kl_full (adapter off)": ("kl_full", "adapter_disabled", None),
 }
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 WORDS = ("the quick review said that this film was a warm and clever story about friends who travel across a "
          "quiet country and find that every small town has its own strange song").split()
 
@@ -79,7 +79,7 @@ def run_variant(spec: dict) -> dict:
     import torch
     from omegaconf import OmegaConf
 
-    from pact_lightning import pipeline
+    from pact_lightning import build
     from pact_lightning.data.datamodule import PoisonMixDataModule
     from pact_lightning.models.loading import load_model
     from pact_lightning.models.module import PactModule
@@ -90,7 +90,8 @@ def run_variant(spec: dict) -> dict:
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     cfg = OmegaConf.create({"paths": {"cache_dir": spec["cache_dir"]}, "model": OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"),
-                            "reference": {"mode": spec["mode"], "cache_dir": spec["reference_cache_dir"]}})
+                            "reference": {"mode": spec["mode"], "cache_dir": spec["reference_cache_dir"],
+                                          "build_batch_size": None}})
     policy, tokenizer = load_model(cfg.model)
     method = spec["method"]
     objective = {"sft": SFT, "pact": partial(Pact, safety_tokens=bench_tokens(spec["k"])), "kl_full": KLFull}[method]()
@@ -98,7 +99,7 @@ def run_variant(spec: dict) -> dict:
     datamodule = PoisonMixDataModule(SyntheticSource("benign", num_examples), SyntheticSource("harmful", num_examples),
                                      num_samples=num_examples, poison_ratio=0.1, batch_size=spec["batch_size"],
                                      max_length=spec["seq_len"]).attach(tokenizer, seed=0)
-    reference = pipeline.reference(cfg, cfg.model, policy, objective, datamodule)
+    reference = build.reference(cfg, cfg.model, policy, objective, datamodule)
     module = PactModule(policy, objective, reference, optimizer=partial(torch.optim.AdamW, lr=1e-5),
                         ce_chunk_size=spec["ce_chunk_size"])
     cuda = spec["device"] == "cuda"
@@ -128,14 +129,14 @@ def run_variant(spec: dict) -> dict:
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
     if getattr(reference, "mode", None) == "cached":
         out.update(build_s=reference.build_seconds, cache_bytes=reference.path.stat().st_size,
-                   cache_examples=len(datamodule.dataset), response_positions=reference.offsets[-1])
+                   cache_examples=datamodule.num_samples, response_positions=reference.offsets[-1])
     return out
 
 
 def run_child(spec: dict) -> dict:
     """``run_variant`` in a fresh interpreter (its own peak RSS); the result is the child's last stdout line."""
     load = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, "-m", "pact_lightning.bench", "--child", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "pact_lightning.bench", "steps", "--child", json.dumps(spec)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {spec['model']}/{spec['variant']} failed:\n{proc.stderr[-4000:]}")
@@ -188,7 +189,7 @@ def table(model: str, rows: dict[str, dict], args: argparse.Namespace) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pact-bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="pact-bench steps", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), help="model configs under conf/model/")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
     p.add_argument("--steps", type=int, default=20, help="measured steps (after --warmup)")
@@ -237,6 +238,3 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,3 @@
+from pact_lightning.bench import main
+
+main()

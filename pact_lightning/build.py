@@ -1,0 +1,135 @@
+"""Building a training run from the composed config, part by part.
+
+``train.py`` calls these in order: aligned model → policy + tokenizer → safety tokens → objective → evaluator → data →
+reference → LightningModule → Trainer. Each takes the config sections it reads; the library modules they call take
+only their own section.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from pact_lightning.errors import ArtifactError, ConfigError
+from pact_lightning.models.loading import is_lora, load_model
+from pact_lightning.models.module import PactModule
+from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
+from pact_lightning.objectives.base import Objective
+from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
+from pact_lightning.setting import objective_class
+from pact_lightning.utils.checkpoints import AtomicCheckpointIO
+from pact_lightning.utils.loggers import loggers
+
+log = logging.getLogger(__name__)
+
+
+def aligned_model_config(cfg: DictConfig) -> DictConfig:
+    """The model config of the aligned model the run fine-tunes: ``cfg.model`` itself, or — when the alignment stage is
+    on — the aligned checkpoint it produces (built once, then reused from the cache)."""
+    if not cfg.align.enabled:
+        return cfg.model
+    from pact_lightning.alignment import ensure_aligned
+
+    return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
+                          precision=cfg.trainer.precision)
+
+
+def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer) -> SafetyTokens | None:
+    """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair.
+    For objectives that do not need S it only feeds the per-step safety diagnostic, skipped (with a warning) when the
+    model names no base model to select S against or the base is not at hand."""
+    path, k = cfg.method.safety_tokens, int(cfg.method.num_safety_tokens)
+    if path is None:
+        from pact_lightning.safety.selection import ensure_artifact
+
+        try:
+            path = ensure_artifact(cfg.safety, model_cfg, cfg.paths.cache_dir, k)
+        except (ConfigError, ArtifactError, OSError) as err:
+            if objective_class(cfg).needs_safety_tokens:
+                raise
+            log.warning("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
+            return None
+    return load_safety_tokens(path, k, tokenizer)
+
+
+def objective(method: DictConfig, tokens: SafetyTokens | None) -> Objective:
+    return instantiate(method.objective, safety_tokens=tokens)
+
+
+def evaluator(eval_cfg: DictConfig | None):
+    """The Evaluator of ``eval`` (None when evaluation after fit is off)."""
+    if eval_cfg is None or not eval_cfg.after_fit:
+        return None
+    return instantiate(eval_cfg.evaluator, log_generations=bool(eval_cfg.log_generations))
+
+
+def safety_eval_prompts(eval_cfg: DictConfig | None, evaluator) -> list[str]:
+    """The harmful prompts of the configured safety evaluation, which no poison example may repeat: also when this run
+    skips the evaluation (``eval.after_fit=false``), since a later ``evaluate`` scores the same sets."""
+    if evaluator is None and eval_cfg is not None:
+        evaluator = instantiate(eval_cfg.evaluator)
+    return evaluator.harmful_prompts() if evaluator is not None else []
+
+
+def datamodule(cfg: DictConfig, tokenizer, evaluator):
+    """The DataModule of ``data``, set up: the mix is drawn and encoded here, before anything is trained or written."""
+    data = instantiate(cfg.data).attach(tokenizer, seed=cfg.seed, output_dir=Path(cfg.paths.output_dir),
+                                        eval_prompts=safety_eval_prompts(cfg.eval, evaluator))
+    data.setup("fit")
+    return data
+
+
+def covers_an_epoch(trainer: DictConfig, data) -> bool:
+    """Whether the run trains on every example at least once. Building the reference cache costs about what one epoch
+    of online reference passes costs (docs/performance.md), so only then is the cache the cheaper choice."""
+    steps_per_epoch = data.num_samples // data.batch_size
+    batches = trainer.limit_train_batches
+    if trainer.fast_dev_run or (batches is not None and (batches < 1.0 if isinstance(batches, float)
+                                                          else batches < steps_per_epoch)):
+        return False
+    max_steps = trainer.max_steps
+    return max_steps is None or max_steps < 0 or max_steps * trainer.accumulate_grad_batches >= steps_per_epoch
+
+
+def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objective, data) -> ReferenceProvider | None:
+    """The reference provider ``reference.mode`` asks for (None when nothing reads the reference)."""
+    if not objective.uses_reference:
+        return None
+    mode = cfg.reference.mode
+    if mode == "auto":
+        if objective.lam == 0 and not is_lora(policy):  # only the diagnostic would read it: not worth a second model
+            log.info("train/safety/kl_on_S is not logged: with λ = 0 and full fine-tuning it would need a second copy "
+                     "of the model; reference.mode=frozen_copy logs it")
+            return None
+        cacheable = "logits" not in objective.reference_fields  # kl_full needs the full vocabulary
+        worth_a_cache = objective.lam > 0 and covers_an_epoch(cfg.trainer, data)  # λ = 0: only the diagnostic reads it
+        mode = "cached" if cacheable and worth_a_cache else ("adapter_disabled" if is_lora(policy) else "frozen_copy")
+        log.info("reference.mode=auto: %s", mode)
+    if mode == "adapter_disabled":
+        return AdapterDisabled(policy)
+    if mode == "frozen_copy":
+        ref_model, _ = load_model(model_cfg, lora=False)
+        return FrozenCopy(ref_model)
+    if mode == "cached":
+        from pact_lightning.models.reference_cache import CachedReference, check_cacheable
+
+        check_cacheable(objective)
+        return CachedReference(cfg.reference.cache_dir, data, name=str(model_cfg.name),
+                               build_batch_size=cfg.reference.build_batch_size)
+    raise ConfigError(f"reference.mode={mode!r} is unknown; use auto, frozen_copy, adapter_disabled or cached")
+
+
+def module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
+    return PactModule(policy, objective, reference, optimizer=instantiate(cfg.optim.optimizer),
+                      scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
+                      scheduler_interval=cfg.optim.interval, ce_chunk_size=cfg.ce_chunk_size)
+
+
+def trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of ``trainer``, with the run's loggers and callbacks, writing checkpoints atomically."""
+    return instantiate(cfg.trainer, logger=loggers(cfg.logger), plugins=[AtomicCheckpointIO()],
+                       callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

@@ -1,0 +1,120 @@
+"""After fit: save the policy, evaluate the reference and the fine-tuned model, run the safety-token diagnostics, and
+assemble the run's results (``pact_lightning.results`` writes them)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+from omegaconf import DictConfig
+
+from pact_lightning import results as run_results
+from pact_lightning import sweep
+from pact_lightning.errors import ArtifactError
+from pact_lightning.models.loading import is_lora, load_model
+from pact_lightning.models.module import PactModule
+from pact_lightning.models.reference import FrozenCopy
+from pact_lightning.safety.tokens import SafetyTokens
+from pact_lightning.utils.io import atomic_dir
+from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
+from pact_lightning.utils.timing import stage, timings
+
+log = logging.getLogger(__name__)
+
+
+def save_final(policy, tokenizer, directory: Path) -> Path:
+    """The trained LoRA adapter (or the full weights) in HF format, loadable with ``evaluate checkpoint=<dir>``."""
+    with atomic_dir(directory) as tmp:
+        policy.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return directory
+
+
+@contextmanager
+def as_reference(policy, aligned: Callable[[], Any]):
+    """The aligned model the policy started from: the policy with its adapter off (LoRA), else ``aligned()``."""
+    if is_lora(policy):
+        with policy.disable_adapter():
+            yield policy
+    else:
+        yield aligned()
+
+
+def aligned_model(trainer: L.Trainer, module: PactModule, model_cfg: DictConfig, device) -> Any:
+    """Full fine-tuning: the aligned weights after fit — training's frozen copy when it is whole on this rank, else
+    loaded again."""
+    if isinstance(module.reference, FrozenCopy) and not shards_parameters(trainer.strategy):
+        return module.reference.model
+    return load_model(model_cfg, lora=False)[0].to(device).eval()
+
+
+def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
+    """The policy as one whole model on every rank, for saving and evaluation. FSDP and ZeRO-3 leave each rank a shard
+    of the weights after fit (and their wrapped blocks run forward only in lockstep), so there the configured weights
+    are loaded again and the trained parameters, gathered from all ranks, are copied in."""
+    if not shards_parameters(trainer.strategy):
+        return policy
+    state = gathered_trainable_state(trainer.strategy, policy)
+    whole, _ = load_model(model_cfg)
+    missing = sorted(n for n, p in whole.named_parameters() if p.requires_grad and n not in state)
+    if missing:
+        raise ArtifactError(f"gathering the trained parameters after fit found no value for {len(missing)} of them "
+                            f"(first: {missing[0]}); the policy was wrapped in an unexpected way — please report this "
+                            f"with the trainer= and model= configs")
+    whole.load_state_dict(state, strict=False)
+    return whole.to(trainer.strategy.root_device).eval()
+
+
+def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: PactModule, tokenizer,
+           tokens: SafetyTokens | None, evaluator) -> dict[str, Any]:
+    """Save the policy, evaluate reference and final model, log the evaluation; return the run's results."""
+    out = Path(cfg.paths.output_dir)
+    policy = unsharded_policy(trainer, model_cfg, module.policy)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    results: dict[str, Any] = run_results.run_record(cfg, model_cfg, tokens)
+    results["train"] = {"global_step": trainer.global_step, **metrics}
+    if trainer.is_global_zero:
+        results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
+    if evaluator is not None:
+        # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
+        aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
+        if cfg.eval.reference:
+            with stage("eval_reference"), as_reference(policy, aligned) as reference_model:
+                results["reference"] = run_results.metrics_block(evaluator.run(reference_model, tokenizer, out,
+                                                                               tag="reference"))
+        with stage("eval_final"):
+            results["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+        if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
+            with stage("diagnostics"):
+                results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
+    results["timings"] = timings()
+    if trainer.is_global_zero:
+        run_results.log_eval(trainer.loggers, results, step=trainer.global_step)
+    results["objective"] = sweep.objective(cfg, results)
+    return results
+
+
+def safety_diagnostics(policy, aligned: Callable[[], Any], tokenizer, tokens: SafetyTokens, out: Path) -> str | None:
+    """Per response position: the policy's mass on S and its KL to the reference on S, on its own harmful answers."""
+    from pact_lightning.eval.diagnostics import log_profile_to_wandb, plot_profile, safety_token_profile
+
+    rows = [json.loads(line) for line in (out / "generations_final.jsonl").read_text(encoding="utf-8").splitlines()]
+    pairs = [(r["prompt"], r["response"]) for r in rows if r["kind"] == "harmful" and r["response"]]
+    if not pairs:
+        log.info("No safety-token profile: the final model gave no non-empty answer to a harmful prompt")
+        return None
+
+    def reference_logits(input_ids, attention_mask):
+        with as_reference(policy, aligned) as reference_model:
+            return reference_model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    profile = safety_token_profile(policy, reference_logits, tokenizer, pairs, tokens.ids.to(policy.device))
+    path = out / "safety_token_profile.png"
+    plot_profile(profile, path)
+    log_profile_to_wandb(profile, "diagnostics/safety_token_profile")
+    return str(path)

@@ -1,0 +1,44 @@
+"""``python -m pact_lightning.report <sweep dir>``: one table and four plots for a sweep (or any folder of runs).
+
+Every ``results.json`` under the folder is a run (comparison runs in ``<run>/compare/<method>/`` included). A Hydra job
+directory (it has ``.hydra/``) without one is listed as *failed* with the last error line of its log, and a point of
+the sweep (``multirun.yaml``, basic sweeper) that has no job directory at all as *missing*: nothing is skipped
+silently. With ``--wandb entity/project`` the run summaries of the sweep's W&B group fill in runs that have no local
+``results.json`` (e.g. when the run directories stay on the cluster).
+
+Writes into ``<sweep dir>/report/`` (or ``--out``):
+
+* ``runs.csv`` — one row per run: status, setting, final and reference metrics, run directory, note;
+* ``table.csv`` and ``report.md`` — shaped like the paper's tables: per model × task, one row per method (λ, k) and one
+  column per poison ratio p, harmful score and task accuracy as mean ± std over seeds;
+* ``harmful_vs_lam.png``, ``harmful_vs_k.png``, ``harmful_vs_p.png`` and ``pareto.png`` (harmful score vs task accuracy,
+  the non-dominated front of each method).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pact_lightning.report.collect import Run, collect
+from pact_lightning.report.render import pareto_front, write_report
+
+__all__ = ["Run", "collect", "main", "pareto_front", "write_report"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or any folder of run directories)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep_dir>/report)")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None,
+                        help="also read the sweep's W&B runs (online); they fill in runs without a local results.json")
+    parser.add_argument("--wandb-group", default=None, help="the W&B group (default: <task name>-<sweep dir name>)")
+    args = parser.parse_args(argv)
+    root = args.sweep_dir.resolve()
+    if not root.is_dir():
+        parser.error(f"{root} is not a directory")
+    runs = collect(root, args.wandb, args.wandb_group)
+    out = args.out or root / "report"
+    print(write_report(root, out, runs))
+    print(f"Report written to {out}")
+

@@ -1,0 +1,3 @@
+from pact_lightning.report import main
+
+main()

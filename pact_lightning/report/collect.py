@@ -1,0 +1,146 @@
+"""Collecting a sweep's runs: every results.json under a folder, the Hydra jobs that wrote none (failed), the points
+of the sweep that never got a job directory (missing), and optionally the sweep's W&B runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pact_lightning.setting import RunSetting
+
+METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate")
+SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
+ERROR_LINE = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
+
+
+@dataclass
+class Run:
+    status: str  # ok | no_eval (trained, no evaluation) | failed | missing
+    setting: RunSetting = field(default_factory=RunSetting)
+    harmful_score: float | None = None
+    task_acc: float | None = None
+    refusal_rate: float | None = None
+    benign_refusal_rate: float | None = None
+    ref_harmful_score: float | None = None
+    ref_task_acc: float | None = None
+    run_dir: str = ""
+    source: str = "local"
+    note: str = ""
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any], run_dir: Path | str, source: str = "local") -> Run:
+        final, ref = results.get("final") or {}, results.get("reference") or {}
+        return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
+                   **{m: final.get(m) for m in METRICS}, ref_harmful_score=ref.get("harmful_score"),
+                   ref_task_acc=ref.get("task_acc"), run_dir=str(run_dir), source=source)
+
+    def value(self, name: str) -> Any:
+        """A setting field (method, lam, k, …) or a metric."""
+        return getattr(self.setting, name) if name in RunSetting.names() else getattr(self, name)
+
+    def row(self) -> dict[str, Any]:
+        """The run as one flat CSV row."""
+        flat = asdict(self)
+        return {"status": flat.pop("status"), **flat.pop("setting"), **flat}
+
+
+def sort_key(values: Iterable[Any]) -> tuple:
+    """Numbers in numeric order, then strings, then None (settings mix all three)."""
+    return tuple((v is None, isinstance(v, str), 0 if v is None else v) for v in values)
+
+
+def run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
+    """(directories with a results.json, Hydra job directories without one), sorted."""
+    done, failed = [], []
+    for path in sorted([root, *root.rglob("*")]):
+        if not path.is_dir() or SKIP_DIRS & set(path.relative_to(root).parts):
+            continue
+        if (path / "results.json").is_file():
+            done.append(path)
+        elif (path / ".hydra" / "overrides.yaml").is_file() and path != root:
+            failed.append(path)
+    return done, failed
+
+
+def last_error(run_dir: Path) -> str:
+    """The last exception line of the run's logs (Hydra's <job>.log files), or a hint where to look."""
+    for log in sorted(run_dir.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True):
+        errors = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                  if ERROR_LINE.match(line)]
+        if errors:
+            return errors[-1][:300]
+    return "no results.json and no error in its logs: still running, killed, or its scheduler log has the reason"
+
+
+def failed_run(run_dir: Path) -> Run:
+    from omegaconf import OmegaConf
+
+    setting = RunSetting.from_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
+    return Run(status="failed", setting=setting, run_dir=str(run_dir), note=last_error(run_dir))
+
+
+def expected_points(root: Path) -> list[frozenset[str]] | None:
+    """The override set of every point of the sweep in ``root/multirun.yaml``: the job list Hydra's BasicSweeper builds
+    from the sweeper params and the command line. None for other sweepers (Optuna) and for ``glob()`` sweeps, whose
+    options only the config loader knows."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from omegaconf import OmegaConf
+
+    path = root / "multirun.yaml"
+    if not path.is_file():
+        return None
+    hydra = OmegaConf.load(path).hydra
+    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides(params + list(hydra.overrides.task))
+    if any(o.value_type == ValueType.GLOB_CHOICE_SWEEP for o in overrides):
+        return None
+    (points,) = BasicSweeper.split_arguments(overrides, None)
+    return [frozenset(p) for p in points]
+
+
+def missing_runs(root: Path, job_dirs: Iterable[Path]) -> list[Run]:
+    from omegaconf import OmegaConf
+
+    expected = expected_points(root)
+    if expected is None:
+        return []
+    found = {frozenset(OmegaConf.load(d / ".hydra" / "overrides.yaml")) for d in job_dirs
+             if (d / ".hydra" / "overrides.yaml").is_file()}
+    return [Run(status="missing", note="no job directory for: " + " ".join(sorted(p))) for p in expected
+            if p not in found]
+
+
+def wandb_runs(path: str, group: str | None, sweep_name: str) -> list[Run]:
+    """The finished runs of the sweep's W&B group (``<task name>-<sweep dir name>`` unless ``group`` is given)."""
+    import wandb
+
+    group_filter = group or {"$regex": f"-{re.escape(sweep_name)}$"}
+    out = []
+    for r in wandb.Api().runs(path, filters={"group": group_filter}):
+        summary = dict(r.summary)  # results.log_eval puts final/<metric> and reference/<metric> there
+        results = dict(r.config) | {block: {m: summary[f"{block}/{m}"] for m in METRICS if f"{block}/{m}" in summary}
+                                    for block in ("final", "reference")}
+        out.append(Run.from_results(results, results.get("run_dir") or r.url, source=f"wandb:{r.id}"))
+    return out
+
+
+def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None) -> list[Run]:
+    done, failed = run_dirs(root)
+    runs = [Run.from_results(json.loads((d / "results.json").read_text(encoding="utf-8")), d) for d in done]
+    runs += [failed_run(d) for d in failed]
+    runs += missing_runs(root, done + failed)
+    if wandb_path:
+        have = {r.run_dir for r in runs if r.status in ("ok", "no_eval")}
+        remote = [r for r in wandb_runs(wandb_path, wandb_group, root.name) if r.run_dir not in have]
+        filled = {r.run_dir for r in remote}
+        runs = [r for r in runs if r.run_dir not in filled] + remote
+    # finished runs by setting, then the failed, then the missing ones
+    order = {"ok": 0, "no_eval": 0, "failed": 1, "missing": 2}
+    return sorted(runs, key=lambda r: (order[r.status], sort_key(r.setting.without()), r.run_dir))

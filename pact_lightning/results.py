@@ -1,0 +1,89 @@
+"""A run's results: what results.json holds, the one function that writes it, the metrics the loggers get, and the
+summary printed at the end (``train``, its comparison runs and ``evaluate`` all go through here)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pact_lightning.models.loading import weights_source
+from pact_lightning.setting import RunSetting
+from pact_lightning.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+FILE = "results.json"
+
+
+def run_record(cfg: DictConfig, model_cfg: DictConfig, tokens) -> dict[str, Any]:
+    """The head of a training run's results.json: its setting, where it ran, the weights it fine-tuned and its S."""
+    return {**RunSetting.from_config(cfg).as_results(), "run_dir": str(cfg.paths.output_dir),
+            "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}
+
+
+def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's metrics as results.json stores them: overall numbers, then per set and category in ``detail``."""
+    return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
+
+
+def eval_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """The evaluation blocks of results.json as logger metrics: ``eval/<name>`` for the evaluated model (per set and
+    category included, e.g. ``eval/harmful_score/strongreject/Violence``), ``eval/reference/<name>`` for the reference."""
+    out = {}
+    for block, prefix in (("final", "eval/"), ("reference", "eval/reference/")):
+        values = results.get(block) or {}
+        out |= {prefix + k: v for k, v in {**values, **values.get("detail", {})}.items() if isinstance(v, (int, float))}
+    return out
+
+
+def log_hyperparams(loggers: list, cfg: DictConfig, record: dict[str, Any], tokens) -> None:
+    """The setting as flat columns (for W&B's table and parallel-coordinates views), then the whole config."""
+    params = {**record, "config": OmegaConf.to_container(cfg, resolve=True),
+              "safety_tokens": tokens.tokens if tokens is not None else None}
+    for lg in loggers:
+        lg.log_hyperparams(params)
+
+
+def log_eval(loggers: list, results: dict[str, Any], step: int | None = None) -> None:
+    """The evaluation as ``eval/*`` metrics to every logger, and as ``reference/*`` and ``final/*`` to W&B's summary."""
+    summary = {f"{block}/{k}": v for block in ("reference", "final") for k, v in results.get(block, {}).items()
+               if isinstance(v, (int, float))}
+    for lg in loggers:
+        lg.log_metrics(eval_metrics(results), step=step)
+        lg.save()
+        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+            lg.experiment.summary.update(summary)
+
+
+def write(run_dir: str | Path, results: dict[str, Any]) -> Path:
+    """``<run_dir>/results.json`` (atomically)."""
+    return write_json(Path(run_dir) / FILE, results)
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    """The run's setting, paths, final training metrics and evaluation of every model, and the wall time per stage."""
+    setting = RunSetting.from_results(results).line()
+    lines = [f"run dir: {results['run_dir']}", setting + (f" checkpoint={results['checkpoint']}"
+                                                          if results.get("checkpoint") else "")]
+    for key, label in (("model_weights", "model weights"), ("safety_tokens", "safety tokens"), ("final_dir", "adapter")):
+        if results.get(key):
+            lines.append(f"{label}: {results[key]}")
+    compare = results.get("compare", {})
+    for name, run in {results.get("method", "final"): results, **compare}.items():
+        if "train" in run:
+            lines.append(f"train ({name}): " + ", ".join(f"{k}={v:.4g}" for k, v in run["train"].items()
+                                                        if isinstance(v, float)))
+    blocks = [("reference", results.get("reference")), (results.get("method", "final"), results.get("final"))]
+    for name, b in blocks + [(name, run.get("final")) for name, run in compare.items()]:
+        if b:
+            lines.append(f"{name:>9}: harmful_score={b.get('harmful_score')} refusal_rate={b.get('refusal_rate')} "
+                         f"benign_refusal_rate={b.get('benign_refusal_rate')} task_acc={b.get('task_acc')} "
+                         f"num_prompts={b.get('num_prompts')}")
+    for name, run in compare.items():
+        lines.append(f"{name} run dir: {run.get('run_dir')}")
+    if results.get("timings"):
+        lines.append("wall time (s): " + ", ".join(f"{k}={v}" for k, v in results["timings"].items()))
+    log.info("Summary\n  %s", "\n  ".join(lines))
