@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
 
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
+from pact_lightning.schema import validate
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,26 @@ def own_error(err: BaseException) -> PactError | None:
     return err if isinstance(err, PactError) else None
 
 
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM: the status a shell gives a process that SIGTERM ended
+
+
+class Interrupted(SystemExit):
+    """SIGTERM outside training (training stops at the end of its batch instead: utils/checkpoints.LastCheckpoint)."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_INTERRUPTED)
+
+
+def _on_sigterm(signum, frame) -> None:
+    # During fit Lightning's own handler runs this one too; it then stops the run after the current batch.
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        raise Interrupted()
+
+
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
-    """Runs a task, logs its failure and wall time, and always finishes W&B (exit code 1 on failure). The project's
-    own errors (they say what to change) are raised as themselves, not wrapped by Hydra's instantiate."""
+    """Runs a task: validates its config (``schema.py``) first, logs a failure and the wall time, and always finishes
+    W&B (exit code 1 on failure). The project's own errors (they say what to change) are raised as themselves, not
+    wrapped by Hydra's instantiate. A task stopped by SIGTERM exits with status 143, naming what it did not do."""
 
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
@@ -66,8 +86,14 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
             # nothing is fetched from the hub unless the config says offline=false (cached copies still load)
             for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
                 os.environ.setdefault(var, "1")
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
+            validate(cfg)
             return fn(cfg)
+        except (SIGTERMException, Interrupted):
+            code = EXIT_INTERRUPTED
+            log.error("%s was stopped by SIGTERM (exit status %d)%s", fn.__name__, code, sweep.unrun_points())
+            raise SystemExit(code) from None
         except BaseException as err:
             code = 1
             log.exception("%s failed", fn.__name__)
@@ -75,6 +101,7 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
                 raise cause from None
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             finish_wandb(code)
             log.info("%s: %.1f s, output dir: %s", fn.__name__, time.time() - start, cfg.paths.get("output_dir"))
 

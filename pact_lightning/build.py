@@ -11,11 +11,12 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.errors import ArtifactError, ConfigError
-from pact_lightning.models.loading import is_lora, load_model
+from pact_lightning.models.loading import is_lora, load_model, weights_digest
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
 from pact_lightning.objectives.base import Objective
@@ -38,12 +39,13 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
                           precision=cfg.trainer.precision)
 
 
-def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer) -> SafetyTokens | None:
+def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer) -> SafetyTokens | None:
     """The set S for this run: from ``method.safety_tokens`` if given, else built (and cached) for the aligned/base pair.
     For objectives that do not need S it only feeds the per-step safety diagnostic, skipped (with a warning) when the
     model names no base model to select S against or the base is not at hand."""
     path, k = cfg.method.safety_tokens, int(cfg.method.num_safety_tokens)
-    if path is None:
+    cached = path is None
+    if cached:
         from pact_lightning.safety.selection import ensure_artifact
 
         try:
@@ -53,7 +55,7 @@ def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, tokenizer) -> SafetyTo
                 raise
             log.warning("No safety-token diagnostic (train/safety/*) for method=%s: %s", cfg.method.name, err)
             return None
-    return load_safety_tokens(path, k, tokenizer)
+    return load_safety_tokens(path, k, tokenizer, cached=cached, aligned_weights=weights_digest(policy))
 
 
 def objective(method: DictConfig, tokens: SafetyTokens | None) -> Objective:
@@ -81,6 +83,43 @@ def datamodule(cfg: DictConfig, tokenizer, evaluator):
                                         eval_prompts=safety_eval_prompts(cfg.eval, evaluator))
     data.setup("fit")
     return data
+
+
+def planned_steps(trainer: DictConfig, data) -> int:
+    """The optimiser steps the run will take; a setting that gives none (a batch larger than the data, max_steps=0,
+    ...) is refused here, before anything is trained or written."""
+    batches = data.num_samples // data.batch_size if data.drop_last else -(-data.num_samples // data.batch_size)
+    if batches == 0:
+        raise ConfigError(f"data.batch_size={data.batch_size} is larger than data.num_samples={data.num_samples}: with "
+                          "drop_last no batch is left, so nothing would be trained; lower data.batch_size or raise "
+                          "data.num_samples")
+    limit = trainer.limit_train_batches
+    batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+    per_epoch = -(-batches // trainer.accumulate_grad_batches)
+    epochs = trainer.max_epochs
+    steps = per_epoch * epochs if epochs is not None and epochs >= 0 else None
+    if trainer.max_steps > -1:
+        steps = trainer.max_steps if steps is None else min(steps, trainer.max_steps)
+    if trainer.fast_dev_run:
+        steps = min(per_epoch, int(trainer.fast_dev_run))
+    if not steps:
+        raise ConfigError(f"this setting trains 0 optimiser steps (trainer.max_steps={trainer.max_steps}, "
+                          f"trainer.max_epochs={epochs}, trainer.limit_train_batches={limit}, {batches} batch(es) an "
+                          "epoch); raise the one that is 0")
+    return steps
+
+
+def defining_config(cfg: DictConfig) -> dict:
+    """The settings that define what a run trains — a checkpoint records them and a resume must match them."""
+    keys = ("seed", "model", "data", "method", "optim", "align", "safety", "ce_chunk_size", "trainer.precision",
+            "trainer.accumulate_grad_batches", "trainer.gradient_clip_val")
+    out = {}
+    for key in keys:
+        node = OmegaConf.select(cfg, key)
+        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    for section in ("model", "data"):  # where files live, and how many workers read them, do not change the run
+        out[section] = {k: v for k, v in out[section].items() if k not in ("cache_dir", "num_workers")}
+    return out
 
 
 def covers_an_epoch(trainer: DictConfig, data) -> bool:
@@ -126,10 +165,14 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
 def module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
     return PactModule(policy, objective, reference, optimizer=instantiate(cfg.optim.optimizer),
                       scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
-                      scheduler_interval=cfg.optim.interval, ce_chunk_size=cfg.ce_chunk_size)
+                      scheduler_interval=cfg.optim.interval, ce_chunk_size=cfg.ce_chunk_size,
+                      run_config=defining_config(cfg))
 
 
 def trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer of ``trainer``, with the run's loggers and callbacks, writing checkpoints atomically."""
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator} (a GPU preset) but no CUDA GPU is visible "
+                          "(torch.cuda.is_available() is False: no GPU, or a CPU build of torch); use trainer=cpu here")
     return instantiate(cfg.trainer, logger=loggers(cfg.logger), plugins=[AtomicCheckpointIO()],
                        callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

@@ -18,6 +18,7 @@ and the job directory names of ``conf/hydra/default.yaml``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning.rundir import CLAIMED_ENV
 from pact_lightning.setting import RunSetting
 
 log = logging.getLogger(__name__)
@@ -52,34 +54,97 @@ def sweep_group(*, _root_: DictConfig) -> str | None:
     return f"{_root_.get('task_name', 'run')}-{sweep.name}"
 
 
+def sweep_points(multirun: DictConfig) -> list[list[str]] | None:
+    """Every point of a basic-sweeper multirun (the config Hydra saved as ``multirun.yaml``) as its override list, in
+    job order — the cartesian product the basic sweeper launches. None for other sweepers (Optuna) and for ``glob()``
+    sweeps, whose points only the sweeper knows."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    hydra = multirun.hydra
+    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    values: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(params + list(hydra.overrides.task)):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            values[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep() and override.value_type != ValueType.GLOB_CHOICE_SWEEP:
+            values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            return None
+    return [list(point) for point in itertools.product(*values.values())]
+
+
+def _multirun() -> DictConfig | None:
+    """The running sweep's ``multirun.yaml`` (None outside a multirun, or when the sweeper saves none)."""
+    hc = _hydra()
+    path = Path(hc.sweep.dir) / "multirun.yaml" if hc is not None else None
+    return OmegaConf.load(path) if path is not None and path.is_file() else None
+
+
+def swept_keys() -> list[str]:
+    """The keys the running sweep varies (sweeper params and comma/range overrides), in the sweep's order."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    multirun = _multirun()
+    if multirun is None:
+        return []
+    params = [f"{k}={v}" for k, v in (multirun.hydra.sweeper.get("params") or {}).items()]
+    return [o.get_key_element() for o in OverridesParser.create().parse_overrides(
+        params + list(multirun.hydra.overrides.task)) if o.is_sweep_override()]
+
+
 def run_name() -> str | None:
-    """The point's overrides as ``hydra.job.override_dirname`` lists them (same excluded keys and separators) but in
-    the sweep's order, not sorted: the basic sweeper puts a preset's grid, then the command line's keys, first — so
-    ``method.lam=0,data.poison_ratio=0.1,model=tiny,...`` rather than ``...,data.poison_ratio=0.1,...,method.lam=0``."""
+    """The point's overrides as ``hydra.job.override_dirname`` lists them (same excluded keys and separators), the swept
+    keys first, the others in the order given: ``method.lam=0,data.poison_ratio=0.1,model=tiny,...``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     hc = _hydra()
     if hc is None:
         return None
     conf = hc.job.config.override_dirname
-    lines = [o.input_line for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))
-             if o.key_or_group not in conf.exclude_keys]
-    return conf.item_sep.join(lines).replace("=", conf.kv_sep) or None
+    overrides = [o for o in OverridesParser.create().parse_overrides(list(hc.overrides.task))
+                 if o.key_or_group not in conf.exclude_keys]
+    swept = swept_keys()
+    overrides.sort(key=lambda o: swept.index(o.get_key_element()) if o.get_key_element() in swept else len(swept))
+    return conf.item_sep.join(o.input_line for o in overrides).replace("=", conf.kv_sep) or None
 
 
-def shorten(text: str, limit: int = 120) -> str:
-    """``text`` itself up to ``limit`` characters, else its head and a hash of the whole (still unique)."""
+def shorten(text: str, keep: int = 0, limit: int = 120) -> str:
+    """``text`` itself up to ``limit`` characters, else its head (at least its first ``keep`` characters) and a hash of
+    the whole, which keeps it unique."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return f"{text[:max(limit - 9, keep)]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def job_dirname() -> str:
     """``<job number>_<run_name>`` for ``hydra.sweep.subdir``, shortened with a hash past 120 characters (file names
-    stop at 255 bytes; the swept keys come first, so they survive)."""
+    stop at 255 bytes); the swept keys come first and are never cut."""
     hc = _hydra()
     name = run_name()
-    return f"{hc.job.num}_{shorten(name)}" if name else str(hc.job.num)
+    if not name:
+        return str(hc.job.num)
+    sep = hc.job.config.override_dirname.item_sep
+    swept = [part for part in name.split(sep) if part.split(hc.job.config.override_dirname.kv_sep)[0] in swept_keys()]
+    return f"{hc.job.num}_{shorten(name, keep=len(sep.join(swept)))}"
+
+
+def unrun_points() -> str:
+    """For a task stopped inside a sequential multirun: the points after this one, which this process will not run
+    (an empty string elsewhere)."""
+    hc = _hydra()
+    multirun = _multirun()
+    if hc is None or multirun is None or not str(hc.launcher.get("_target_", "")).endswith("BasicLauncher"):
+        return ""
+    points = sweep_points(multirun) or []
+    rest = points[hc.job.num + 1:]
+    if not rest:
+        return ""
+    return (f"; {len(rest)} later point(s) of the sweep in {hc.sweep.dir} were not run:\n  "
+            + "\n  ".join(" ".join(p) for p in rest))
 
 
 def run_tags(base, *, _root_: DictConfig) -> list[str]:
@@ -163,7 +228,8 @@ def run_point_as_single_run(app: str) -> dict[str, Any]:
     log.info("Point %s: its trainer starts its own ranks, so it runs as a single run: %s", hc.job.num, " ".join(cmd))
     # Always this point's own port: an inherited MASTER_PORT (Lightning sets one in any process that ran DDP setup) would
     # be the same for every point running at once.
-    env = {**os.environ, "MASTER_PORT": str(rendezvous_port(sweep, hc.job.num))}
+    env = {**os.environ, "MASTER_PORT": str(rendezvous_port(sweep, hc.job.num)),
+           CLAIMED_ENV: str(out)}  # this job holds the run directory's claim (rundir.py); the child shares it
     code = subprocess.run(cmd, cwd=hc.runtime.cwd, env=env).returncode
     results = out / "results.json"
     if code != 0 or not results.is_file():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 import lightning as L
 from omegaconf import DictConfig
@@ -10,9 +12,10 @@ from pact_lightning import build, compare, sweep
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.finish import finish
 from pact_lightning.models.loading import load_model
+from pact_lightning import results
 from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
-from pact_lightning.utils.checkpoints import resolve_ckpt_path
+from pact_lightning.utils.checkpoints import check_resume, resolve_ckpt_path
 
 
 @task_wrapper
@@ -23,11 +26,15 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)  # checked before any model is loaded
     model_cfg = build.aligned_model_config(cfg)
     policy, tokenizer = load_model(model_cfg)
-    tokens = build.safety_tokens(cfg, model_cfg, tokenizer)
+    tokens = build.safety_tokens(cfg, model_cfg, policy, tokenizer)
     objective = build.objective(cfg.method, tokens)
     evaluator = build.evaluator(cfg.eval)
     data = build.datamodule(cfg, tokenizer, evaluator)
+    steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing
     module = build.module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
+    if ckpt_path is not None:  # the checkpoint must be this run's: same settings, same trainable weights
+        check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
+                     steps=steps, results_exist=(Path(cfg.paths.output_dir) / results.FILE).is_file())
     trainer = build.trainer(cfg)
     log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):

@@ -142,6 +142,23 @@ def data_file(name: str, bad_row: str | bytes, rows: int = 24) -> Callable[[Work
     return prepare
 
 
+def raw_file(name: str, data: bytes) -> Callable[[Workspace], None]:
+    def prepare(ws: Workspace) -> None:
+        write(ws.files / name, data)
+    return prepare
+
+
+GOOD_JSONL = "".join(GOOD_ROW % i + "\n" for i in range(24))
+
+
+def earlier_run(*overrides: str) -> Callable[[Workspace], None]:
+    """A real tiny run (1 step, a checkpoint) in ``<files>/earlier``, to resume from."""
+    def prepare(ws: Workspace) -> None:
+        train_inprocess(ws.files / "earlier", ["method=sft", f"method.safety_tokens={ws.artifact}",
+                                               "trainer.max_steps=1", f"paths.cache_dir={ws.cache}", *overrides])
+    return prepare
+
+
 def benign_from(name: str) -> list[str]:
     """data.benign = a LocalFile, and no poison: all 24 rows are drawn, so a bad row is always read and encoded."""
     return ["data.benign._target_=pact_lightning.data.sources.LocalFile", "~data.benign.split",
@@ -150,10 +167,11 @@ def benign_from(name: str) -> list[str]:
 
 @dataclass
 class Case:
-    overrides: list[str]  # {files} and {artifact} are filled in
+    overrides: list[str]  # {files}, {run} and {artifact} are filled in
     error: type[Exception]
     says: tuple[str, ...]  # what the message must contain: the key / file / row / field, and what to do
     prepare: Callable[[Workspace], None] | None = None
+    never: tuple[str, ...] = ()  # what it must not say (advice that would be wrong here)
 
 
 PACT = ["method=pact", "method.safety_tokens={artifact}"]
@@ -188,8 +206,8 @@ CASES = {
         benign_from("five.jsonl") + ["data.num_samples=24"], ConfigError,
         ("data.num_samples=24", "needs 24 rows from data.benign", "five.jsonl", "has 5", "lower data.num_samples"),
         data_file("five.jsonl", GOOD_ROW % 1, rows=5)),
-    "poison_ratio < 0": Case(["data.poison_ratio=-0.1"], ConfigError, ("data.poison_ratio=-0.1", "must be in [0, 1]")),
-    "poison_ratio > 1": Case(["data.poison_ratio=1.5"], ConfigError, ("data.poison_ratio=1.5", "must be in [0, 1]")),
+    "poison_ratio < 0": Case(["data.poison_ratio=-0.1"], ConfigError, ("data.poison_ratio=-0.1", "out of range", "[0, 1]")),
+    "poison_ratio > 1": Case(["data.poison_ratio=1.5"], ConfigError, ("data.poison_ratio=1.5", "out of range", "[0, 1]")),
     "k > the artifact's candidates": Case(
         PACT + ["method.num_safety_tokens=201"], ConfigError,
         ("method.num_safety_tokens=201", "has 200 candidates", "pick k in [1, 200]", "larger k_max")),
@@ -202,12 +220,12 @@ CASES = {
         foreign_artifact),
     "truncated artifact": Case(
         ["method=pact", "method.safety_tokens={files}/truncated.safetensors"], ArtifactError,
-        ("truncated.safetensors", "truncated or corrupt", "rebuild"),
+        ("truncated.safetensors", "truncated, corrupt", "python -m pact_lightning.safety_tokens", "left as it is"),
         truncated_copy("truncated.safetensors", lambda ws: ws.artifact)),
     "artifact path that does not exist": Case(
         ["method=pact", "method.safety_tokens={files}/missing.safetensors"], ArtifactError,
         ("missing.safetensors", "does not exist", "python -m pact_lightning.safety_tokens")),
-    "method.lam < 0": Case(PACT + ["method.lam=-0.5"], ConfigError, ("method.lam=-0.5", "must be >= 0")),
+    "method.lam < 0": Case(PACT + ["method.lam=-0.5"], ConfigError, ("method.lam=-0.5", "out of range", ">= 0")),
     "model without a chat template": Case(
         ["model.tiny.tokenizer.gguf=null", "model.tiny.tokenizer.pretrained={files}/plain_tokenizer"], ConfigError,
         ("plain_tokenizer", "has no chat template", "set model.chat_template"), tokenizer_without_chat_template),
@@ -221,10 +239,93 @@ CASES = {
         ["ckpt_path={files}/corrupt.ckpt"], ArtifactError, ("corrupt.ckpt", "truncated or corrupt", "resume from another"),
         corrupted_copy("corrupt.ckpt", lambda ws: ws.run_dir / "checkpoints" / "last.ckpt")),
     "typo in a key": Case(["method.lamm=0.5"], ConfigCompositionException, ("method.lamm",)),
-    "data.max_length too small": Case(["data.max_length=1"], ConfigError, ("data.max_length=1", "too small")),
+    "data.max_length too small": Case(["data.max_length=1"], ConfigError, ("data.max_length=1", "an integer >= 2")),
     "unknown reference.mode": Case(PACT + ["reference.mode=fast"], ConfigError,
-                                   ("reference.mode='fast'", "use auto, frozen_copy, adapter_disabled or cached")),
+                                   ("reference.mode='fast'", "one of auto, frozen_copy, adapter_disabled, cached")),
     "unknown model.dtype": Case(["model.dtype=float8"], ConfigError, ("model.dtype='float8'", "use one of")),
+    # --- settings of the wrong type, out of range or not finite: named with the valid range (schema.py)
+    "seed=1.5": Case(["seed=1.5"], ConfigError, ("seed=1.5", "not an integer", "[0, 4294967295]")),
+    "seed=-1": Case(["seed=-1"], ConfigError, ("seed=-1", "out of range", "an integer in [0,")),
+    "seed=abc": Case(["seed=abc"], ConfigError, ("seed='abc'", "not an integer")),
+    "data.batch_size=0": Case(["data.batch_size=0"], ConfigError, ("data.batch_size=0", "an integer >= 1")),
+    "data.batch_size=-4": Case(["data.batch_size=-4"], ConfigError, ("data.batch_size=-4", "an integer >= 1")),
+    "data.batch_size=abc": Case(["data.batch_size=abc"], ConfigError, ("data.batch_size='abc'", "not an integer")),
+    "batch larger than the data": Case(["data.batch_size=200"], ConfigError,
+                                       ("data.batch_size=200", "larger than data.num_samples=24", "nothing would be "
+                                        "trained", "lower data.batch_size")),
+    "max_steps=0": Case(["trainer.max_steps=0"], ConfigError, ("0 optimiser steps", "trainer.max_steps=0")),
+    "method.lam=nan": Case(PACT + ["method.lam=nan"], ConfigError, ("method.lam=nan", "not finite", ">= 0")),
+    "method.lam=inf": Case(PACT + ["method.lam=inf"], ConfigError, ("method.lam=inf", "not finite")),
+    "method.lam=abc": Case(PACT + ["method.lam=abc"], ConfigError, ("method.lam='abc'", "not a number")),
+    "temperature=nan": Case(PACT + ["method.objective.temperature=nan"], ConfigError,
+                            ("method.objective.temperature=nan", "not finite", "> 0")),
+    "gate constant inf": Case(PACT + ["method.objective.gate_alpha=inf"], ConfigError,
+                              ("method.objective.gate_alpha=inf", "not finite")),
+    "data.poison_ratio=abc": Case(["data.poison_ratio=abc"], ConfigError, ("data.poison_ratio='abc'", "not a number")),
+    "data.poison_ratio=nan": Case(["data.poison_ratio=nan"], ConfigError, ("data.poison_ratio=nan", "not finite")),
+    "lr < 0": Case(["optim.optimizer.lr=-1"], ConfigError, ("optim.optimizer.lr=-1", "out of range", "> 0")),
+    "lr=nan": Case(["optim.optimizer.lr=nan"], ConfigError, ("optim.optimizer.lr=nan", "not finite")),
+    "num_workers < 0": Case(["data.num_workers=-1"], ConfigError, ("data.num_workers=-1", "an integer >= 0")),
+    "safety.K=0": Case(["method=pact", "safety.K=0"], ConfigError, ("safety.K=0", "an integer >= 1")),
+    "several bad settings at once": Case(["seed=abc", "data.batch_size=0"], ConfigError,
+                                         ("invalid settings", "seed='abc'", "data.batch_size=0")),
+    "poison ratio that rounds to no poison": Case(
+        ["data.num_samples=5", "data.poison_ratio=0.1"], ConfigError,
+        ("data.poison_ratio=0.1", "data.num_samples=5", "no poison", "at least 10", "poison_ratio=0")),
+    "trainer=gpu without a GPU": Case(["trainer=gpu"], ConfigError, ("trainer.accelerator=gpu", "no CUDA GPU",
+                                                                     "trainer=cpu")),
+    # --- checkpoints
+    "ckpt_path that is a directory": Case(["ckpt_path={run}/checkpoints"], ConfigError,
+                                          ("ckpt_path=", "is a directory, not a checkpoint", "did you mean",
+                                           "last.ckpt")),
+    "resume with another seed": Case(
+        ["ckpt_path={files}/earlier/checkpoints/last.ckpt", "seed=43"], ConfigError,
+        ("earlier/checkpoints/last.ckpt", "trained with other settings", "seed: 42 -> 43", "resume_allow"),
+        earlier_run()),
+    "resume with another method": Case(
+        ["ckpt_path={files}/earlier/checkpoints/last.ckpt", "method=pact", "method.safety_tokens={artifact}"],
+        ConfigError, ("trained with other settings", "method.name: 'sft' -> 'pact'"), earlier_run()),
+    "checkpoint of another model shape": Case(
+        ["ckpt_path={files}/earlier/checkpoints/last.ckpt", "resume_allow=[model.lora]"], ArtifactError,
+        ("earlier/checkpoints/last.ckpt", "another model shape", "lora_A", "(4, 64) there and (8, 64) here"),
+        earlier_run("model.lora.r=4")),
+    "checkpoint without this model's weights": Case(
+        ["ckpt_path={run}/checkpoints/last.ckpt"], ArtifactError,
+        ("last.ckpt", "holds none of this model's trainable weights", "would restore the step and optimiser but not "
+         "the weights")),
+    "resume of a finished run to the same max_steps": Case(
+        ["ckpt_path={files}/earlier/checkpoints/last.ckpt", "trainer.max_steps=1"], ConfigError,
+        ("at step 1, the end of this run", "results.json exists (left as it is)", "raise trainer.max_steps"),
+        earlier_run()),
+    # --- data files: what they really are, and no silent coercion
+    "prompt given as an object": Case(
+        benign_from("dict_prompt.jsonl"), DataError, ("dict_prompt.jsonl line 2", "field 'prompt'", "is a dict",
+                                                      "store it as a string"),
+        data_file("dict_prompt.jsonl", '{"prompt": {"text": "Review 1: fine"}, "response": "positive"}')),
+    "prompt given as a list": Case(
+        benign_from("list_prompt.jsonl"), DataError, ("list_prompt.jsonl line 2", "field 'prompt'", "is a list"),
+        data_file("list_prompt.jsonl", '{"prompt": ["Review", "1"], "response": "positive"}')),
+    "response given as true/false": Case(
+        benign_from("bool_response.jsonl"), DataError, ("bool_response.jsonl line 2", "field 'response'", "is a bool"),
+        data_file("bool_response.jsonl", '{"prompt": "Review 1: fine", "response": true}')),
+    "CSV with a repeated column name": Case(
+        benign_from("repeated.csv"), DataError, ("repeated.csv line 1", "['prompt']", "more than once", "rename"),
+        raw_file("repeated.csv", b"prompt,response,prompt\nReview 1,positive,Other\n")),
+    "UTF-16 file": Case(benign_from("utf16.jsonl"), DataError, ("utf16.jsonl", "UTF-16", "iconv -f utf-16"),
+                        raw_file("utf16.jsonl", GOOD_JSONL.encode("utf-16")), never=("latin1",)),
+    "gzip file": Case(benign_from("rows.jsonl"), DataError, ("rows.jsonl", "gzip archive", "gunzip"),
+                      raw_file("rows.jsonl", __import__("gzip").compress(GOOD_JSONL.encode())), never=("latin1",)),
+    "lone CR line endings": Case(benign_from("mac.jsonl"), DataError, ("mac.jsonl", "carriage return", "LF"),
+                                 raw_file("mac.jsonl", GOOD_JSONL.replace("\n", "\r").encode()),
+                                 never=("Extra data",)),
+    "data path that is a directory": Case(
+        ["data.benign._target_=pact_lightning.data.sources.LocalFile", "~data.benign.split",
+         "+data.benign.path={files}", "data.poison_ratio=0"], DataError, ("is a directory", "point the path at"),
+        never=("no such file",)),
+    "safety_tokens pointing at a checkpoint": Case(
+        ["method=pact", "method.safety_tokens={run}/checkpoints/last.ckpt"], ArtifactError,
+        ("last.ckpt", "not a readable safety-token artifact", "python -m pact_lightning.safety_tokens",
+         "left as it is"), never=("delete", "rm ")),
 }
 
 
@@ -241,7 +342,8 @@ def test_bad_input_is_refused_before_training_with_a_clear_error(name, workspace
         raise AssertionError(f"{name}: a training step ran")
 
     monkeypatch.setattr(PactModule, "training_step", no_training)
-    overrides = [o.format(files=workspace.files, artifact=workspace.artifact) for o in case.overrides]
+    overrides = [o.format(files=workspace.files, run=workspace.run_dir, artifact=workspace.artifact)
+                 for o in case.overrides]
     # the earlier run's artifact feeds SFT's safety diagnostic (instead of a selection run per case)
     tokens = [] if any(o.startswith("method=") for o in overrides) else [f"method.safety_tokens={workspace.artifact}"]
     with pytest.raises(case.error) as raised:
@@ -249,6 +351,7 @@ def test_bad_input_is_refused_before_training_with_a_clear_error(name, workspace
                                             f"paths.cache_dir={workspace.cache}", *overrides])
     message = str(raised.value)
     assert all(fragment in message for fragment in case.says), message
+    assert not any(fragment in message for fragment in case.never), message
     after = workspace.snapshot()
     assert {path: after.get(path) for path in before} == before  # nothing an earlier run wrote was touched
     assert not [path for path in after if path.endswith((".tmp", ".lock"))]
@@ -289,3 +392,61 @@ def test_evaluating_a_checkpoint_that_does_not_exist_is_refused_before_loading(t
     with pytest.raises(ArtifactError, match=r"no_such_run/final'? does not exist .*the run's `final/` folder"):
         evaluate(cfg)
     assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_evaluating_a_truncated_adapter_names_the_file(tmp_path):
+    """A run's final/ whose adapter_model.safetensors was cut short: refused naming that file, not deep inside peft."""
+    from pact_lightning.evaluate import evaluate
+
+    run = tmp_path / "run"
+    train_inprocess(run, ["method=sft", "trainer.max_steps=1"])
+    weights = run / "final" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    cfg = app_config("evaluate", ["model=tiny", f"checkpoint={run / 'final'}"], tmp_path / "eval")
+    with pytest.raises(ArtifactError, match=rf"{weights} is truncated or corrupt.*intact copy"):
+        evaluate(cfg)
+    assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_a_file_whose_rows_are_all_the_same_loads_with_a_warning(tmp_path, caplog):
+    from pact_lightning.data.sources import LocalFile
+
+    same = write(tmp_path / "same.jsonl", (GOOD_ROW % 1 + "\n") * 5)
+    with caplog.at_level("WARNING"):
+        assert len(LocalFile(str(same)).load()) == 5
+    assert "all 5 rows are the same prompt and response" in caplog.text
+
+
+def test_an_artifact_selected_on_another_model_with_the_same_tokenizer_is_named_in_a_warning(tmp_path, caplog,
+                                                                                           smollm2_tokenizer):
+    from pact_lightning.safety.tokens import load_safety_tokens, save_artifact
+
+    ids = torch.arange(10)
+    path = save_artifact(tmp_path / "a.safetensors", ids, torch.rand(10), torch.randn(10),
+                         [str(i) for i in range(10)], smollm2_tokenizer, "other-aligned", "other-base", {},
+                         aligned_weights="aaaa")
+    with caplog.at_level("WARNING"):
+        load_safety_tokens(path, 5, smollm2_tokenizer, aligned_weights="aaaa")
+    assert caplog.text == ""
+    with caplog.at_level("WARNING"):
+        load_safety_tokens(path, 5, smollm2_tokenizer, aligned_weights="bbbb")
+    assert "was selected on another model" in caplog.text and "other-aligned" in caplog.text
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """OSError 28 names no file, and torch reports a full disk as a RuntimeError: both become one error that names
+    the file being written and says what to do; the earlier version of the file is untouched."""
+    import errno
+    import shutil
+
+    from pact_lightning.utils.io import DiskFull, atomic_path, write_json
+
+    target = write_json(tmp_path / "results.json", {"earlier": True})
+    with pytest.raises(DiskFull, match=rf"no space left on the device while writing {target}.*free some space"):
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    with pytest.raises(DiskFull, match=rf"while writing {target}"):
+        with atomic_path(target):
+            raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file")
+    assert target.read_text() == '{\n  "earlier": true\n}\n' and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -261,3 +261,40 @@ def test_job_directory_names_keep_the_swept_keys_and_fit_a_file_name(tmp_path):
     name = sweep.job_dirname()
     assert name.startswith("4_method.lam=0.5,data.poison_ratio=0.3,+extra.key_0=value_0") and len(name) == 2 + 120
     assert sweep.shorten(sweep.run_name()) != sweep.shorten(sweep.run_name() + ",x=1")  # the hash keeps names apart
+
+
+def test_swept_keys_lead_the_job_directory_name_even_when_given_last(tmp_path):
+    """The command line lists the swept key last, after long fixed overrides: it still comes first and survives the
+    120-character cut."""
+    from hydra.core.hydra_config import HydraConfig
+
+    fixed = [f"+extra.key_{i}=value_{i}" for i in range(12)]
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    OmegaConf.save({"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                                          "params": None},
+                              "overrides": {"task": [*fixed, "method.lam=0,0.5"]}}}, sweep_dir / "multirun.yaml")
+    cfg = compose("train", [*fixed, "method.lam=0.5"], output_dir=sweep_dir / "1")
+    as_multirun_job(cfg, sweep_dir, sweep_dir / "1")
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.job.num = 1
+    HydraConfig.instance().set_config(cfg)
+    name = sweep.job_dirname()
+    assert name.startswith("1_method.lam=0.5,+extra.key_0=value_0") and len(name) == 2 + 120
+    assert sweep.run_name().startswith("method.lam=0.5,")
+
+
+def test_sweep_points_are_the_basic_sweepers_jobs_in_its_order():
+    """The public-API expansion (report, the SIGTERM message) equals Hydra's own BasicSweeper job list."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = ["model=tiny", "method.lam=0,0.5,1", "data.poison_ratio=0.1,0.3", "seed=range(2)"]
+    params = {"method.num_safety_tokens": "20,50"}
+    multirun = OmegaConf.create({"hydra": {"sweeper": {"_target_": "x.BasicSweeper", "params": params},
+                                           "overrides": {"task": task}}})
+    (expected,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in params.items()] + task), None)
+    assert sweep.sweep_points(multirun) == expected and len(expected) == 2 * 3 * 2 * 2
+    glob = OmegaConf.merge(multirun, {"hydra": {"overrides": {"task": ["experiment=glob(paper_*)"]}}})
+    assert sweep.sweep_points(glob) is None

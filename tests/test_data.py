@@ -24,10 +24,15 @@ def harmful(n=20):
                                for i in range(n)])
 
 
-@pytest.mark.parametrize("n,p,expected", [(200, 0.1, (180, 20)), (10, 0.05, (10, 0)), (7, 0.5, (4, 3)),
+@pytest.mark.parametrize("n,p,expected", [(200, 0.1, (180, 20)), (20, 0.05, (19, 1)), (7, 0.5, (4, 3)),
                                           (30, 0.0, (30, 0)), (30, 1.0, (0, 30)), (100, 0.3, (70, 30))])
 def test_poison_counts_are_floor_of_p_times_n(n, p, expected):
     assert poison_counts(n, p) == expected
+
+
+def test_a_ratio_that_rounds_to_no_poison_is_refused_not_dropped():
+    with pytest.raises(ConfigError, match="data.poison_ratio=0.05 of data.num_samples=10 is 0.5 examples.*at least 20"):
+        poison_counts(10, 0.05)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5])

@@ -21,7 +21,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from conftest import ROOT
-from runs import logged, run_train, train_command, train_inprocess
+from pact_lightning.errors import ConfigError
+from runs import TINY, logged, run_train, train_command, train_inprocess
 
 # ------------------------------------------------------------------------------------------------ atomic writers
 # Each writer writes version v (0 or 1) of a few MB to a path; its loader returns the version it finds, or raises /
@@ -254,39 +255,112 @@ def test_loader_resumes_mid_epoch_at_the_next_batch_and_restarts_at_an_epoch_end
 
 # 8 examples at the global batch of 2: 2 epochs of 4 steps, a checkpoint after every step, a learning rate that moves
 # the adapter visibly
-RESUME = ["method=pact", "reference.mode=adapter_disabled", "data.num_samples=8", "data.batch_size=2",
-          "trainer.max_epochs=2", "optim.optimizer.lr=1e-3", "callbacks.model_checkpoint.every_n_train_steps=1",
-          "callbacks.model_checkpoint.save_top_k=-1"]
+RESUME = ["method=pact", "reference.mode=adapter_disabled", "data.num_samples=8", "data.batch_size=2", "data.poison_ratio=0.25",
+          "trainer.max_epochs=2", "optim.optimizer.lr=1e-3", "callbacks.model_checkpoint.every_n_train_steps=1"]
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step of the checkpoint at ``path`` (-1 while there is none: it appears whole, by rename)."""
+    return torch.load(path, weights_only=True, map_location="cpu")["global_step"] if path.exists() else -1
+
+
+def assert_resumed_like_the_uninterrupted_run(whole: Path, resumed: Path, resumed_from: int) -> None:
+    """Every step after ``resumed_from`` has the uninterrupted run's loss (same batches, optimiser and LR-schedule
+    state), and the final adapters match."""
+    from safetensors.torch import load_file
+
+    expected, got = logged(whole), logged(resumed)
+    assert len(expected) == 8 and all(step in got for step in range(resumed_from, 8))
+    assert [got[s] for s in range(resumed_from, 8)] == pytest.approx([expected[s] for s in range(resumed_from, 8)],
+                                                                     abs=1e-6, rel=0)
+    final = [json.loads((d / "results.json").read_text())["train"] for d in (whole, resumed)]
+    assert final[1]["global_step"] == 8 and final[1]["train/loss"] == pytest.approx(final[0]["train/loss"], abs=1e-6)
+    a, b = (load_file(str(d / "final" / "adapter_model.safetensors")) for d in (whole, resumed))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    assert any(a[k].abs().max() > 1e-3 for k in a if "lora_B" in k)  # the adapter did train
 
 
 def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
-    """SIGKILL a run once step 6 (epoch 2, batch 2) is checkpointed, resume it with ckpt_path=last: every step after
-    the checkpoint has the loss of the uninterrupted run (same batches, same optimiser and LR-schedule state), and the
-    final adapter weights match."""
-    from safetensors.torch import load_file
-
+    """SIGKILL a run once step 6 (epoch 2, batch 2) is checkpointed, resume it with ckpt_path=last."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     train_inprocess(whole, RESUME)
     with open(tmp_path / "killed.log", "w") as log:
         victim = subprocess.Popen(train_command(killed, RESUME), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    while not list((killed / "checkpoints").glob("*step=6.ckpt")):
+    while checkpoint_step(killed / "checkpoints" / "last.ckpt") < 6:
         assert victim.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         time.sleep(0.005)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    resumed_from = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    resumed_from = checkpoint_step(killed / "checkpoints" / "last.ckpt")
     assert 4 < resumed_from < 8 and not (killed / "results.json").exists()  # killed mid-epoch 2
 
     run_train(killed, RESUME + ["ckpt_path=last"])
-    expected, got = logged(whole), logged(killed)
-    assert len(expected) == 8 and all(step in got for step in range(resumed_from, 8))
-    assert [got[s] for s in range(resumed_from, 8)] == pytest.approx([expected[s] for s in range(resumed_from, 8)],
-                                                                     abs=1e-6, rel=0)
-    final = [json.loads((d / "results.json").read_text())["train"] for d in (whole, killed)]
-    assert final[1]["global_step"] == 8 and final[1]["train/loss"] == pytest.approx(final[0]["train/loss"], abs=1e-6)
-    a, b = (load_file(str(d / "final" / "adapter_model.safetensors")) for d in (whole, killed))
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
-    assert any(a[k].abs().max() > 1e-3 for k in a if "lora_B" in k)  # the adapter did train
+    assert_resumed_like_the_uninterrupted_run(whole, killed, resumed_from)
+
+
+def test_sigterm_mid_fit_checkpoints_at_the_signal_exits_143_and_resumes_to_the_uninterrupted_run(tmp_path):
+    """SIGTERM (what SLURM sends at preemption and timeout) after step 2's periodic checkpoint: the run writes a
+    checkpoint at the end of the batch it is in, logs the command that resumes it, exits with 143, and that command
+    (ckpt_path=last in the same directory) finishes it exactly like the uninterrupted run."""
+    settings = [*RESUME[:-1], "callbacks.model_checkpoint.every_n_train_steps=2"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    train_inprocess(whole, settings)
+    with open(tmp_path / "stopped.log", "w") as log:
+        victim = subprocess.Popen(train_command(stopped, settings), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    while checkpoint_step(stopped / "checkpoints" / "last.ckpt") < 2:
+        assert victim.poll() is None, (tmp_path / "stopped.log").read_text()[-3000:]
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGTERM)
+    assert victim.wait(timeout=300) == 143
+    output = (tmp_path / "stopped.log").read_text()
+    at = checkpoint_step(stopped / "checkpoints" / "last.ckpt")
+    assert 2 < at < 8, output[-3000:]  # written at the signal, not by the every-2-steps schedule alone
+    assert at % 2 == 1 or f"SIGTERM at step {at}" in output
+    assert f"SIGTERM at step {at}: checkpoint saved to {stopped / 'checkpoints' / 'last.ckpt'}" in output
+    assert "ckpt_path=last" in output and f"hydra.run.dir={stopped}" in output and "exit status 143" in output
+    assert not (stopped / "results.json").exists()
+
+    run_train(stopped, settings + ["ckpt_path=last"])
+    assert_resumed_like_the_uninterrupted_run(whole, stopped, at)
+
+
+def test_a_sweep_stopped_by_sigterm_exits_143_and_names_the_points_it_did_not_run(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "pact_lightning.train", "-m", *TINY, *RESUME[:-1],
+           "callbacks.model_checkpoint.every_n_train_steps=2", "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"]
+    with open(tmp_path / "sweep.log", "w") as log:
+        sweep = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    first = next(iter(sweep_dir.glob("0_*")), None)
+    while first is None or checkpoint_step(first / "checkpoints" / "last.ckpt") < 2:
+        assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+        time.sleep(0.005)
+        first = next(iter(sweep_dir.glob("0_*")), None)
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=300) == 143
+    output = (tmp_path / "sweep.log").read_text()
+    assert "2 later point(s) of the sweep" in output and "were not run" in output, output[-3000:]
+    listed = output[output.index("were not run:"):].splitlines()[1:3]  # one indented line per point not run
+    assert [line.startswith("  ") and line.split()[-1] for line in listed] == ["seed=1", "seed=2"], listed
+    assert not list(sweep_dir.glob("1_*")) and not list(sweep_dir.rglob("results.json"))
+
+
+def test_a_resume_to_a_larger_max_steps_trains_exactly_the_missing_steps(tmp_path):
+    """A finished 2-step run resumed with trainer.max_steps=4 trains steps 3 and 4 — in the same epoch, with the
+    losses of a 4-step run — and a resume to the same max_steps is refused, its results left as they are."""
+    settings = RESUME[:5] + ["optim.optimizer.lr=1e-3", "trainer.max_epochs=1"]
+    train_inprocess(tmp_path / "four", settings + ["trainer.max_steps=4"])
+    run = tmp_path / "two"
+    train_inprocess(run, settings + ["trainer.max_steps=2"])
+    assert sorted(logged(run)) == [0, 1]
+    results = (run / "results.json").read_bytes()
+    with pytest.raises(ConfigError, match="nothing is left to train and its results.json exists"):
+        train_inprocess(run, settings + ["trainer.max_steps=2", "ckpt_path=last"])
+    assert (run / "results.json").read_bytes() == results
+    train_inprocess(run, settings + ["trainer.max_steps=4", "ckpt_path=last"])
+    resumed = logged(run)
+    assert sorted(resumed) == [0, 1, 2, 3] and json.loads((run / "results.json").read_text())["train"]["global_step"] == 4
+    four = logged(tmp_path / "four")
+    assert [resumed[s] for s in (2, 3)] == pytest.approx([four[s] for s in (2, 3)], abs=1e-6, rel=0)
 
 
 # ------------------------------------------------------------------------------------------------ determinism
@@ -387,3 +461,37 @@ def test_inf_in_the_loss_stops_the_run_naming_the_step_and_the_term(tmp_path):
 
 if __name__ == "__main__":
     print(json.dumps(kill_writers(Path(sys.argv[1]), int(sys.argv[2]))))
+
+
+# ------------------------------------------------------------------------------------------------ run directories
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_new_run_never_writes_over_another_runs_directory(tmp_path):
+    """Through the real app (Hydra's own files included): a second run into a finished run's directory is refused with
+    every byte left as it was; overwrite=true moves the old directory aside whole; a live run's lock keeps a second
+    process out, a resume included."""
+    from filelock import FileLock
+
+    run = tmp_path / "run"
+    one_step = ["method=sft", "trainer.max_steps=1"]
+    run_train(run, one_step)
+    before = tree_bytes(run)
+    assert "results.json" in before and ".hydra/config.yaml" in before
+
+    proc = subprocess.run(train_command(run, one_step + ["seed=7"]), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"{run} holds another run's outputs" in proc.stderr and "overwrite=true" in proc.stderr, proc.stderr[-2000:]
+    assert tree_bytes(run) == before  # .hydra/, the log, results.json, final/, checkpoints/: all unchanged
+
+    run_train(run, one_step + ["seed=7", "overwrite=true"])
+    (aside,) = tmp_path.glob("run.replaced-*")
+    assert tree_bytes(aside) == before  # the earlier run, whole, in its own directory
+    assert json.loads((run / "results.json").read_text())["seed"] == 7 and not (run / "run.replaced").exists()
+
+    with FileLock(run / ".run.lock"):  # as a live run holds it
+        proc = subprocess.run(train_command(run, one_step + ["seed=7", "ckpt_path=last", "trainer.max_steps=2"]),
+                              cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "is in use by another live run" in proc.stderr, proc.stderr[-2000:]

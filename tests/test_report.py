@@ -141,3 +141,10 @@ def test_sweeps_whose_points_are_not_known_in_advance_say_so(sweep):
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun))
     text = report.write_report(sweep, sweep / "report", report.collect(sweep))
     assert "0 missing" in text and "Points that never started are not listed" in text
+
+
+def test_a_folder_without_runs_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        report.main([str(tmp_path)])
+    assert raised.value.code == 2 and "no runs under" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()

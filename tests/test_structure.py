@@ -13,13 +13,13 @@ from pact_lightning.setting import RunSetting
 PACKAGE = ROOT / "pact_lightning"
 # Lower layers never import higher ones; a module may import its own layer. Data flows data → models → objective.
 LAYERS = [
-    {"errors", "utils"},
+    {"errors", "utils", "schema"},
     {"data"},
     {"objectives"},
     {"models"},
     {"safety", "eval"},
     {"alignment"},
-    {"setting", "build", "finish", "results", "compare", "sweep", "app", "report", "bench"},
+    {"setting", "build", "finish", "results", "compare", "sweep", "app", "rundir", "report", "bench"},
     {"train", "evaluate", "align", "safety_tokens"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -100,7 +100,8 @@ def test_public_cli_keys_work_as_written(tmp_path, method):
 @pytest.mark.slow
 def test_short_run_on_the_embedded_smollm2(tmp_path):
     results = run_inprocess(tmp_path, ["model=smollm2_135m", "align.enabled=false", "method=sft",
-                                       "data.max_length=96", "data.batch_size=2", "data.num_samples=8"])
+                                       "data.max_length=96", "data.batch_size=2", "data.num_samples=8",
+                                       "data.poison_ratio=0.25"])
     assert results["train"]["global_step"] == 2
     losses = logged_losses(tmp_path)
     assert len(losses) == 2 and all(0 < x < 20 for x in losses)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ConfigError
+from pact_lightning.schema import check
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,13 @@ class MixedExample:
 
 def poison_counts(num_samples: int, poison_ratio: float) -> tuple[int, int]:
     """(num_benign, num_poison) for n samples at ratio p."""
-    if not 0.0 <= poison_ratio <= 1.0:
-        raise ConfigError(f"data.poison_ratio={poison_ratio} must be in [0, 1] (0 = benign only, 1 = harmful only)")
-    if num_samples < 1:
-        raise ConfigError(f"data.num_samples={num_samples} must be >= 1")
+    check("data.poison_ratio", poison_ratio)  # 0 = benign only, 1 = harmful only
+    check("data.num_samples", num_samples)
     num_poison = math.floor(poison_ratio * num_samples + 1e-9)
+    if poison_ratio > 0 and num_poison == 0:
+        raise ConfigError(f"data.poison_ratio={poison_ratio} of data.num_samples={num_samples} is "
+                          f"{poison_ratio * num_samples:g} examples, which rounds down to no poison at all; raise "
+                          f"data.num_samples to at least {math.ceil(1 / poison_ratio)} or set data.poison_ratio=0")
     return num_samples - num_poison, num_poison
 
 

@@ -13,6 +13,7 @@ import importlib.metadata
 import io
 import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -25,6 +26,8 @@ from omegaconf import OmegaConf
 from pact_lightning.data import offline
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 def normalize_prompt(text: str) -> str:
@@ -50,6 +53,9 @@ class Source:
         rows = list(itertools.islice(self.examples(), self.limit))
         if not rows and self.limit != 0:
             raise DataError(f"{self.name}: no examples were loaded; check the file, split and filter settings")
+        if len(rows) > 1 and len({(r.prompt, r.response) for r in rows}) == 1:
+            log.warning("%s: all %d rows are the same prompt and response (%r); check that the file is the one you "
+                        "meant", self.name, len(rows), rows[0].prompt[:60])
         return rows
 
 
@@ -86,12 +92,17 @@ class OfflineHelpful(Source):
         return offline.helpful(self.split)
 
 
-def _as_text(value: Any) -> str:
-    """A field value as text; a mapping of flags (BeaverTails' ``category``) becomes the names of the true ones."""
+def _as_text(value: Any, key: str, where: str, field: str) -> str:
+    """A field value as text. Text and numbers are taken as they are; a mapping of flags (BeaverTails' ``category``)
+    becomes the names of the true ones; a list, a mapping elsewhere or a true/false value is refused, not turned into
+    the text of a Python object."""
     if value is None:
         return ""
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and key == "category_field":
         return ",".join(str(k) for k, flag in value.items() if flag)
+    if isinstance(value, (Mapping, list, tuple, bool)):
+        raise DataError(f"{where}: field {field!r} ({key}) is a {type(value).__name__} ({str(value)[:60]}), not text; "
+                        "store it as a string, or point this setting at a field that holds one")
     return str(value)
 
 
@@ -137,7 +148,7 @@ class RowSource(Source):
         return value
 
     def _text(self, row: Mapping, key: str, where: str) -> str:
-        text = _as_text(self._value(row, key, where))
+        text = _as_text(self._value(row, key, where), key, where, getattr(self, key))
         if not text.strip():
             raise DataError(f"{where}: field {getattr(self, key)!r} ({key}) is empty; fill it in or remove the row")
         return text
@@ -182,14 +193,28 @@ def _resolve(path: str) -> Path:
     return Path(to_absolute_path(str(path)))
 
 
+# Leading bytes of files that are not text at all, or text in another encoding than UTF-8.
+SIGNATURES = ((b"\x1f\x8b", "a gzip archive", "decompress it first (gunzip -k {name})"),
+              (b"PK\x03\x04", "a zip archive (or an .xlsx workbook)", "extract it, or export the sheet as CSV"),
+              (b"\xff\xfe", "UTF-16 (little-endian) text", "re-encode it: iconv -f utf-16 -t utf-8 {name} > fixed{suffix}"),
+              (b"\xfe\xff", "UTF-16 (big-endian) text", "re-encode it: iconv -f utf-16 -t utf-8 {name} > fixed{suffix}"))
+
+
 def _decode(path: Path) -> str:
     data = path.read_bytes()
+    for magic, what, fix in SIGNATURES:
+        if data.startswith(magic):
+            raise DataError(f"{path}: the file is {what}, not UTF-8 text; {fix.format(name=path.name, suffix=path.suffix)}")
     try:
-        return data.decode("utf-8-sig")  # a leading BOM (spreadsheet exports) is not part of the first field
+        text = data.decode("utf-8-sig")  # a leading BOM (spreadsheet exports) is not part of the first field
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(f"{path} line {line}: byte 0x{data[e.start]:02x} is not valid UTF-8; re-encode the file as "
-                        f"UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix})") from None
+                        f"UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix} if it is Latin-1)") from None
+    if "\r" in text and "\n" not in text:
+        raise DataError(f"{path}: its lines end in a bare carriage return (CR, old Mac style), so it reads as one line; "
+                        f"convert the line endings to LF (e.g. tr '\\r' '\\n' < {path.name} > fixed{path.suffix})")
+    return text
 
 
 def _jsonl_rows(text: str, path: Path) -> Iterator[tuple[str, int, Mapping]]:
@@ -223,6 +248,10 @@ def _csv_rows(text: str, path: Path) -> Iterator[tuple[str, int, Mapping]]:
     reader = csv.reader(io.StringIO(text, newline=""))  # newline="": quoted fields may span lines
     try:
         header = next(reader, None)
+        repeated = sorted({name for name in header or [] if header.count(name) > 1})
+        if repeated:
+            raise DataError(f"{path} line 1: the header names column(s) {repeated} more than once, so one of each would "
+                            "silently win; rename the columns so every name is unique")
         end = reader.line_num
         for cells in reader:
             start, end = end + 1, reader.line_num  # a record's first line, also when it spans several
@@ -260,6 +289,9 @@ class LocalFile(RowSource):
 
     def examples(self) -> Iterator[Example]:
         path = _resolve(self.path)
+        if path.is_dir():
+            raise DataError(f"{self.path}: is a directory (looked at {path}), not a data file; point the path at the "
+                            "JSONL, JSON or CSV file inside it")
         if not path.is_file():
             raise DataError(f"{self.path}: no such file (looked for {path}); relative paths resolve against the "
                             "directory the run was started from (Hydra's original working directory), not the run "

@@ -14,6 +14,7 @@ from the aligned model's config). ``lora`` turns on a fresh peft LoRA adapter fo
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -42,6 +43,32 @@ def is_lora(model) -> bool:
 def base_of(model):
     """The transformers model inside a peft wrapper (``model`` itself when it has none)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+#: elements hashed per weight tensor (evenly spaced; see ``weights_digest``)
+DIGEST_SAMPLES = 1 << 16
+
+
+def weights_digest(policy: torch.nn.Module) -> str:
+    """Hash of the aligned weights: names, shapes, dtypes and 2^16 evenly spaced elements of every frozen tensor.
+
+    LoRA parameters are skipped and peft's ``base_layer`` renaming undone, so a LoRA and a full fine-tuning policy on
+    the same weights agree. Sampling keeps this instant for 8B models; any real change of checkpoint (another model,
+    a merged adapter, a fine-tuned copy) changes every tensor, so a sample sees it — a single edited element would not.
+    """
+    model = base_of(policy)
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if "lora_" in name:
+            continue
+        flat = p.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // DIGEST_SAMPLES)][:DIGEST_SAMPLES].contiguous().cpu()
+        h.update(f"{name.replace('.base_layer', '')}|{tuple(p.shape)}|{p.dtype}|".encode())
+        h.update(sample.view(torch.uint8).numpy().tobytes())
+    config = {k: v for k, v in model.config.to_dict().items()
+              if k not in ("_name_or_path", "use_cache", "transformers_version")}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -172,6 +199,7 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
     if adapter is not None:
         from peft import PeftModel
 
+        check_adapter_weights(adapter)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     if _get(cfg, "gradient_checkpointing", False):
@@ -180,6 +208,25 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
     if lora if lora is not None else _get(cfg, "lora") is not None:
         model = attach_lora(model, cfg.lora)
     return model, tokenizer
+
+
+def check_adapter_weights(adapter: Path) -> None:
+    """The adapter folder's weights file opens (a truncated or damaged one is named here, not deep inside peft)."""
+    from safetensors import SafetensorError, safe_open
+
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        if not (adapter / "adapter_model.bin").is_file():
+            raise ArtifactError(f"{adapter} has an adapter_config.json but no adapter_model.safetensors; save the adapter "
+                                "again (the run's final/ folder holds both)")
+        return
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            for key in f.keys():
+                f.get_slice(key)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ArtifactError(f"{weights} is truncated or corrupt ({err}); use an intact copy of the adapter, or train the "
+                            "run again to write it") from None
 
 
 def adapter_base(adapter: Path) -> str | None:

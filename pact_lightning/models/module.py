@@ -38,8 +38,10 @@ class PactModule(L.LightningModule):
 
     def __init__(self, policy: nn.Module, objective: Objective, reference: ReferenceProvider | None,
                  optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable | None = None,
-                 scheduler_interval: str = "epoch", ce_chunk_size: int | None = None) -> None:
+                 scheduler_interval: str = "epoch", ce_chunk_size: int | None = None,
+                 run_config: dict | None = None) -> None:
         super().__init__()
+        self.run_config = run_config  # the settings that define the run: every checkpoint records them
         self.policy, self.objective, self.reference = policy, objective, reference
         self.ce_chunk_size = ce_chunk_size  # chunked lm_head + CE: the [B, T, V] logits never exist (objectives/vocab.py)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -77,7 +79,8 @@ class PactModule(L.LightningModule):
         view.denominator = self._token_denominator(view)
         reference = self.reference(batch, view, self.objective) if self.reference is not None else None
         out = self.objective(view, reference)
-        for term, value in (("cross-entropy (train/ce)", out.ce), ("regulariser (train/reg)", out.reg)):
+        for term, value in (("cross-entropy (train/ce)", out.ce), ("regulariser (train/reg)", out.reg),
+                            ("total loss (train/loss)", out.loss)):
             if not torch.isfinite(value):
                 raise FloatingPointError(
                     f"step {self.global_step}: the {term} is {value.item()}; lower optim.optimizer.lr, check the data of "
@@ -105,5 +108,9 @@ class PactModule(L.LightningModule):
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         return {k: v for k, v in self.state_dict().items() if k in trainable}
 
+    def trainable_shapes(self) -> dict[str, torch.Size]:
+        return {n: p.shape for n, p in self.named_parameters() if p.requires_grad}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.trainable_state_dict()
+        checkpoint["pact_run"] = self.run_config

@@ -35,7 +35,6 @@ of 2k), which is why :func:`check_cacheable` refuses it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -54,7 +53,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pact_lightning.errors import ArtifactError, ConfigError
-from pact_lightning.models.loading import base_of
+from pact_lightning.models.loading import weights_digest
 from pact_lightning.models.reference import ReferenceProvider, aligned_weights, reference_view
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
 from pact_lightning.utils.fingerprint import digest
@@ -63,8 +62,6 @@ from pact_lightning.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 FORMAT = "pact_lightning.reference_cache/1"
-#: elements hashed per weight tensor (evenly spaced; see ``weights_digest``)
-DIGEST_SAMPLES = 1 << 16
 
 
 def check_cacheable(objective: Objective) -> None:
@@ -86,28 +83,6 @@ class EncodedData(Protocol):
 
 
 # ------------------------------------------------------------------------------------------------ fingerprint
-
-def weights_digest(policy: nn.Module) -> str:
-    """Hash of the aligned weights: names, shapes, dtypes and 2^16 evenly spaced elements of every frozen tensor.
-
-    LoRA parameters are skipped and peft's ``base_layer`` renaming undone, so a LoRA and a full fine-tuning policy on
-    the same weights agree. Sampling keeps this instant for 8B models; any real change of checkpoint (another model,
-    a merged adapter, a fine-tuned copy) changes every tensor, so a sample sees it — a single edited element would not.
-    """
-    model = base_of(policy)
-    h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(), key=lambda item: item[0]):
-        if "lora_" in name:
-            continue
-        flat = p.detach().reshape(-1)
-        sample = flat[:: max(1, flat.numel() // DIGEST_SAMPLES)][:DIGEST_SAMPLES].contiguous().cpu()
-        h.update(f"{name.replace('.base_layer', '')}|{tuple(p.shape)}|{p.dtype}|".encode())
-        h.update(sample.view(torch.uint8).numpy().tobytes())
-    config = {k: v for k, v in model.config.to_dict().items()
-              if k not in ("_name_or_path", "use_cache", "transformers_version")}
-    h.update(json.dumps(config, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
 
 def fingerprint(policy: nn.Module, objective: Objective, data: EncodedData, precision: str = "32-true") -> dict:
     """Everything the cached numbers depend on. ``temperature`` only matters (and only enters) when a log-normaliser

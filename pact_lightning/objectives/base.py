@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.vocab import ChunkedHead, response_stats
+from pact_lightning.schema import check
 
 IGNORE_INDEX = -100
 
@@ -153,8 +154,7 @@ class Objective(nn.Module):
 
     def __init__(self, lam: float = 1.0, safety_tokens=None) -> None:
         super().__init__()
-        if lam < 0:
-            raise ConfigError(f"method.lam={lam} is negative; λ weighs a divergence and must be >= 0 (0 = plain SFT)")
+        check("method.lam", lam)  # λ weighs a divergence: finite and >= 0 (0 = plain SFT)
         if self.needs_safety_tokens and safety_tokens is None:
             raise ConfigError(f"{type(self).__name__} needs safety tokens: set method.safety_tokens=<artifact.safetensors> "
                               "or let `train` build the artifact for model.base")

@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
+from pact_lightning.schema import check
 
 
 def top_p_count(logits: Tensor, top_p: float, temperature: float = 1.0) -> Tensor:
@@ -60,10 +60,10 @@ class Pact(Objective):
                  gate_alpha: float = 2.0, gate_bias: float = 0.0, gate_n: int = 8, gate_tau: float = 8.0,
                  gate_boost: float = 1.0) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
-        if temperature <= 0:
-            raise ConfigError(f"method.objective.temperature={temperature} must be > 0")
-        if not 0 < gate_top_p <= 1:
-            raise ConfigError(f"method.objective.gate_top_p={gate_top_p} must be in (0, 1]")
+        for name, value in (("temperature", temperature), ("gate_top_p", gate_top_p),
+                            ("gate_temperature", gate_temperature), ("gate_alpha", gate_alpha), ("gate_bias", gate_bias),
+                            ("gate_n", gate_n), ("gate_tau", gate_tau), ("gate_boost", gate_boost)):
+            check(f"method.objective.{name}", value)
         self.temperature = float(temperature)
         self.include_rest_mass = include_rest_mass
         self.gate = gate

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         parser.error(f"{root} is not a directory")
     runs = collect(root, args.wandb, args.wandb_group)
+    if not runs:
+        parser.error(f"no runs under {root}: no results.json, no Hydra job directory and no multirun.yaml; pass a run "
+                     "or sweep directory (e.g. logs/train/multiruns/<time>)")
     out = args.out or root / "report"
     print(write_report(root, out, runs))
     print(f"Report written to {out}")

@@ -83,26 +83,15 @@ def failed_run(run_dir: Path) -> Run:
 
 
 def expected_points(root: Path) -> list[frozenset[str]] | None:
-    """The override set of every point of the sweep in ``root/multirun.yaml``: the job list Hydra's BasicSweeper builds
-    from the sweeper params and the command line. None for other sweepers (Optuna) and for ``glob()`` sweeps, whose
-    options only the config loader knows."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ValueType
+    """The override set of every point of the sweep in ``root/multirun.yaml`` (None when its points are not known in
+    advance: another sweeper than the basic one, or a ``glob()`` sweep)."""
     from omegaconf import OmegaConf
 
+    from pact_lightning.sweep import sweep_points
+
     path = root / "multirun.yaml"
-    if not path.is_file():
-        return None
-    hydra = OmegaConf.load(path).hydra
-    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
-    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides(params + list(hydra.overrides.task))
-    if any(o.value_type == ValueType.GLOB_CHOICE_SWEEP for o in overrides):
-        return None
-    (points,) = BasicSweeper.split_arguments(overrides, None)
-    return [frozenset(p) for p in points]
+    points = sweep_points(OmegaConf.load(path)) if path.is_file() else None
+    return [frozenset(p) for p in points] if points is not None else None
 
 
 def missing_runs(root: Path, job_dirs: Iterable[Path]) -> list[Run]:

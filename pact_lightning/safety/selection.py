@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from pact_lightning.errors import ConfigError, DataError
-from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_source
+from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_digest, weights_source
 from pact_lightning.models.scoring import model_logits, response_logits
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact
 from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
@@ -163,7 +163,7 @@ def plot_weights(tokens: SafetyTokens, path: Path, title: str) -> Path:
 def report(path: Path, k: int, tokenizer=None) -> tuple[SafetyTokens, Path]:
     """Write ``<artifact>.k<k>.txt`` (the table) and ``.k<k>.png`` (the bar chart) next to the artifact; return S and
     the chart's path."""
-    tokens = load_safety_tokens(path, k, tokenizer)
+    tokens = load_safety_tokens(path, k, tokenizer, cached=True)
     stem = path.with_suffix("")
     write_text(stem.with_name(f"{stem.name}.k{k}.txt"), format_table(tokens) + "\n")
     png = plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), f"safety tokens (k={k}) of {path.name}")
@@ -213,7 +213,8 @@ def build_artifact(safety: DictConfig, model_cfg: DictConfig, path: Path, identi
     settings = {**identity, "num_samples": scores.num_samples, "base_role": base_role,
                 "refusals_source": OmegaConf.to_container(s.refusals, resolve=True)}
     return save_artifact(path, ids, scores.m[ids], scores.d[ids], [tokenizer.decode([i]) for i in ids.tolist()],
-                         tokenizer, aligned_model=identity["aligned"], base_model=identity["base"], settings=settings)
+                         tokenizer, aligned_model=identity["aligned"], base_model=identity["base"], settings=settings,
+                         aligned_weights=weights_digest(aligned))
 
 
 def ensure_artifact(safety: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, k: int) -> Path:

@@ -6,7 +6,8 @@ File format (one ``.safetensors`` file, written atomically):
   m = mean aligned-model probability on refusal responses, d = mean (aligned − base) probability (or the
   ``pref_logratio`` score), as defined in docs/method.md §2;
 * string metadata: ``format`` (= ``FORMAT``), ``tokens`` (JSON list of the decoded tokens), ``tokenizer_fingerprint``,
-  ``vocab_size``, ``aligned_model``, ``base_model``, ``settings`` (JSON of the selection settings).
+  ``vocab_size``, ``aligned_model``, ``base_model``, ``settings`` (JSON of the selection settings) and, when it was
+  selected here, ``aligned_weights`` (a digest of the aligned model's weights: a run on another model is warned).
 
 A run picks its k (``method.num_safety_tokens``) as the first k candidates and recomputes the weights within that S:
 v = z-score of d over S, divided by its L2 norm (``weights_from_scores``). So one artifact serves a sweep over k.
@@ -67,13 +68,16 @@ class SafetyTokens:
 
 
 def save_artifact(path: str | Path, token_ids: Tensor, m: Tensor, d: Tensor, tokens: list[str], tokenizer,
-                  aligned_model: str, base_model: str, settings: dict) -> Path:
-    """Write the artifact atomically (sorted by m descending)."""
+                  aligned_model: str, base_model: str, settings: dict, aligned_weights: str | None = None) -> Path:
+    """Write the artifact atomically (sorted by m descending); ``aligned_weights`` is the aligned model's
+    :func:`~pact_lightning.models.loading.weights_digest`."""
     order = torch.argsort(m, descending=True)
     metadata = {"format": FORMAT, "tokens": json.dumps([tokens[i] for i in order.tolist()], ensure_ascii=False),
                 "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer), "vocab_size": str(len(tokenizer)),
                 "aligned_model": aligned_model, "base_model": base_model,
                 "settings": json.dumps(settings, sort_keys=True, default=str)}
+    if aligned_weights is not None:
+        metadata["aligned_weights"] = aligned_weights
     tensors = {"token_ids": token_ids[order].long().contiguous(), "m": m[order].float().contiguous(),
                "d": d[order].float().contiguous()}
     path = Path(path)
@@ -82,35 +86,56 @@ def save_artifact(path: str | Path, token_ids: Tensor, m: Tensor, d: Tensor, tok
     return path
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
+def _remedy(path: Path, cached: bool) -> str:
+    """What to do about an unusable artifact: one this project cached is derived data (delete and rebuild); a file the
+    user named is never to be deleted on our advice."""
+    if cached:
+        return f"it is derived data in the cache: delete it (rm '{path}') and run again to rebuild it"
+    return ("method.safety_tokens must name an artifact written by `python -m pact_lightning.safety_tokens` (e.g. its "
+            "out= copy), or be null to build one; this file is left as it is")
+
+
+def read_metadata(path: str | Path, cached: bool = False) -> dict[str, str]:
+    """The artifact's metadata; ``cached`` says the project built the file (it shapes the advice when it is unusable)."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"safety-token artifact {str(path)!r} does not exist; build one with "
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ArtifactError(f"safety-token artifact {str(path)!r} {what}; build one with "
                             "`python -m pact_lightning.safety_tokens` or leave method.safety_tokens unset")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise ArtifactError(f"{path}: not a readable safety-token artifact ({err}); it is truncated or corrupt — "
-                            "delete it and rebuild with `python -m pact_lightning.safety_tokens`") from None
+        raise ArtifactError(f"{path}: not a readable safety-token artifact ({err}): truncated, corrupt or another kind "
+                            f"of file; {_remedy(path, cached)}") from None
     if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: metadata field 'format' is {meta.get('format')!r}, expected {FORMAT!r}; this file "
-                            "is not a safety-token artifact of this version — rebuild it")
+        raise ArtifactError(f"{path}: metadata field 'format' is {meta.get('format')!r}, expected {FORMAT!r}, so it is not "
+                            f"a safety-token artifact of this version; {_remedy(path, cached)}")
     return meta
 
 
-def load_safety_tokens(path: str | Path, k: int, tokenizer=None) -> SafetyTokens:
-    """The top-k candidates of an artifact as a :class:`SafetyTokens`, checked against ``tokenizer``."""
-    meta = read_metadata(path)
+def load_safety_tokens(path: str | Path, k: int, tokenizer=None, cached: bool = False,
+                       aligned_weights: str | None = None) -> SafetyTokens:
+    """The top-k candidates of an artifact as a :class:`SafetyTokens`, checked against ``tokenizer``; when
+    ``aligned_weights`` (the run's :func:`~pact_lightning.models.loading.weights_digest`) differs from the one the
+    artifact was selected on, a warning says so (same tokenizer, another model). ``cached``: see :func:`read_metadata`."""
+    meta = read_metadata(path, cached)
     try:
         tensors = load_file(str(path))
         ids, m, d = tensors["token_ids"], tensors["m"], tensors["d"]
         tokens = json.loads(meta["tokens"])
     except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as err:
-        raise ArtifactError(f"{path}: safety-token artifact is corrupt ({type(err).__name__}: {err}); delete it and "
-                            "rebuild") from None
+        raise ArtifactError(f"{path}: safety-token artifact is corrupt ({type(err).__name__}: {err}); "
+                            f"{_remedy(Path(path), cached)}") from None
     if not (ids.numel() == m.numel() == d.numel() == len(tokens)):
-        raise ArtifactError(f"{path}: fields token_ids/m/d/tokens have different lengths; the file is corrupt — rebuild")
+        raise ArtifactError(f"{path}: fields token_ids/m/d/tokens have different lengths, so the file is corrupt; "
+                            f"{_remedy(Path(path), cached)}")
+    recorded = meta.get("aligned_weights")
+    if aligned_weights is not None and recorded is not None and recorded != aligned_weights:
+        log.warning("%s was selected on another model (aligned weights %s; this run's are %s, aligned model of the "
+                    "artifact: %s): its tokens and weights describe that model's refusals, not this one's. Leave "
+                    "method.safety_tokens unset to select them for this model", path, recorded, aligned_weights,
+                    meta.get("aligned_model"))
     if tokenizer is not None:
         fp = tokenizer_fingerprint(tokenizer)
         if meta.get("tokenizer_fingerprint") != fp:

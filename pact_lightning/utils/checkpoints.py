@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import shlex
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def resolve_ckpt_path(path: str | None, output_dir: str | Path) -> str | None:
@@ -20,8 +25,13 @@ def resolve_ckpt_path(path: str | None, output_dir: str | Path) -> str | None:
         return None
     if path == "last":
         path = Path(output_dir) / "checkpoints" / "last.ckpt"
-    if Path(path).is_dir():  # a sharded checkpoint (DeepSpeed): a folder its strategy reads and checks itself
-        return str(path)
+    if Path(path).is_dir():
+        if (Path(path) / "latest").is_file() or list(Path(path).glob("*/mp_rank_*_model_states.pt")):
+            return str(path)  # a sharded DeepSpeed checkpoint: a folder its strategy reads and checks itself
+        inside = sorted(Path(path).glob("**/last.ckpt"))
+        raise ConfigError(f"ckpt_path={str(path)!r} is a directory, not a checkpoint"
+                          + (f"; did you mean ckpt_path={inside[0]}?" if inside else "")
+                          + " Pass a Lightning .ckpt file, or ckpt_path=last with the interrupted run's hydra.run.dir")
     if not Path(path).is_file():
         raise ConfigError(f"ckpt_path={str(path)!r} does not exist; pass an existing Lightning checkpoint, or "
                           "ckpt_path=last together with the interrupted run's hydra.run.dir")
@@ -43,3 +53,102 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+
+class LastCheckpoint(L.Callback):
+    """``<dirpath>/last.ckpt``, written (atomically, through :class:`AtomicCheckpointIO`) every
+    ``every_n_train_steps`` optimiser steps, after the last training batch, and when the run receives SIGTERM — what
+    SLURM sends at preemption and timeout. On SIGTERM every rank stops after the current batch, the checkpoint is
+    written and the command that resumes the run is logged; the app then exits with status 143 (``app.py``).
+
+    It writes at the end of a training batch, as Lightning's ModelCheckpoint does mid-epoch, and never at the end of an
+    epoch, so a checkpoint always resumes at the next batch: resuming with a larger ``trainer.max_steps`` continues the
+    same epoch, exactly as a longer run would have. Within gradient accumulation it waits for the optimiser step.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_train_steps: int = 50) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_step: int | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.fast_dev_run:
+            return
+        stop = trainer.received_sigterm
+        if trainer.world_size > 1:  # one rank got the signal: every rank stops, and all save together
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        last = batch_idx + 1 >= trainer.num_training_batches
+        if (batch_idx + 1) % trainer.accumulate_grad_batches and not last:
+            return  # inside an accumulation window: the optimiser has not stepped yet
+        final = (0 < trainer.max_steps <= trainer.global_step) or (
+            last and trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1)
+        due = trainer.global_step % self.every_n_train_steps == 0
+        if trainer.global_step != self.saved_step and (stop or final or due):
+            trainer.save_checkpoint(self.path)
+            self.saved_step = trainer.global_step
+        if stop:
+            trainer._signal_connector.received_sigterm = True  # Lightning then stops every rank after this batch
+            if trainer.is_global_zero:
+                log.warning("SIGTERM at step %d: checkpoint saved to %s; resume with:\n  %s", trainer.global_step,
+                            self.path, resume_command())
+
+
+def resume_command() -> str:
+    """The command that resumes this run: its own overrides, its run directory and ``ckpt_path=last``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return "ckpt_path=last with the same settings and run directory"
+    hc = HydraConfig.get()
+    own = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", "hydra.output_subdir=")
+    overrides = [o for o in hc.overrides.task if not o.startswith(own)]
+    return shlex.join(["python", "-m", "pact_lightning.train", *overrides, f"hydra.run.dir={hc.runtime.output_dir}",
+                       "ckpt_path=last"])
+
+
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{"a.b.c": value}``."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out |= flat(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}")
+    return out
+
+
+def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size], *, allow: list[str],
+                 steps: int, results_exist: bool) -> None:
+    """Refuse a resume from ``path`` that would not continue this run: a checkpoint trained with other settings (the
+    keys of ``run`` that differ and that ``allow`` does not list), one that lacks a trainable tensor of this model or
+    holds it in another shape, or one that already took the run's ``steps`` optimiser steps when its results exist."""
+    if Path(path).is_dir():  # a sharded (DeepSpeed) checkpoint: its strategy checks it
+        return
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    before = flat(ckpt.get("pact_run") or {})
+    now = flat(run)
+    changed = sorted(k for k in set(before) | set(now) if before.get(k, "<absent>") != now.get(k, "<absent>")
+                     and not any(k == a or k.startswith(a + ".") for a in allow))
+    if before and changed:
+        shown = "; ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in changed[:8])
+        raise ConfigError(f"ckpt_path={path} was trained with other settings ({len(changed)} differ: {shown}); resume "
+                          "with the settings it was trained with, start a new run in another directory, or list the "
+                          "keys you mean to change in resume_allow (e.g. resume_allow=[" + changed[0] + "])")
+    state = ckpt.get("state_dict") or {}
+    missing = [name for name in trainable if name not in state]
+    if missing:
+        raise ArtifactError(f"ckpt_path={path} holds none of this model's trainable weights {missing[0]!r}"
+                            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}: it was saved for another "
+                            "model (or adapter); resuming would restore the step and optimiser but not the weights. "
+                            "Resume from this run's own checkpoint or start afresh")
+    wrong = [(n, tuple(state[n].shape), tuple(s)) for n, s in trainable.items() if tuple(state[n].shape) != tuple(s)]
+    if wrong:
+        name, saved, here = wrong[0]
+        raise ArtifactError(f"ckpt_path={path} was saved for another model shape: {name} is {saved} there and {here} "
+                            "here; resume with the model and LoRA settings it was trained with")
+    step = int(ckpt.get("global_step", 0))
+    if step >= steps:
+        if results_exist:
+            raise ConfigError(f"ckpt_path={path} is at step {step}, the end of this run (it takes {steps} optimiser "
+                              "step(s)): nothing is left to train and its results.json exists (left as it is); raise "
+                              "trainer.max_steps or trainer.max_epochs to train further")
+        log.info("ckpt_path=%s is at step %d, the end of this run: nothing to train, the run evaluates", path, step)

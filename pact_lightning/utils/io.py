@@ -20,20 +20,45 @@ def _umask_mode(path: Path, full: int) -> None:
     os.chmod(path, full & ~mask)
 
 
+class DiskFull(OSError):
+    """No space left where a file was being written (the message names the file)."""
+
+
+@contextmanager
+def _named_on_full_disk(path: Path) -> Iterator[None]:
+    """Turn a failed write on a full disk — an OSError 28 without a path, or torch's RuntimeError — into one that
+    names the file and says what to do."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        full = getattr(err, "errno", None) == errno.ENOSPC
+        try:
+            full = full or shutil.disk_usage(path.parent).free < 1 << 20
+        except OSError:
+            pass
+        if not full or isinstance(err, DiskFull):
+            raise
+        raise DiskFull(errno.ENOSPC, f"no space left on the device while writing {path} ({err}); free some space "
+                                     "there, or point paths.log_dir / PACT_CACHE at a disk with room, and run again "
+                                     "(the earlier file, if any, is unchanged)") from err
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    with _named_on_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
     tmp = Path(tmp)
     _umask_mode(tmp, 0o666)
     try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _named_on_full_disk(path):
+            yield tmp
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
