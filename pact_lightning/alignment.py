@@ -110,6 +110,7 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
                         gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
                         num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
     trainer.fit(module, datamodule=data)
+    log.info("alignment on %s (%s): %d steps", trainer.strategy.root_device, trainer.precision, trainer.global_step)
     return policy.cpu(), history.losses
 
 

@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -74,6 +75,20 @@ def _on_sigterm(signum, frame) -> None:
         raise Interrupted()
 
 
+def set_hub_offline(offline: bool) -> None:
+    """The hub off (``offline=true``) or on for this process: the environment for libraries imported later, and the
+    module-level flags of huggingface_hub and datasets, which read the environment once, at import."""
+    import huggingface_hub.constants
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[var] = "1" if offline else "0"
+    huggingface_hub.constants.HF_HUB_OFFLINE = offline
+    if "datasets" in sys.modules:
+        import datasets.config
+
+        datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = offline
+
+
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
     """Runs a task: validates its config (``schema.py``) first, logs a failure and the wall time, and always finishes
     W&B (exit code 1 on failure). The project's own errors (they say what to change) are raised as themselves, not
@@ -82,10 +97,7 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
         start, code = time.time(), 0
-        if cfg.offline:
-            # nothing is fetched from the hub unless the config says offline=false (cached copies still load)
-            for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-                os.environ.setdefault(var, "1")
+        set_hub_offline(bool(cfg.offline))  # nothing is fetched unless offline=false (cached copies still load)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             validate(cfg)

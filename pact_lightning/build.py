@@ -24,6 +24,7 @@ from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
 from pact_lightning.setting import objective_class
 from pact_lightning.utils.checkpoints import AtomicCheckpointIO
 from pact_lightning.utils.loggers import loggers
+from pact_lightning.utils.strategies import master_weights, uses_fsdp, zero_stage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,22 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
 
     return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
                           precision=cfg.trainer.precision)
+
+
+def policy(cfg: DictConfig, model_cfg: DictConfig):
+    """The policy (with a fresh LoRA adapter when ``model.lora`` is set) and its tokenizer, its trainable parameters and
+    buffers in float32 (mixed precision: ``utils/strategies.master_weights``)."""
+    precision = str(cfg.trainer.precision)
+    if precision in ("bf16-true", "16-true"):
+        log.warning("trainer.precision=%s casts the whole policy to %s, the LoRA adapter and AdamW's state included (at "
+                    "small learning rates many updates round away) and RoPE's inv_freq too; bf16-mixed keeps them in "
+                    "float32", precision, precision.split("-")[0])
+    if zero_stage(cfg.trainer) == 3 and cfg.ce_chunk_size:
+        raise ConfigError(f"ce_chunk_size={cfg.ce_chunk_size} reads lm_head.weight outside a forward pass, where DeepSpeed "
+                          "ZeRO-3 leaves only this rank's empty partition of it; set ce_chunk_size=null with "
+                          "trainer=deepspeed_zero3")
+    model, tokenizer = load_model(model_cfg)
+    return master_weights(model, uniform=uses_fsdp(cfg.trainer)), tokenizer
 
 
 def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer) -> SafetyTokens | None:

@@ -16,14 +16,13 @@ from pact_lightning import results as run_results
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.models.loading import load_model, weights_source
 from pact_lightning.utils.loggers import loggers
+from pact_lightning.utils.strategies import ProcessEnv, local_device, process_env
 
 
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
-    device = _device()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # torchrun / srun: shard the prompts
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    device = join_world(process_env())
     model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False)
     model.to(device)
     evaluator = build.evaluator(cfg.eval)
@@ -41,12 +40,17 @@ def evaluate(cfg: DictConfig) -> dict:
     return results
 
 
-def _device() -> torch.device:
-    """This process's GPU (``LOCAL_RANK`` under torchrun/srun), else the CPU."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    torch.cuda.set_device(device)
+def join_world(env: ProcessEnv) -> torch.device:
+    """This process's device, and — launched as one of several (torchrun, or srun, which sets no WORLD_SIZE) — the
+    process group over which the evaluation shards its prompts."""
+    device = local_device(env)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if env.world_size > 1 and not dist.is_initialized():
+        if env.cluster is not None:  # srun sets no MASTER_ADDR/PORT: Lightning's SLURM environment derives them
+            os.environ.setdefault("MASTER_ADDR", env.cluster.main_address)
+            os.environ.setdefault("MASTER_PORT", str(env.cluster.main_port))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.world_size)
     return device
 
 

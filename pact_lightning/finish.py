@@ -74,10 +74,13 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
            tokens: SafetyTokens | None, evaluator) -> dict[str, Any]:
     """Save the policy, evaluate reference and final model, log the evaluation; return the run's results."""
     out = Path(cfg.paths.output_dir)
-    policy = unsharded_policy(trainer, model_cfg, module.policy)
+    # Lightning's teardown moved the module to the CPU after fit: evaluate where the strategy trained
+    policy = unsharded_policy(trainer, model_cfg, module.policy).to(trainer.strategy.root_device)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     results: dict[str, Any] = run_results.run_record(cfg, model_cfg, tokens)
     results["train"] = {"global_step": trainer.global_step, **metrics}
+    results["devices"] = {"train": str(trainer.strategy.root_device), "evaluate": str(next(policy.parameters()).device),
+                          "precision": str(trainer.precision)}
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:

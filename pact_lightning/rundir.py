@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.errors import ConfigError
+from pact_lightning.utils.strategies import process_env
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,10 @@ LOCK = ".run.lock"
 CLAIMED_ENV = "PACT_RUN_DIR_CLAIMED"  # a parent that holds the claim on this directory passes its path down
 
 
-def process_rank() -> int:
-    """This process's global rank as the launcher set it (torchrun, SLURM, Lightning's children), else 0."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
-
-
 def claim(run_dir: Path, *, resuming: bool, overwrite: bool) -> FileLock | None:
     """Lock ``run_dir`` for this run (None where a parent holds the claim); refuse another run's outputs."""
     run_dir = Path(run_dir).absolute()
-    if process_rank() != 0 or os.environ.get(CLAIMED_ENV) == str(run_dir):
+    if process_env().rank != 0 or os.environ.get(CLAIMED_ENV) == str(run_dir):
         return None
     if run_dir.is_dir() and not resuming:
         outputs = [name for name in OUTPUTS if (run_dir / name).exists()]

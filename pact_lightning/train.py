@@ -11,7 +11,6 @@ from omegaconf import DictConfig
 from pact_lightning import build, compare, sweep
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.finish import finish
-from pact_lightning.models.loading import load_model
 from pact_lightning import results
 from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
@@ -25,7 +24,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)  # checked before any model is loaded
     model_cfg = build.aligned_model_config(cfg)
-    policy, tokenizer = load_model(model_cfg)
+    policy, tokenizer = build.policy(cfg, model_cfg)
     tokens = build.safety_tokens(cfg, model_cfg, policy, tokenizer)
     objective = build.objective(cfg.method, tokens)
     evaluator = build.evaluator(cfg.eval)

@@ -83,7 +83,7 @@ def test_paper_presets_pin_the_authors_grid(tmp_path):
     assert job["model"]["lora"] == {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
     assert (job["optim"]["optimizer"]["lr"], job["optim"]["scheduler"]["gamma"]) == (3e-5, 0.85)
     assert (job["trainer"]["strategy"], job["trainer"]["devices"], job["trainer"]["max_epochs"],
-            job["trainer"]["precision"]) == ("ddp", 2, 3, "bf16-true")
+            job["trainer"]["precision"]) == ("ddp", 2, 3, "bf16-mixed")
     assert (job["data"]["num_samples"], job["data"]["batch_size"], job["data"]["max_length"]) == (5000, 16, 512)
     assert (job["method"]["lam"], job["method"]["temperature"], job["method"]["num_safety_tokens"]) == (1.0, 2.0, 50)
     assert (job["safety"]["K"], job["safety"]["max_resp_len"]) == (512, 64)
@@ -99,7 +99,7 @@ def test_every_trainer_preset_composes(tmp_path, name):
     trainer = resolved(cfg)["trainer"]
     assert trainer["_target_"] == "lightning.pytorch.trainer.Trainer"
     if name in NEEDS_GPU:
-        assert trainer["accelerator"] == "gpu" and trainer["precision"] == "bf16-true"
+        assert trainer["accelerator"] == "gpu" and trainer["precision"] == "bf16-mixed"
 
 
 @pytest.mark.parametrize("name", sorted(set(TRAINERS) - NEEDS_GPU))
@@ -298,3 +298,9 @@ def test_sweep_points_are_the_basic_sweepers_jobs_in_its_order():
     assert sweep.sweep_points(multirun) == expected and len(expected) == 2 * 3 * 2 * 2
     glob = OmegaConf.merge(multirun, {"hydra": {"overrides": {"task": ["experiment=glob(paper_*)"]}}})
     assert sweep.sweep_points(glob) is None
+
+
+def test_submitit_local_gives_each_point_its_trainers_devices(tmp_path):
+    """null would set CUDA_VISIBLE_DEVICES="" in every point: no GPU at all."""
+    cfg = compose("train", ["launcher=submitit_local", "trainer=ddp_cpu"], output_dir=tmp_path)
+    assert OmegaConf.select(cfg, "hydra.launcher.gpus_per_node") == cfg.trainer.devices == 2

@@ -80,3 +80,102 @@ def test_fsdp_finish_rebuilds_the_whole_trained_policy_on_every_rank():
     assert local0 + local1 == full and full > 0  # the adapter really was split between the ranks
     assert diff0 <= 1e-6 and diff1 <= 1e-6  # both ranks get the trained model's logits back
     assert not wrapped0 and not wrapped1  # a plain module: generation does not need the ranks in lockstep
+
+
+def _tiny_module_with_trained_adapter():
+    """A PactModule around the tiny LoRA policy whose adapter holds fixed 'trained' values (the same on every rank)."""
+    import functools
+
+    from conftest import compose
+    from pact_lightning.models.loading import load_model
+    from pact_lightning.models.module import PactModule
+    from pact_lightning.objectives.sft import SFT
+
+    policy, _ = load_model(compose("train", ["model=tiny"]).model)
+    torch.manual_seed(0)
+    for p in policy.parameters():
+        if p.requires_grad:
+            p.data.normal_(std=0.5)
+    return PactModule(policy, SFT(), None, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3))
+
+
+def _fsdp_clip_and_checkpoint_worker(rank: int, world: int, port: int, results) -> None:
+    """One rank of a 2-rank CPU FSDP world (gloo) with the preset's wrapping, the LightningModule wrapped as Lightning's
+    FSDPStrategy wraps it: PactModule's clipping hook, then its checkpoint hooks on Lightning's full state dict."""
+    import os
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from lightning.pytorch.plugins.precision import FSDPPrecision
+    from lightning.pytorch.strategies import FSDPStrategy
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    from pact_lightning.utils.strategies import decoder_layer_wrap_policy
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        module = _tiny_module_with_trained_adapter()
+        trained = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+        wrapped = FSDP(module, auto_wrap_policy=decoder_layer_wrap_policy(), use_orig_params=True,
+                       device_id=torch.device("cpu"))
+        strategy = FSDPStrategy(parallel_devices=[torch.device("cpu")] * world,
+                                precision_plugin=FSDPPrecision("32-true"))
+        strategy.model = wrapped
+        module._trainer = SimpleNamespace(strategy=strategy)
+        try:  # why the hook exists: Lightning's FSDP plugin refuses norm clipping
+            strategy.precision_plugin.clip_grad_by_norm(torch.optim.SGD(module.parameters(), lr=0.1), 0.05)
+            plugin_refuses = False
+        except MisconfigurationException:
+            plugin_refuses = True
+        ids = torch.arange(3, 19).view(2, 8) + rank  # each rank its own batch
+        (1e4 * wrapped(input_ids=ids, attention_mask=torch.ones_like(ids)).float().pow(2).mean()).backward()
+        before = wrapped.clip_grad_norm_(float("inf")).item()  # the global norm, nothing clipped
+        module.configure_gradient_clipping(None, before / 2, "norm")
+        after = wrapped.clip_grad_norm_(float("inf")).item()
+
+        with FSDP.state_dict_type(wrapped, StateDictType.FULL_STATE_DICT, FullStateDictConfig(rank0_only=False)):
+            checkpoint = {"state_dict": wrapped.state_dict()}  # what FSDPStrategy(state_dict_type="full") saves
+        module.on_save_checkpoint(checkpoint)
+        fresh = _tiny_module_with_trained_adapter()
+        with torch.no_grad():
+            for p in fresh.parameters():
+                if p.requires_grad:
+                    p.zero_()
+        fresh.on_load_checkpoint(checkpoint)
+        fresh.load_state_dict(checkpoint["state_dict"], strict=False)
+        restored = {n: p for n, p in fresh.named_parameters() if p.requires_grad}
+        results[rank] = (plugin_refuses, before, after, sorted(checkpoint["state_dict"]) == sorted(trained),
+                         max((restored[n] - trained[n]).abs().max().item() for n in trained))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp_clips_through_the_fsdp_module_and_checkpoints_hold_every_adapter_tensor():
+    """Under FSDP, PactModule's clipping hook clips the global gradient norm (Lightning's FSDP precision plugin would
+    raise), and its checkpoint keeps every adapter tensor of Lightning's full state dict — named without FSDP's wrapper
+    segments — so loading it back restores the adapter exactly."""
+    import torch.multiprocessing as mp
+
+    from pact_lightning.sweep import rendezvous_port
+
+    results = mp.Manager().dict()
+    mp.spawn(_fsdp_clip_and_checkpoint_worker, args=(2, rendezvous_port(Path.cwd(), 11), results), nprocs=2)
+    for rank in (0, 1):
+        plugin_refuses, before, after, every_adapter_tensor, restore_error = results[rank]
+        assert plugin_refuses and before > 0 and after == pytest.approx(before / 2, rel=1e-4)
+        assert every_adapter_tensor and restore_error == 0.0
+    assert results[0][1] == pytest.approx(results[1][1])  # one global norm, agreed by the ranks
+
+
+def test_a_checkpoint_without_the_trainable_tensors_fails_to_load_loudly():
+    """The FSDP bug this guards against: the saved names did not match, nothing was restored, and strict_loading=False
+    let the resume go on with the step and optimiser of the checkpoint and untrained weights."""
+    from pact_lightning.errors import ArtifactError
+
+    module = _tiny_module_with_trained_adapter()
+    wrapped_names = {f"policy._fsdp_wrapped_module.{n}": torch.zeros(1) for n in module.trainable_shapes()}
+    with pytest.raises(ArtifactError, match="holds none of 8 trainable tensor"):
+        module.on_load_checkpoint({"state_dict": wrapped_names})

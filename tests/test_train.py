@@ -67,10 +67,10 @@ def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_
 
     loads = []
     real = build.load_model
-    for module in (build, finish):  # where a reference can be loaded: for training, and after fit
-        monkeypatch.setattr(module, "load_model", lambda *a, **k: loads.append(1) or real(*a, **k))
+    for module in (build, finish):  # where models are loaded: the policy and the reference, and after fit
+        monkeypatch.setattr(module, "load_model", lambda *a, _at=module.__name__, **k: loads.append(_at) or real(*a, **k))
     full = run_inprocess(tmp_path / "full", ["method=pact", "model.lora=null", "reference.mode=frozen_copy", *EVAL])
-    assert len(loads) == 1  # the frozen copy, loaded once for training
+    assert loads == ["pact_lightning.build"] * 2  # the policy and the frozen copy; nothing loaded again after fit
     lora = run_inprocess(tmp_path / "lora", ["method=pact", "reference.mode=adapter_disabled", *EVAL])
     assert full["reference"] == lora["reference"] and full["reference"]["num_prompts"] == 6
     assert not list((tmp_path / "full" / "final").glob("adapter_*"))  # full weights were saved, not an adapter

@@ -86,13 +86,17 @@ def run_variant(spec: dict) -> dict:
     from pact_lightning.objectives.kl_full import KLFull
     from pact_lightning.objectives.pact import Pact
     from pact_lightning.objectives.sft import SFT
+    from pact_lightning.utils.strategies import master_weights
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     cfg = OmegaConf.create({"paths": {"cache_dir": spec["cache_dir"]}, "model": OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"),
                             "reference": {"mode": spec["mode"], "cache_dir": spec["reference_cache_dir"],
                                           "build_batch_size": None}})
+    if spec["device"] == "cuda":  # bf16 frozen weights, float32 adapter (the GPU presets' mixed precision)
+        cfg.model.dtype = "bfloat16"
     policy, tokenizer = load_model(cfg.model)
+    policy = master_weights(policy)
     method = spec["method"]
     objective = {"sft": SFT, "pact": partial(Pact, safety_tokens=bench_tokens(spec["k"])), "kl_full": KLFull}[method]()
     num_examples = spec["batch_size"] * (spec["warmup"] + spec["steps"])
@@ -200,13 +204,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 keeps CPU times clean on a shared machine")
-    p.add_argument("--precision", default=None, help="Lightning precision (default 32-true on CPU, bf16-true on CUDA)")
+    p.add_argument("--precision", default=None,
+                   help="Lightning precision (default 32-true on CPU, bf16-mixed on CUDA, as the GPU trainer presets)")
     p.add_argument("--cache-dir", default=os.environ.get("PACT_CACHE") or str(Path.home() / ".cache" / "pact_lightning"),
                    help="where converted models live (paths.cache_dir)")
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.precision = args.precision or ("bf16-true" if args.device == "cuda" else "32-true")
+    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
     return args
 
 

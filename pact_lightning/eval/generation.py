@@ -30,8 +30,10 @@ def complete(model, tokenizer, texts: list[str], *, batch_size: int = 16, max_ne
     first, so an out-of-memory error shows up at once rather than at the end.
     """
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    # Explicit neutral values: transformers fills every field a call leaves unset from the model's own
+    # generation_config, and Qwen2.5's carries repetition_penalty=1.05 — greedy evaluation must not inherit it.
     kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "use_cache": True,
-              "pad_token_id": tokenizer.pad_token_id}
+              "pad_token_id": tokenizer.pad_token_id, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
     if do_sample:
         # top_k=0 switches off transformers' default top-k of 50: the authors' vLLM sampling truncates by top-p only
         kwargs |= {"temperature": temperature, "top_p": top_p, "top_k": 0}

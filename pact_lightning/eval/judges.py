@@ -10,6 +10,7 @@ Model judges load their weights on first call, so configuring one costs nothing 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import torch
 
@@ -75,6 +76,19 @@ def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
+@contextmanager
+def _on_device(model):
+    """``model`` on this process's device while it judges, parked in CPU memory afterwards: an 8B judge must not sit
+    beside the policy while the policy generates the next set of answers."""
+    model.to(_device())
+    try:
+        yield model
+    finally:
+        if torch.cuda.is_available():
+            model.to("cpu")
+            torch.cuda.empty_cache()
+
+
 def _from_pretrained(loader, name: str, **kwargs):
     """``loader.from_pretrained(name)``, with an error that says what to do when the weights are not available."""
     if kwargs.get("trust_remote_code"):  # logged before anything from the repository can run
@@ -95,8 +109,9 @@ class GuardJudge:
     """
 
     def __init__(self, model_name_or_path: str, max_new_tokens: int = 20, batch_size: int = 8,
-                 dtype: str = "bfloat16", trust_remote_code: bool = False) -> None:
+                 dtype: str = "bfloat16", trust_remote_code: bool = False, revision: str | None = None) -> None:
         self.name, self.max_new_tokens, self.batch_size = model_name_or_path, max_new_tokens, batch_size
+        self.revision = revision
         self.dtype, self.trust_remote_code = _dtype(dtype), trust_remote_code
         self._model = self._tokenizer = None
 
@@ -104,12 +119,13 @@ class GuardJudge:
         if self._model is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            tok = _from_pretrained(AutoTokenizer, self.name, trust_remote_code=self.trust_remote_code)
+            tok = _from_pretrained(AutoTokenizer, self.name, revision=self.revision,
+                                   trust_remote_code=self.trust_remote_code)
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
-            model = _from_pretrained(AutoModelForCausalLM, self.name, dtype=self.dtype,
+            model = _from_pretrained(AutoModelForCausalLM, self.name, revision=self.revision, dtype=self.dtype,
                                      trust_remote_code=self.trust_remote_code)
-            self._model, self._tokenizer = model.to(_device()).eval(), tok
+            self._model, self._tokenizer = model.eval(), tok
         return self._model, self._tokenizer
 
     def __call__(self, prompts: list[str], responses: list[str]) -> list[bool]:
@@ -119,8 +135,9 @@ class GuardJudge:
         # the guard's template wraps the conversation in its moderation instructions and ends where the verdict begins
         texts = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}],
                                          tokenize=False) for p, r in zip(prompts, responses)]
-        outputs = complete(model, tok, texts, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens,
-                           desc=f"judging ({self.name})")
+        with _on_device(model):
+            outputs = complete(model, tok, texts, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens,
+                               desc=f"judging ({self.name})")
         return [parse_guard_output(o) for o in outputs]
 
 
@@ -150,7 +167,7 @@ class ClassifierJudge:
             self._tokenizer = _from_pretrained(AutoTokenizer, self.name, trust_remote_code=self.trust_remote_code)
             model = _from_pretrained(AutoModelForSequenceClassification, self.name, dtype=self.dtype,
                                      trust_remote_code=self.trust_remote_code)
-            self._model = model.to(_device()).eval()
+            self._model = model.eval()
         return self._model, self._tokenizer
 
     def unsafe_index(self, config) -> int:
@@ -172,9 +189,9 @@ class ClassifierJudge:
         model, tok = self._load()
         column = self.unsafe_index(model.config)
         sigmoid = model.config.num_labels == 1 or model.config.problem_type == "multi_label_classification"
-        device = next(model.parameters()).device
         flags: list[bool] = []
-        with torch.inference_mode():
+        with _on_device(model), torch.inference_mode():
+            device = next(model.parameters()).device
             for start in range(0, len(prompts), self.batch_size):
                 p, r = prompts[start:start + self.batch_size], responses[start:start + self.batch_size]
                 args = (p, r) if self.pair else ([f"{a}\n{b}" for a, b in zip(p, r)],)

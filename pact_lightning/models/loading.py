@@ -128,12 +128,13 @@ def converted_gguf_dir(cfg: DictConfig) -> Path:
 
 
 def weights_source(cfg: DictConfig) -> str:
-    """A string that identifies the weights (hub id, directory or tiny spec) for fingerprints and logs."""
+    """A string that identifies the weights (hub id and pinned revision, directory, or tiny spec) for fingerprints and
+    logs."""
     if _get(cfg, "tiny") is not None:
         spec = {k: v for k, v in OmegaConf.to_container(cfg.tiny, resolve=True).items() if k != "tokenizer"}
         return f"tiny:{json.dumps(spec, sort_keys=True)}+tokenizer:{weights_source(cfg.tiny.tokenizer)}"
     if _get(cfg, "pretrained"):
-        return str(cfg.pretrained)
+        return str(cfg.pretrained) + (f"@{cfg.revision}" if _get(cfg, "revision") else "")
     if _get(cfg, "gguf") is not None:
         return str(converted_gguf_dir(cfg))
     raise ConfigError(f"model {_get(cfg, 'name')!r} names no weights: set model.pretrained, model.gguf or model.tiny")
@@ -147,7 +148,7 @@ def load_tokenizer(cfg: DictConfig, require_chat_template: bool = True):
     trust = bool(_get(cfg, "trust_remote_code", False))
     if trust:  # logged here, before the tokenizer (the first thing loaded) can run any of that code
         log.warning("trust_remote_code is ON for %s: code from the model repository will run", src)
-    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust)
+    tok = AutoTokenizer.from_pretrained(src, revision=_get(cfg, "revision"), trust_remote_code=trust)
     if _get(cfg, "chat_template"):
         tok.chat_template = cfg.chat_template
     if require_chat_template and not tok.chat_template:
@@ -194,8 +195,16 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
     if _get(cfg, "tiny") is not None and base is None and (checkpoint is None or adapter is not None):
         model = _tiny_model(cfg, len(tokenizer), tokenizer).to(dtype)
     else:
-        src = base or (str(checkpoint) if checkpoint is not None and adapter is None else weights_source(cfg))
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=trust)
+        revision = None
+        if base is not None:
+            src = base
+        elif checkpoint is not None and adapter is None:
+            src = str(checkpoint)
+        elif _get(cfg, "pretrained"):
+            src, revision = str(cfg.pretrained), _get(cfg, "revision")
+        else:
+            src = weights_source(cfg)
+        model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, trust_remote_code=trust)
     if adapter is not None:
         from peft import PeftModel
 
@@ -269,6 +278,8 @@ def base_model_config(cfg: DictConfig) -> DictConfig:
                           "`model.base.pretrained=<hub id of the pre-trained model>`) or pass method.safety_tokens=<artifact>")
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # detached below: resolve ${paths...} first
     drop = {"base", "lora", "name"} | {k for k in ("tiny", "gguf", "pretrained") if _get(cfg.base, k) is None}
+    if _get(cfg.base, "pretrained") is not None:  # another checkpoint: the aligned model's pinned revision is not its
+        drop.add("revision")
     merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in drop]), cfg.base)
     merged.lora = None
     return merged

@@ -9,9 +9,11 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.reference import ReferenceProvider
 from pact_lightning.objectives.base import Objective, PolicyView
 from pact_lightning.objectives.vocab import chunked_head
+from pact_lightning.utils.strategies import clip_gradients_under_fsdp, unwrapped_name
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1):
@@ -62,7 +64,8 @@ class PactModule(L.LightningModule):
         gives the token mean over the whole global batch — the same loss as one process with that batch."""
         if self.trainer is None or self.trainer.world_size == 1:
             return None
-        count = torch.tensor(float(view.num_tokens), device=self.device)
+        # float32 whatever the default dtype: a bf16 count would round 1603 tokens to 1600
+        count = torch.tensor(float(view.num_tokens), device=self.device, dtype=torch.float32)
         total = self.trainer.strategy.reduce(count, reduce_op="sum")
         return (total / self.trainer.world_size).clamp_min(1.0)
 
@@ -90,7 +93,8 @@ class PactModule(L.LightningModule):
                       batch_size=bs, sync_dist=True)
         self.log_dict({f"train/{k}": v for k, v in out.metrics.items()}, batch_size=bs, sync_dist=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
-        self.log("train/tokens", float(view.num_tokens), batch_size=bs, reduce_fx="sum", sync_dist=True)  # global count
+        tokens = torch.tensor(float(view.num_tokens), device=self.device, dtype=torch.float32)
+        self.log("train/tokens", tokens, batch_size=bs, reduce_fx="sum", sync_dist=True)  # the global count
         return out.loss
 
     def configure_optimizers(self) -> Any:
@@ -104,13 +108,29 @@ class PactModule(L.LightningModule):
             scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
-    def trainable_state_dict(self) -> dict[str, Tensor]:
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if gradient_clip_val and clip_gradients_under_fsdp(self.trainer.strategy, gradient_clip_val):
+            if gradient_clip_algorithm not in (None, "norm"):
+                raise ConfigError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} under FSDP: only 'norm' "
+                                  "clipping works on sharded gradients")
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def trainable_shapes(self) -> dict[str, torch.Size]:
-        return {n: p.shape for n, p in self.named_parameters() if p.requires_grad}
+        """Shape of every trainable tensor, by its name in a state dict (wrapper segments removed)."""
+        return {unwrapped_name(n): p.shape for n, p in self.named_parameters() if p.requires_grad}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = self.trainable_state_dict()
+        # only the trainable part (the LoRA adapter, or the whole policy); the frozen weights come from the model config
+        trainable = self.trainable_shapes()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint["pact_run"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # strict_loading is off (frozen weights are not saved), so a checkpoint that lacks a trainable tensor would
+        # restore the step and the optimiser but not the weights, silently
+        missing = sorted(set(self.trainable_shapes()) - set(checkpoint.get("state_dict", {})))
+        if missing:
+            raise ArtifactError(f"the checkpoint being restored holds none of {len(missing)} trainable tensor(s) of "
+                                f"this model (first: {missing[0]}); it was saved for another model or by another "
+                                "strategy's naming. Resume from this run's own checkpoint or start afresh")

@@ -12,9 +12,10 @@ fine-tuning, as loaded. So no second copy is loaded, not even for the build.
 **When.** In :meth:`CachedReference.prepare`, called from ``PactModule.setup``: Lightning runs it after the DataModule's
 setup, inside the DDP process group, and *before* it restores a checkpoint, so a resumed full fine-tuning run still
 fingerprints (and, if needed, rebuilds from) the aligned weights. The build runs one batch at a time under no-grad and
-the trainer's autocast context, on the device the trainer will train on. It runs in the weights' loaded dtype:
-``trainer.precision=bf16-true`` converts the model to bf16 only after setup, so such a cache holds fp32 numbers when
-the weights were loaded in fp32 (more exact than the bf16 online reference, not bit-equal to it).
+the trainer's autocast context, on the device the trainer will train on — the same weights, dtype and autocast as the
+online reference under the mixed-precision presets (``bf16-mixed``: the cached and online reference agree within bf16
+rounding). ``trainer.precision=bf16-true`` would convert the model to bf16 only after setup, so such a cache holds the
+numbers of the loaded dtype.
 
 **File.** ``<reference.cache_dir>/<model>-<key>.safetensors``, ``key`` = hash of :func:`fingerprint` (reference weights,
 tokenizer, chat template, safety-token ids, data ledger and encoded tokens, max length, stored fields, temperature,
@@ -244,8 +245,8 @@ class CachedReference(ReferenceProvider):
                 shutil.rmtree(build_dir, ignore_errors=True)
             strategy.barrier("reference_cache_merged")
         self.build_seconds = time.perf_counter() - start
-        log.info("Reference cache: built %s in %.1f s (rank %d of %d, batch %d)", self.path, self.build_seconds, rank,
-                 world, batch_size)
+        log.info("Reference cache: built %s in %.1f s (rank %d of %d, batch %d); reference cache on %s", self.path,
+                 self.build_seconds, rank, world, batch_size, strategy.root_device)
 
     def _path(self, key: str) -> Path:
         return self.cache_dir / f"{self.name}-{key}.safetensors"

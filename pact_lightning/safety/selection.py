@@ -31,6 +31,7 @@ from pact_lightning.models.loading import base_model_config, load_model, load_to
 from pact_lightning.models.scoring import model_logits, response_logits
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact
 from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
+from pact_lightning.utils.strategies import local_device
 from pact_lightning.utils.io import save_figure, subplots, write_text
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.timing import stage
@@ -68,7 +69,8 @@ def encode(tokenizer, pairs: Sequence[tuple[str, str]], max_resp_len: int) -> li
         if not response_ids:
             raise DataError(f"safety.refusals row {i}: field 'response' is empty; every refusal sample needs a response")
         out.append(Encoded(aligned_prompt=tokenizer(chat, add_special_tokens=False)["input_ids"],
-                           base_prompt=tokenizer(PLAIN_PROMPT.format(prompt=prompt))["input_ids"],
+                           # as the authors: no special tokens, so no BOS the base model's tokenizer would add
+                           base_prompt=tokenizer(PLAIN_PROMPT.format(prompt=prompt), add_special_tokens=False)["input_ids"],
                            response=response_ids))
     return out
 
@@ -201,10 +203,11 @@ def build_artifact(safety: DictConfig, model_cfg: DictConfig, path: Path, identi
     aligned, tokenizer = load_model(model_cfg, lora=False)
     base, base_tok = load_model(base_cfg, lora=False, require_chat_template=False)
     check_same_vocabulary(tokenizer, base_tok, aligned, base, identity["aligned"], identity["base"])
-    device = s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    # this process's own GPU (cuda:<local rank>), not the bare "cuda" of every rank; freed again below
+    device = torch.device(s.device) if s.device != "auto" else local_device()
     aligned, base = aligned.to(device), base.to(device)
-    log.info("Selecting safety tokens: aligned=%s base=%s, %d refusals, R<=%d, mode=%s", identity["aligned"],
-             identity["base"], len(pairs), s.max_resp_len, s.mode)
+    log.info("Selecting safety tokens: aligned=%s base=%s, %d refusals, R<=%d, mode=%s; safety tokens on %s",
+             identity["aligned"], identity["base"], len(pairs), s.max_resp_len, s.mode, device)
     scores = score_refusals(aligned, base, tokenizer, pairs, int(s.max_resp_len), str(s.mode), float(s.temperature),
                             int(s.batch_size))
     ids = top_candidates(scores, int(s.k_max), len(tokenizer))
@@ -212,9 +215,13 @@ def build_artifact(safety: DictConfig, model_cfg: DictConfig, path: Path, identi
     base_role = ("pre-alignment model (alignment stage)" if model_cfg.get("aligned_by") else "model.base")
     settings = {**identity, "num_samples": scores.num_samples, "base_role": base_role,
                 "refusals_source": OmegaConf.to_container(s.refusals, resolve=True)}
+    aligned_digest = weights_digest(aligned)
+    del aligned, base  # two full models: gone before the run loads its own
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return save_artifact(path, ids, scores.m[ids], scores.d[ids], [tokenizer.decode([i]) for i in ids.tolist()],
                          tokenizer, aligned_model=identity["aligned"], base_model=identity["base"], settings=settings,
-                         aligned_weights=weights_digest(aligned))
+                         aligned_weights=aligned_digest)
 
 
 def ensure_artifact(safety: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, k: int) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 
 import torch
 from torch import nn
@@ -21,6 +23,45 @@ def decoder_layer_wrap_policy():
     return functools.partial(lambda_auto_wrap_policy, lambda_fn=is_decoder_layer)
 
 
+def fsdp_mixed_precision():
+    """FSDP's mixed precision for ``trainer=fsdp``: compute in bf16, but reduce gradients and keep buffers (RoPE's
+    ``inv_freq``) in float32; the sharded master parameters are float32. (Lightning's bf16-mixed preset reduces and
+    keeps buffers in bf16.)"""
+    from torch.distributed.fsdp import MixedPrecision
+
+    return MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.float32)
+
+
+def uses_fsdp(trainer_cfg) -> bool:
+    """Whether a ``trainer`` config selects Lightning's FSDP strategy."""
+    strategy = trainer_cfg.get("strategy")
+    return strategy == "fsdp" or str(getattr(strategy, "get", lambda *_: "")("_target_", "")).endswith("FSDPStrategy")
+
+
+def zero_stage(trainer_cfg) -> int | None:
+    """The DeepSpeed ZeRO stage a ``trainer`` config selects (None without DeepSpeed)."""
+    strategy = trainer_cfg.get("strategy")
+    if hasattr(strategy, "get") and str(strategy.get("_target_", "")).endswith("DeepSpeedStrategy"):
+        return int(strategy.get("stage", 2))
+    return None
+
+
+def master_weights(model: nn.Module, uniform: bool = False) -> nn.Module:
+    """Mixed precision with float32 master weights: every trainable parameter and floating buffer (RoPE's
+    ``inv_freq``) in float32, so AdamW updates full-precision values and positions keep their phase; frozen weights
+    stay in the model's dtype (bf16 halves their memory) and autocast computes in bf16. ``uniform``: the whole model in
+    float32 — FSDP flattens each unit into one tensor of a single dtype."""
+    if uniform:
+        return model.float()
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
+    for b in model.buffers():
+        if b.is_floating_point() and b.dtype != torch.float32:
+            b.data = b.data.float()
+    return model
+
+
 def shards_parameters(strategy) -> bool:
     """Whether ``strategy`` leaves each rank with only a shard of the weights after fit (FSDP, DeepSpeed ZeRO-3)."""
     from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
@@ -28,7 +69,26 @@ def shards_parameters(strategy) -> bool:
     return isinstance(strategy, FSDPStrategy) or (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3)
 
 
-WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def unwrapped_name(name: str) -> str:
+    """A parameter name as the unwrapped model (and a full state dict) spells it: FSDP, activation-checkpointing and
+    torch.compile wrappers add a segment that ``named_parameters()`` shows and state dicts do not."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def clip_gradients_under_fsdp(strategy, max_norm: float) -> bool:
+    """Clip by global norm through the FSDP module's own ``clip_grad_norm_`` (the norm over every shard); Lightning's
+    FSDP precision plugin refuses ``clip_grad_by_norm``. False when ``strategy`` is not FSDP."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(strategy, FSDPStrategy):
+        return False
+    strategy.model.clip_grad_norm_(max_norm)
+    return True
 
 
 def gathered_trainable_state(strategy, policy: nn.Module) -> dict[str, torch.Tensor]:
@@ -59,7 +119,43 @@ def gathered_trainable_state(strategy, policy: nn.Module) -> dict[str, torch.Ten
         params = [(name, p) for name, p in policy.named_parameters() if p.requires_grad]
         state = {}
         for name, p in params:
-            for prefix in WRAPPER_PREFIXES:
-                name = name.replace(prefix, "")
-            state[name] = p.detach().to("cpu", copy=True)
+            state[unwrapped_name(name)] = p.detach().to("cpu", copy=True)
     return state
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessEnv:
+    """Where this process stands in a multi-process launch: its ranks, the world size, and the Lightning cluster
+    environment that found them (its rendezvous address is read only when a process group is formed: Lightning's
+    SLURM environment writes MASTER_ADDR/MASTER_PORT into the environment when asked for them)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    cluster: object | None = None
+
+
+def process_env() -> ProcessEnv:
+    """This process's ranks as its launcher set them, through Lightning's cluster-environment detection: torchrun
+    (WORLD_SIZE, RANK, LOCAL_RANK), srun (SLURM_NTASKS, SLURM_PROCID, SLURM_LOCALID — srun sets no WORLD_SIZE) or
+    Lightning's own child processes (LOCAL_RANK, NODE_RANK, WORLD_SIZE); a lone process otherwise."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    for kind in (TorchElasticEnvironment, SLURMEnvironment):
+        if kind.detect():
+            env = kind()
+            return ProcessEnv(env.global_rank(), env.local_rank(), env.world_size(), env)
+    if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # a child of Lightning's subprocess launcher
+        local, world, node = int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), int(
+            os.environ.get("NODE_RANK", 0))
+        rank = local if node == 0 else world  # Lightning sets no global rank; only "rank 0 or not" is read from it
+        return ProcessEnv(rank, local, world)
+    return ProcessEnv()
+
+
+def local_device(env: ProcessEnv | None = None) -> torch.device:
+    """This process's own accelerator: ``cuda:<local rank>`` when CUDA is available, else the CPU (never the bare
+    ``cuda``, which is GPU 0 for every rank)."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", (env or process_env()).local_rank)
