@@ -6,11 +6,15 @@ rates on held-out harmful and benign prompts before and after alignment.
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
+from pathlib import Path
 
-from pact_lightning.alignment import ensure_aligned, read_report, summary
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from pact_lightning.alignment import REPORT, ensure_aligned, read_report, summary
 from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.results import log_artifacts
+from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.timing import timings
 
 
@@ -20,6 +24,16 @@ def align(cfg: DictConfig) -> dict:
                                precision=cfg.trainer.precision)
     report = read_report(model_cfg.pretrained)
     print(f"{summary(report)}\ntimings (s): {timings()}")
+    rates = {f"{when}/{k}": v for when in ("before", "after") for k, v in report[when].items()
+             if isinstance(v, (int, float))}
+    run_loggers = loggers(cfg.logger)  # its own W&B run (job_type=align), with alignment.json as an artifact
+    for lg in run_loggers:
+        lg.log_hyperparams({"model": cfg.model.name, "aligned_dir": str(model_cfg.pretrained),
+                            "align": OmegaConf.to_container(cfg.align, resolve=True)})
+        lg.log_metrics(rates)
+    log_artifacts(run_loggers, cfg.paths.output_dir, {}, alignment=Path(model_cfg.pretrained) / REPORT)
+    for lg in run_loggers:
+        lg.finalize("success")
     return report
 
 

@@ -21,19 +21,19 @@ from pact_lightning.schema import validate
 
 log = logging.getLogger(__name__)
 
-CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "conf")
-sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of conf/logger/default.yaml
+CONFIG_PATH = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package (pyproject package-data)
+sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of pact_lightning/conf/logger/default.yaml
 
 
 def compose_group_option(group: str, option: str, key: str) -> DictConfig:
-    """``conf/<group>/<option>.yaml`` as Hydra composes it (``key`` is the setting that asked for it, for the error)."""
+    """``pact_lightning/conf/<group>/<option>.yaml`` as Hydra composes it (``key`` is the setting that asked for it, for the error)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     def composed() -> DictConfig:
         options = GlobalHydra.instance().config_loader().get_group_options(group)
         if option not in options:
-            raise ConfigError(f"{key} contains {option!r}, which is not an option of conf/{group}/ ({options})")
+            raise ConfigError(f"{key} contains {option!r}, which is not an option of pact_lightning/conf/{group}/ ({options})")
         return compose(config_name=f"{group}/{option}")[group]
 
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -191,5 +192,8 @@ def trainer(cfg: DictConfig) -> L.Trainer:
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator} (a GPU preset) but no CUDA GPU is visible "
                           "(torch.cuda.is_available() is False: no GPU, or a CPU build of torch); use trainer=cpu here")
-    return instantiate(cfg.trainer, logger=loggers(cfg.logger), plugins=[AtomicCheckpointIO()],
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # requeue is LastCheckpoint's (and submitit's) job, not Lightning's hpc_ckpt files
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return instantiate(cfg.trainer, logger=loggers(cfg.logger), plugins=plugins,
                        callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

@@ -1,7 +1,7 @@
 """The main run, then the same run with each method of ``compare_with`` (the embedded default compares PACT with SFT).
 
 A comparison run keeps everything but the method: the same aligned model, data and poison draw (same seed), steps,
-optimiser and evaluation. Its method is the group option ``conf/method/<name>.yaml``, composed by Hydra. It trains
+optimiser and evaluation. Its method is the group option ``pact_lightning/conf/method/<name>.yaml``, composed by Hydra. It trains
 into ``<run dir>/compare/<method>/``, does not evaluate the reference again (it is the same model) and skips the
 safety-token profile diagnostic. Each run's results.json is written once, here: the main run's gets a ``compare``
 block and the wall time of every stage (``timings``), and the summary is printed once, for all runs.
@@ -9,16 +9,20 @@ block and the wall time of every stage (``timings``), and the summary is printed
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pact_lightning import results as run_results
 from pact_lightning.app import compose_group_option
 from pact_lightning.utils.timing import stage, timings
+
+log = logging.getLogger(__name__)
 
 
 def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> DictConfig:
@@ -32,16 +36,26 @@ def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> 
             sub.method.num_safety_tokens = results["num_safety_tokens"] or cfg.method.num_safety_tokens
         sub.paths.output_dir = str(Path(cfg.paths.output_dir) / "compare" / method)
         sub.compare_with = []
-        sub.ckpt_path = None
+        sub.ckpt_path = "auto"  # a resumed main run resumes (or keeps) its comparison runs too
         sub.eval.reference = False  # the main run evaluated it: the same model
         sub.eval.diagnostics = False  # the per-position safety-token profile is the main run's (≈30 s on the CPU)
         sub.tags = list(cfg.tags or []) + [f"compare_{method}"]
+        if OmegaConf.select(cfg, "logger.wandb") is not None:  # its own W&B run (the id follows its directory)
+            main = OmegaConf.select(cfg, "logger.wandb.name") or Path(cfg.paths.output_dir).name
+            sub.logger.wandb.name = f"{main}/compare_{method}"
+            sub.logger.wandb.group = OmegaConf.select(cfg, "logger.wandb.group")  # the sweep's group, if any
     return sub
 
 
 def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> dict[str, Any]:
     """``train(cfg)``, then ``train`` for each method of ``cfg.compare_with``; writes every run's results.json and
-    prints the joint summary. The main run's results are written even when a comparison run fails."""
+    prints the joint summary. The main run's results are written even when a comparison run fails. With
+    ``ckpt_path=auto`` a run whose results.json exists is complete (it is written last): it is left as it is."""
+    done = Path(cfg.paths.output_dir) / run_results.FILE
+    if cfg.ckpt_path == "auto" and done.is_file():
+        log.info("ckpt_path=auto: %s exists, this run is complete; nothing to do (a new run needs another "
+                 "hydra.run.dir, or overwrite=true)", done)
+        return json.loads(done.read_text(encoding="utf-8"))
     start = time.perf_counter()
     results = train(cfg)
     try:

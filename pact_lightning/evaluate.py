@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from pact_lightning import build
 from pact_lightning import results as run_results
 from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.eval.cache import cached_run
 from pact_lightning.models.loading import load_model, weights_source
 from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.strategies import ProcessEnv, local_device, process_env
@@ -27,10 +28,12 @@ def evaluate(cfg: DictConfig) -> dict:
     model.to(device)
     evaluator = build.evaluator(cfg.eval)
     out = cfg.paths.output_dir
-    metrics = evaluator.run(model, tokenizer, out, tag="eval")
+    rank0 = not dist.is_initialized() or dist.get_rank() == 0
+    metrics = cached_run(evaluator, model, tokenizer, out, "eval", cfg.eval.cache_dir if cfg.eval.cache else None,
+                         broadcast=broadcast_from_rank0, is_writer=rank0)
     results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
                "checkpoint": cfg.checkpoint, "run_dir": str(out), "final": run_results.metrics_block(metrics)}
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if rank0:
         run_results.write(out, results)
         for lg in loggers(cfg.logger):
             lg.log_hyperparams({"model": cfg.model.name, "checkpoint": cfg.checkpoint})
@@ -38,6 +41,15 @@ def evaluate(cfg: DictConfig) -> dict:
             lg.finalize("success")
         run_results.print_summary(results)
     return results
+
+
+def broadcast_from_rank0(obj):
+    """``obj`` as rank 0 has it, on every rank (itself when there is no process group)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def join_world(env: ProcessEnv) -> torch.device:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from pact_lightning import results as run_results
 from pact_lightning import sweep
 from pact_lightning.errors import ArtifactError
+from pact_lightning.eval.cache import cached_run
 from pact_lightning.models.loading import is_lora, load_model
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import FrozenCopy
@@ -86,10 +87,13 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if evaluator is not None:
         # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
         aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
-        if cfg.eval.reference:
+        if cfg.eval.reference:  # comparison runs share the main run's
             with stage("eval_reference"), as_reference(policy, aligned) as reference_model:
-                results["reference"] = run_results.metrics_block(evaluator.run(reference_model, tokenizer, out,
-                                                                               tag="reference"))
+                # the same reference for every point of a sweep: evaluated once, then reused (eval/cache.py)
+                metrics = cached_run(evaluator, reference_model, tokenizer, out, "reference",
+                                     cfg.eval.cache_dir if cfg.eval.cache else None,
+                                     broadcast=trainer.strategy.broadcast, is_writer=trainer.is_global_zero)
+                results["reference"] = run_results.metrics_block(metrics)
         with stage("eval_final"):
             results["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
@@ -98,6 +102,8 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     results["timings"] = timings()
     if trainer.is_global_zero:
         run_results.log_eval(trainer.loggers, results, step=trainer.global_step)
+        alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
+        run_results.log_artifacts(trainer.loggers, out, results, tokens, alignment)
     results["objective"] = sweep.objective(cfg, results)
     return results
 

@@ -47,15 +47,75 @@ def log_hyperparams(loggers: list, cfg: DictConfig, record: dict[str, Any], toke
         lg.log_hyperparams(params)
 
 
+# the numbers a sweep dashboard compares, with their change from the reference
+HEADLINE = ("harmful_score", "task_acc", "benign_refusal_rate", "refusal_rate")
+
+
+def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """``reference/*`` and ``final/*`` (every overall number) and ``delta/*`` (final − reference, for the headline
+    metrics): W&B's run summary, which its table and parallel-coordinates views read."""
+    out = {f"{block}/{k}": v for block in ("reference", "final") for k, v in (results.get(block) or {}).items()
+           if isinstance(v, (int, float))}
+    for metric in HEADLINE:
+        final, ref = out.get(f"final/{metric}"), out.get(f"reference/{metric}")
+        if final is not None and ref is not None:
+            out[f"delta/{metric}"] = final - ref
+    return out
+
+
 def log_eval(loggers: list, results: dict[str, Any], step: int | None = None) -> None:
-    """The evaluation as ``eval/*`` metrics to every logger, and as ``reference/*`` and ``final/*`` to W&B's summary."""
-    summary = {f"{block}/{k}": v for block in ("reference", "final") for k, v in results.get(block, {}).items()
-               if isinstance(v, (int, float))}
+    """The evaluation as ``eval/*`` metrics to every logger, and as :func:`summary_metrics` to W&B's summary."""
     for lg in loggers:
         lg.log_metrics(eval_metrics(results), step=step)
         lg.save()
-        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
-            lg.experiment.summary.update(summary)
+    for lg in wandb_loggers(loggers):
+        lg.experiment.summary.update(summary_metrics(results))
+
+
+def wandb_loggers(loggers: list) -> list:
+    """The W&B loggers among ``loggers`` (fast_dev_run's DummyLogger, whose experiment accepts anything, is not)."""
+    return [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
+
+
+def log_artifacts(loggers: list, run_dir: str | Path, results: dict[str, Any], tokens=None,
+                  alignment: str | Path | None = None) -> None:
+    """The run's outputs as W&B artifacts of its run, so their lineage is kept: ``model`` (the adapter or weights in
+    final/), ``safety-tokens`` (the artifact S came from), ``eval`` (this results record, the poison ledger and the
+    generations) and ``alignment`` (the aligned checkpoint's alignment.json). Offline runs keep them for `wandb sync`."""
+    if not wandb_loggers(loggers):
+        return
+    import tempfile
+
+    run_dir = Path(run_dir)
+    for lg in wandb_loggers(loggers):
+        run = lg.experiment
+        tag = run.id
+        if results.get("final_dir") and Path(results["final_dir"]).is_dir():
+            _log_artifact(run, f"model-{tag}", "model", [Path(results["final_dir"])], results)
+        if tokens is not None and tokens.path:
+            _log_artifact(run, f"safety-tokens-{tag}", "safety-tokens", [Path(tokens.path)], {"k": tokens.k})
+        if alignment is not None and Path(alignment).is_file():
+            _log_artifact(run, f"alignment-{tag}", "alignment", [Path(alignment)], {})
+        if not results:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            record = write(tmp, results)  # this run's record as it stands at the end of its evaluation
+            files = [record, run_dir / "poison_ledger.json", *sorted(run_dir.glob("generations_*.jsonl"))]
+            # add_file stages a copy, so the temporary record may go once it is logged
+            _log_artifact(run, f"eval-{tag}", "eval", [f for f in files if f.is_file()], summary_metrics(results))
+
+
+def _log_artifact(run, name: str, kind: str, paths: list[Path], metadata: dict) -> None:
+    import wandb
+
+    artifact = wandb.Artifact(name, type=kind, metadata={k: v for k, v in metadata.items()
+                                                         if isinstance(v, (str, int, float, bool))})
+    for path in paths:
+        if path.is_dir():
+            artifact.add_dir(str(path))
+        else:
+            artifact.add_file(str(path))
+    run.log_artifact(artifact)
 
 
 def write(run_dir: str | Path, results: dict[str, Any]) -> Path:

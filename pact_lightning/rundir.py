@@ -1,12 +1,12 @@
 """Who may write into a run directory: one live run at a time, and a new run never writes over another run's outputs.
 
-:class:`RunDirGuard` is a Hydra callback (``conf/hydra/default.yaml``). For a single run it acts in ``on_run_start``,
+:class:`RunDirGuard` is a Hydra callback (``pact_lightning/conf/hydra/default.yaml``). For a single run it acts in ``on_run_start``,
 before Hydra writes its ``.hydra/`` files or its log into the directory; for a multirun job in ``on_job_start``.
 
-* A directory that holds another run's outputs (:data:`OUTPUTS`) is refused, unless the run resumes it
-  (``ckpt_path`` set: the resume itself checks that the checkpoint is this run's, ``utils/checkpoints.py``) or
-  ``overwrite=true``, which first moves the whole old directory aside to ``<dir>.replaced-<time>`` — a complete run
-  directory of its own, never mixed with the new run's files.
+* A directory that holds another run's outputs (:data:`OUTPUTS`) is refused, unless the run continues it
+  (:func:`continues`: ``ckpt_path=auto`` with a checkpoint of the same settings, or an explicit resume, which then
+  checks the checkpoint itself) or ``overwrite=true``, which first moves the whole old directory aside to
+  ``<dir>.replaced-<time>`` — a complete run directory of its own, never mixed with the new run's files.
 * A lock on ``<dir>/.run.lock`` (``fcntl.flock`` through filelock: released by the kernel when the process dies, even
   by SIGKILL) keeps a second live run out while the first runs.
 
@@ -17,6 +17,7 @@ Only the process that owns the run claims it: DDP ranks other than 0 (Lightning 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -28,6 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.errors import ConfigError
+from pact_lightning.utils.checkpoints import changed_settings, last_checkpoint, recorded_settings
 from pact_lightning.utils.strategies import process_env
 
 log = logging.getLogger(__name__)
@@ -37,26 +39,52 @@ LOCK = ".run.lock"
 CLAIMED_ENV = "PACT_RUN_DIR_CLAIMED"  # a parent that holds the claim on this directory passes its path down
 
 
-def claim(run_dir: Path, *, resuming: bool, overwrite: bool) -> FileLock | None:
-    """Lock ``run_dir`` for this run (None where a parent holds the claim); refuse another run's outputs."""
+def claim(run_dir: Path, *, config: DictConfig | None = None, overwrite: bool = False) -> FileLock | None:
+    """Lock ``run_dir`` for the run of ``config`` (None where a parent holds the claim); refuse another run's outputs."""
     run_dir = Path(run_dir).absolute()
     if process_env().rank != 0 or os.environ.get(CLAIMED_ENV) == str(run_dir):
         return None
-    if run_dir.is_dir() and not resuming:
+    if run_dir.is_dir():
         outputs = [name for name in OUTPUTS if (run_dir / name).exists()]
-        if outputs:
+        if outputs and not continues(run_dir, config):
             probe = _lock(run_dir)  # a live run in there must not be moved away under it
             probe.release()
             if not overwrite:
                 raise ConfigError(
-                    f"{run_dir} holds another run's outputs ({', '.join(outputs)}); resume that run with "
-                    "ckpt_path=last, choose another hydra.run.dir (or hydra.sweep.dir), or pass overwrite=true to move "
-                    f"the old directory aside to {run_dir.name}.replaced-<time>")
+                    f"{run_dir} holds another run's outputs ({', '.join(outputs)}); resume that run with its own "
+                    "settings (ckpt_path=auto or last), choose another hydra.run.dir (or hydra.sweep.dir), or pass "
+                    f"overwrite=true to move the old directory aside to {run_dir.name}.replaced-<time>")
             aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(run_dir, aside)
             log.warning("overwrite=true: moved the earlier run in %s to %s", run_dir, aside)
     run_dir.mkdir(parents=True, exist_ok=True)
     return _lock(run_dir)
+
+
+def continues(run_dir: Path, config: DictConfig | None) -> bool:
+    """Whether the run of ``config`` continues the one in ``run_dir``: an explicit resume (``ckpt_path=last`` or a
+    path; the resume then checks the checkpoint itself), or ``ckpt_path=auto`` with the directory's checkpoint —
+    or, without one, its results.json — recording this run's settings."""
+    ckpt_path = OmegaConf.select(config, "ckpt_path", default=None) if config is not None else None
+    if ckpt_path is None:
+        return False
+    if ckpt_path != "auto":
+        return True
+    from pact_lightning.build import defining_config
+    from pact_lightning.setting import RunSetting
+
+    last = last_checkpoint(run_dir)
+    try:
+        if last.is_file():
+            recorded = recorded_settings(last)
+            return recorded is not None and not changed_settings(recorded, defining_config(config),
+                                                                 list(config.resume_allow))
+        results = run_dir / "results.json"
+        return results.is_file() and RunSetting.from_results(json.loads(results.read_text())) == \
+            RunSetting.from_config(config)
+    except Exception as err:  # noqa: BLE001 - an unreadable record cannot show that this is the same run
+        log.warning("ckpt_path=auto: cannot read the settings of the run in %s (%s)", run_dir, err)
+        return False
 
 
 def _lock(run_dir: Path) -> FileLock:
@@ -94,7 +122,8 @@ class RunDirGuard(Callback):
 
     def _claim(self, run_dir: Path, config: DictConfig) -> None:
         try:
-            self.lock = claim(run_dir, **_intent(config))
+            self.lock = claim(run_dir, config=config, overwrite=bool(OmegaConf.select(config, "overwrite",
+                                                                                      default=False)))
         except ConfigError as err:
             raise Refused(err) from None
 
@@ -102,8 +131,3 @@ class RunDirGuard(Callback):
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-
-def _intent(config: DictConfig) -> dict[str, bool]:
-    return {"resuming": OmegaConf.select(config, "ckpt_path", default=None) is not None,
-            "overwrite": bool(OmegaConf.select(config, "overwrite", default=False))}

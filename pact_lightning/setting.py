@@ -81,4 +81,4 @@ def objective_class(cfg: DictConfig):
         return get_class(target)
     except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in several types
         raise ConfigError(f"method.objective._target_={target!r} cannot be imported ({err}); pick a method from "
-                          "conf/method/") from None
+                          "pact_lightning/conf/method/") from None

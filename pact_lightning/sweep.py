@@ -10,9 +10,9 @@ the command a user would type for that one run, where Lightning's re-run of ``sy
 reads the child's ``results.json`` for the sweeper. Where the cluster starts the ranks (SLURM tasks, torchrun),
 Lightning re-runs nothing and every task trains in-process as one rank of the same job.
 
-**W&B names** (resolvers used by ``conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
+**W&B names** (resolvers used by ``pact_lightning/conf/logger/default.yaml``): group = the sweep, name = the point's overrides,
 tags = the experiment and the setting (``pact_lightning.setting.RunSetting``: method, λ, k, p, n, seed, model, task);
-and the job directory names of ``conf/hydra/default.yaml``.
+and the job directory names of ``pact_lightning/conf/hydra/default.yaml``.
 """
 
 from __future__ import annotations
@@ -156,9 +156,17 @@ def run_tags(base, *, _root_: DictConfig) -> list[str]:
     return tags + RunSetting.from_config(_root_).tags()
 
 
+def run_id(output_dir: str) -> str:
+    """The W&B run id of the run in ``output_dir``: the same directory — a resumed, requeued or resubmitted run —
+    continues the same W&B run (``resume: allow``); another directory is another run."""
+    from pact_lightning.utils.fingerprint import digest
+
+    return digest(str(Path(output_dir).absolute()))
+
+
 def register_resolvers() -> None:
     for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags),
-                     ("job_dirname", job_dirname)):
+                     ("job_dirname", job_dirname), ("run_id", run_id)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

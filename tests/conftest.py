@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "pact_lightning" / "conf"
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None, output_dir: str | Path | None = None):

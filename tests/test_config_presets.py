@@ -15,7 +15,7 @@ import pact_lightning.app  # noqa: F401 - registers the config's resolvers
 from conftest import CONF, compose
 from pact_lightning import sweep
 
-# the selectable presets (experiment=glob(*)); conf/experiment/paper/ holds their shared parts
+# the selectable presets (experiment=glob(*)); pact_lightning/conf/experiment/paper/ holds their shared parts
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))
@@ -48,7 +48,7 @@ def composition(path: Path) -> tuple[str, list[str]]:
 
 @pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
 def test_every_file_in_conf_composes_and_resolves(tmp_path, path):
-    """litgpt's config-hub test for conf/: every file, through the app or group option that loads it."""
+    """litgpt's config-hub test for pact_lightning/conf/: every file, through the app or group option that loads it."""
     app, overrides = composition(path)
     assert app in APPS
     job = resolved(compose(app, overrides, output_dir=tmp_path))
@@ -166,6 +166,21 @@ def test_slurm_launcher_asks_for_one_task_per_device(tmp_path):
     assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
     assert (launcher["partition"], launcher["account"]) == ("gpu", "proj")
     assert launcher["timeout_min"] > 0 and launcher["mem_gb"] > 0
+
+
+def test_slurm_launcher_requeues_and_signals_before_the_time_limit(tmp_path):
+    cfg = compose("train", ["launcher=slurm"], output_dir=tmp_path)
+    assert cfg.hydra.launcher.max_num_timeout > 0 and cfg.hydra.launcher.signal_delay_s > 0
+    assert cfg.ckpt_path == "auto"  # the requeued job resumes from its own last.ckpt
+
+
+def test_evaluate_runs_under_the_slurm_launcher_on_gpus(tmp_path):
+    """Re-judging a sweep's adapters: `python -m pact_lightning.evaluate -m checkpoint=a,b,… launcher=slurm
+    trainer=gpu` (docs/cluster.md)."""
+    cfg = compose("evaluate", ["launcher=slurm", "trainer=gpu", "eval/judge=guard"], output_dir=tmp_path)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (1, 1, 1)
+    assert cfg.eval.cache  # the reference (the same weights at every point) is judged once
 
 
 def test_plain_hydra_launcher_groups_compose(tmp_path):

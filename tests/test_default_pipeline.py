@@ -35,15 +35,15 @@ def test_no_arguments_means_the_embedded_default():
     assert list(bare.compare_with) == [] and not bare.align.enabled
 
 
-def run(tmp_path, caplog):
+def run(tmp_path, caplog, name="run"):
     from pact_lightning.train import train
 
-    cfg = compose("train", TINY_DEFAULT + [f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / "run")
+    cfg = compose("train", TINY_DEFAULT + [f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path / name)
     with open_dict(cfg):
         del cfg.hydra  # as in the Hydra app, whose task function gets the config without its hydra node
     with caplog.at_level(logging.INFO):
         compare.run(cfg, train)
-    return cfg, json.loads((tmp_path / "run" / "results.json").read_text())
+    return cfg, json.loads((tmp_path / name / "results.json").read_text())
 
 
 def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypatch):
@@ -74,13 +74,26 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
     assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
 
-    # second run: the aligned checkpoint and the artifact come from the cache
+    # second run in another directory: the aligned checkpoint, the artifact and the reference's evaluation come from
+    # the cache
     monkeypatch.setattr(alignment, "build_aligned", lambda *a, **k: pytest.fail("the aligned model was rebuilt"))
     monkeypatch.setattr(selection, "build_artifact", lambda *a: pytest.fail("the safety tokens were rebuilt"))
     caplog.clear()
-    _, again = run(tmp_path, caplog)
+    _, again = run(tmp_path, caplog, name="again")
     assert again["safety_tokens"] == artifact and again["model_weights"] == str(aligned_dir)
     assert again["final"]["harmful_score"] == results["final"]["harmful_score"]
+    assert again["reference"] == results["reference"]
+    reused = [r.getMessage() for r in caplog.records if "evaluation of reference reused" in r.getMessage()]
+    assert len(reused) == 1, reused
+    assert (tmp_path / "again" / "generations_reference.jsonl").read_text() == \
+        (tmp_path / "run" / "generations_reference.jsonl").read_text()
+
+    # the same command in the same directory (ckpt_path=auto): the run is complete, nothing is redone or rewritten
+    before = (tmp_path / "run" / "results.json").stat().st_mtime_ns
+    caplog.clear()
+    _, same = run(tmp_path, caplog)
+    assert same == results and (tmp_path / "run" / "results.json").stat().st_mtime_ns == before
+    assert any("this run is complete" in r.getMessage() for r in caplog.records)
 
 
 def test_evaluate_app_applies_a_runs_adapter_to_the_aligned_model_it_was_trained_on(tmp_path, caplog):

@@ -300,13 +300,14 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
 
 def test_sigterm_mid_fit_checkpoints_at_the_signal_exits_143_and_resumes_to_the_uninterrupted_run(tmp_path):
     """SIGTERM (what SLURM sends at preemption and timeout) after step 2's periodic checkpoint: the run writes a
-    checkpoint at the end of the batch it is in, logs the command that resumes it, exits with 143, and that command
-    (ckpt_path=last in the same directory) finishes it exactly like the uninterrupted run."""
+    checkpoint at the end of the batch it is in, logs the command that resumes it and exits with 143; the same
+    command again (ckpt_path=auto, the default) finishes it exactly like the uninterrupted run, in the same W&B run."""
     settings = [*RESUME[:-1], "callbacks.model_checkpoint.every_n_train_steps=2"]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     train_inprocess(whole, settings)
     with open(tmp_path / "stopped.log", "w") as log:
-        victim = subprocess.Popen(train_command(stopped, settings), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        victim = subprocess.Popen(train_command(stopped, settings + ["logger=many"]), cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT, env=offline_wandb())
     while checkpoint_step(stopped / "checkpoints" / "last.ckpt") < 2:
         assert victim.poll() is None, (tmp_path / "stopped.log").read_text()[-3000:]
         time.sleep(0.005)
@@ -320,8 +321,12 @@ def test_sigterm_mid_fit_checkpoints_at_the_signal_exits_143_and_resumes_to_the_
     assert "ckpt_path=last" in output and f"hydra.run.dir={stopped}" in output and "exit status 143" in output
     assert not (stopped / "results.json").exists()
 
-    run_train(stopped, settings + ["ckpt_path=last"])
+    resumed = run_train(stopped, settings + ["logger=many"], env=offline_wandb())
+    assert f"resuming from {stopped / 'checkpoints' / 'last.ckpt'}" in resumed.stdout + resumed.stderr
     assert_resumed_like_the_uninterrupted_run(whole, stopped, at)
+    # both parts logged to one W&B run: the id follows the run directory (logger.wandb.id, resume=allow)
+    parts = sorted((stopped / "wandb").glob("offline-run-*"))
+    assert len(parts) == 2 and len({p.name.rsplit("-", 1)[-1] for p in parts}) == 1, parts
 
 
 def test_a_sweep_stopped_by_sigterm_exits_143_and_names_the_points_it_did_not_run(tmp_path):
@@ -400,15 +405,46 @@ def no_network_prefix() -> list[str]:
     return []
 
 
+def offline_wandb() -> dict:
+    """The environment without any W&B credential: runs are written offline."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "NETRC": os.devnull}
+
+
 def test_without_network_a_run_with_a_wandb_key_completes_offline_and_says_how_to_sync(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env |= {"WANDB_API_KEY": "0123456789abcdef" * 2 + "01234567", "WANDB_BASE_URL": "http://127.0.0.1:9"}
-    proc = run_train(tmp_path, ["method=sft", "trainer.max_steps=2", "logger=default"], env=env,
+    proc = run_train(tmp_path, ["method=sft", "trainer.max_steps=2", "logger=many"], env=env,
                      prefix=no_network_prefix())
     output = proc.stdout + proc.stderr
     assert "W&B runs offline" in output and f"wandb sync {tmp_path}/wandb/offline-run-*" in output
     (offline_run,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb")) and json.loads((tmp_path / "results.json").read_text())["train"]
+    # the run's lineage is in the offline run, for `wandb sync`: the adapter and the evaluation record as artifacts
+    (records,) = offline_run.glob("*.wandb")
+    run_id = offline_run.name.rsplit("-", 1)[-1]
+    logged_bytes = records.read_bytes()
+    for artifact in (f"model-{run_id}", f"eval-{run_id}", f"safety-tokens-{run_id}"):
+        assert artifact.encode() in logged_bytes, artifact
+
+
+def test_wandb_login_is_found_where_wandb_keeps_it(tmp_path, monkeypatch):
+    """`wandb login` writes the key to ~/.netrc ($NETRC): a run finds it there, not only in WANDB_API_KEY; with the
+    key but no answer from the host the run still goes offline."""
+    from pact_lightning.utils.loggers import wandb_credentials, wandb_offline
+
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = tmp_path / "netrc"
+    key = "0123456789abcdef" * 2 + "01234567"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {key}\n"
+                     f"machine 127.0.0.1:9\n  login user\n  password {key}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert wandb_credentials("https://api.wandb.ai")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert wandb_credentials("http://127.0.0.1:9") and wandb_offline(None)
+    netrc.write_text("")
+    assert not wandb_credentials("https://api.wandb.ai") and wandb_offline(None)
 
 
 # ------------------------------------------------------------------------------------------------ NaN / inf

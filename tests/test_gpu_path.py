@@ -39,7 +39,8 @@ def test_after_fit_the_model_is_evaluated_on_the_strategys_device(tmp_path, monk
     monkeypatch.setattr(Evaluator, "run", evaluate)
     monkeypatch.setattr(train_app, "finish", finish_on_another_device)
     monkeypatch.setattr(finish_stage, "save_final", lambda policy, tokenizer, directory: directory)  # meta: no data
-    train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "eval.after_fit=true", "eval.diagnostics=false"])
+    train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "eval.after_fit=true", "eval.diagnostics=false",
+                               "eval.cache=false"])
     assert seen == [("reference", torch.device("meta")), ("final", torch.device("meta"))]
 
 

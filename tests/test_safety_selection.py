@@ -123,8 +123,11 @@ def test_different_vocabularies_are_refused():
     check_same_vocabulary(tok, tok, aligned, aligned, "aligned", "aligned")
 
 
-def test_concurrent_builders_build_once_and_a_stale_lock_is_ignored(tmp_path):
-    """Several DDP ranks or sweep jobs asking for the same artifact: one builds, the others wait for its file."""
+def test_concurrent_builders_build_once_and_a_killed_builder_blocks_no_one(tmp_path):
+    """Several DDP ranks or sweep jobs asking for the same artifact: one builds, the others wait for its file. A builder
+    killed while it holds the lock (SIGKILL: no cleanup at all) does not keep the next one waiting."""
+    import subprocess
+    import sys
     import threading
     import time
 
@@ -140,7 +143,7 @@ def test_concurrent_builders_build_once_and_a_stale_lock_is_ignored(tmp_path):
         return target
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(build_once(target, target.is_file, build, poll_s=0.05)))
+    threads = [threading.Thread(target=lambda: results.append(build_once(target, target.is_file, build)))
                for _ in range(3)]
     for t in threads:
         t.start()
@@ -148,7 +151,13 @@ def test_concurrent_builders_build_once_and_a_stale_lock_is_ignored(tmp_path):
         t.join()
     assert len(calls) == 1 and sorted(map(str, results)) == sorted([str(target), "None", "None"])
 
-    # a lock left behind by a killed builder: ignored once stale, the caller builds its own copy
     target.unlink()
-    target.with_name(target.name + ".lock").write_text("12345\n")
-    assert build_once(target, target.is_file, build, stale_s=0.0, poll_s=0.05) == target and len(calls) == 2
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock; "
+                               f"FileLock({str(target) + '.lock'!r}).acquire(); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    start = time.perf_counter()
+    assert build_once(target, target.is_file, build) == target and len(calls) == 2
+    assert time.perf_counter() - start < 5  # the dead holder's lock went with it

@@ -135,7 +135,7 @@ def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_ge
     in any file W&B wrote, unless eval.log_generations=true (then they are: the check can see them)."""
     from test_faults import SMALL_EVAL
 
-    train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "logger=default", *SMALL_EVAL,
+    train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "logger=many", *SMALL_EVAL,
                                f"eval.log_generations={str(log_generations).lower()}"])
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     harmful = [r for r in rows if r["kind"] == "harmful"]

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "model" / "smollm2_135m.yaml")
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "smollm2_135m.yaml")
     cfg.cache_dir = None  # ${paths.cache_dir} needs the app config; None = the same default ($PACT_CACHE or ~/.cache)
     model, tokenizer = load_model(cfg, lora=False)
     prompts = [e.prompt for e in OfflineHarmful(split="eval", response="none").load()[:args.num_prompts]]

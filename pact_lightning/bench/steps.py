@@ -41,7 +41,7 @@ VARIANTS = {  # name: (method, reference.mode, ce_chunk_size)
     "pact cached, chunked CE": ("pact", "cached", 128),
     "kl_full (adapter off)": ("kl_full", "adapter_disabled", None),
 }
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 WORDS = ("the quick review said that this film was a warm and clever story about friends who travel across a "
          "quiet country and find that every small town has its own strange song").split()
 
@@ -194,7 +194,7 @@ def table(model: str, rows: dict[str, dict], args: argparse.Namespace) -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pact-bench steps", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), help="model configs under conf/model/")
+    p.add_argument("--models", nargs="+", default=list(MODELS), help="model configs under pact_lightning/conf/model/")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
     p.add_argument("--steps", type=int, default=20, help="measured steps (after --warmup)")
     p.add_argument("--warmup", type=int, default=3)

@@ -260,7 +260,7 @@ def attach_lora(model: PreTrainedModel, lora: DictConfig):
     from peft import LoraConfig, get_peft_model
 
     if lora is None:
-        raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see conf/model/)")
+        raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see pact_lightning/conf/model/)")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(model, config)

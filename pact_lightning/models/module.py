@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from transformers import get_cosine_schedule_with_warmup
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.reference import ReferenceProvider
@@ -17,16 +17,9 @@ from pact_lightning.utils.strategies import clip_gradients_under_fsdp, unwrapped
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1):
-    """Linear warm-up over ``warmup_ratio`` of the steps, then cosine decay to 0 (stepped every optimiser step)."""
-    warmup = max(1, int(warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Linear warm-up over ``warmup_ratio`` of the steps, then cosine decay to 0 (stepped every optimiser step):
+    transformers' schedule, with the warm-up given as a share of the run's steps as the configs give it."""
+    return get_cosine_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
 
 
 class PactModule(L.LightningModule):

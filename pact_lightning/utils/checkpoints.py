@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import signal
+import subprocess
+import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,17 +19,37 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.strategies import process_env
 
 log = logging.getLogger(__name__)
 
 
+def last_checkpoint(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints" / "last.ckpt"
+
+
 def resolve_ckpt_path(path: str | None, output_dir: str | Path) -> str | None:
     """``ckpt_path`` as a checked path: ``last`` is ``<output_dir>/checkpoints/last.ckpt``; a missing, truncated or
-    damaged checkpoint fails here, before any model is loaded."""
+    damaged checkpoint fails here, before any model is loaded. ``auto`` is that file when it is there and intact, else
+    None (start fresh, and say so; an unreadable one is moved aside, not overwritten)."""
     if path is None:
         return None
+    if path == "auto":
+        last = last_checkpoint(output_dir)
+        if not last.exists():
+            log.info("ckpt_path=auto: no checkpoint in %s, starting fresh", last.parent)
+            return None
+        try:
+            resolved = resolve_ckpt_path(str(last), output_dir)
+        except ArtifactError as err:
+            aside = last.with_name(f"last.ckpt.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(last, aside)
+            log.warning("ckpt_path=auto: %s; moved it to %s and starting fresh", err, aside)
+            return None
+        log.info("ckpt_path=auto: resuming from %s", last)
+        return resolved
     if path == "last":
-        path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        path = last_checkpoint(output_dir)
     if Path(path).is_dir():
         if (Path(path) / "latest").is_file() or list(Path(path).glob("*/mp_rank_*_model_states.pt")):
             return str(path)  # a sharded DeepSpeed checkpoint: a folder its strategy reads and checks itself
@@ -55,11 +80,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
+def requeue_signals() -> list[signal.Signals]:
+    """The signals that ask a run to save and be requeued: SIGUSR1 (SLURM's ``--signal=USR1@<s>`` convention) and
+    submitit's timeout/preemption signal (USR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise)."""
+    submitit = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+    return list(dict.fromkeys(s for s in (getattr(signal, "SIGUSR1", None), submitit) if s is not None))
+
+
 class LastCheckpoint(L.Callback):
     """``<dirpath>/last.ckpt``, written (atomically, through :class:`AtomicCheckpointIO`) every
-    ``every_n_train_steps`` optimiser steps, after the last training batch, and when the run receives SIGTERM — what
-    SLURM sends at preemption and timeout. On SIGTERM every rank stops after the current batch, the checkpoint is
-    written and the command that resumes the run is logged; the app then exits with status 143 (``app.py``).
+    ``every_n_train_steps`` optimiser steps, after the last training batch, and when the run is asked to stop:
+
+    * SIGTERM (SLURM's preemption and timeout signal): every rank stops after the current batch, the checkpoint is
+      written and the command that resumes the run is logged; the app then exits with status 143 (``app.py``);
+    * a requeue signal (:func:`requeue_signals`, sent ``signal_delay_s`` before the time limit): the same, then the
+      job is requeued — by submitit's own handler when submitit runs the job (Hydra's SLURM launcher: it resubmits
+      the same point, up to ``max_num_timeout`` times), else by ``scontrol requeue``. The requeued job resumes from
+      the checkpoint (``ckpt_path=auto``) in the same directory and the same W&B run.
 
     It writes at the end of a training batch, as Lightning's ModelCheckpoint does mid-epoch, and never at the end of an
     epoch, so a checkpoint always resumes at the next batch: resuming with a larger ``trainer.max_steps`` continues the
@@ -70,11 +107,32 @@ class LastCheckpoint(L.Callback):
         self.path = Path(dirpath) / "last.ckpt"
         self.every_n_train_steps = every_n_train_steps
         self.saved_step: int | None = None
+        self.requeue: int | None = None  # the requeue signal received, if any
+        self.handlers: dict[int, Any] = {}  # the handlers ours replaced (submitit's among them)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for sig in requeue_signals():
+                self.handlers[sig] = signal.signal(sig, self._on_requeue_signal)
+
+    def _on_requeue_signal(self, signum: int, frame) -> None:
+        self.requeue = signum  # acted on at the end of the current batch
+
+    def _restore_handlers(self) -> None:
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)
+        self.handlers = {}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        self._restore_handlers()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.fast_dev_run:
             return
-        stop = trainer.received_sigterm
+        stop = trainer.received_sigterm or self.requeue is not None
         if trainer.world_size > 1:  # one rank got the signal: every rank stops, and all save together
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         last = batch_idx + 1 >= trainer.num_training_batches
@@ -89,8 +147,25 @@ class LastCheckpoint(L.Callback):
         if stop:
             trainer._signal_connector.received_sigterm = True  # Lightning then stops every rank after this batch
             if trainer.is_global_zero:
-                log.warning("SIGTERM at step %d: checkpoint saved to %s; resume with:\n  %s", trainer.global_step,
+                what = signal.Signals(self.requeue).name if self.requeue is not None else "SIGTERM"
+                log.warning("%s at step %d: checkpoint saved to %s; resume with:\n  %s", what, trainer.global_step,
                             self.path, resume_command())
+            if self.requeue is not None:
+                self._hand_over(self.requeue)
+
+    def _hand_over(self, signum: int) -> None:
+        """Requeue the job: submitit's handler for its signal when submitit runs the job (it resubmits the point and
+        exits), else ``scontrol requeue`` under SLURM."""
+        previous = self.handlers.get(signum)
+        self._restore_handlers()
+        if callable(previous):
+            log.info("requeue: handing over to the job's own %s handler (submitit)", signal.Signals(signum).name)
+            previous(signum, None)
+        elif os.environ.get("SLURM_JOB_ID") and process_env().rank == 0:
+            job = os.environ.get("SLURM_ARRAY_JOB_ID")
+            job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ["SLURM_JOB_ID"]
+            code = subprocess.call(["scontrol", "requeue", job])
+            log.info("requeue: scontrol requeue %s exited with %d", job, code)
 
 
 def resume_command() -> str:
@@ -116,6 +191,21 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def changed_settings(recorded: dict[str, Any] | None, run: dict[str, Any], allow: list[str]) -> list[str]:
+    """The dotted keys whose value differs between the settings a checkpoint ``recorded`` and this ``run``'s, except
+    those ``allow`` lists (a key or a prefix of keys); none when the checkpoint recorded none."""
+    if not recorded:
+        return []
+    before, now = flat(recorded), flat(run)
+    return sorted(k for k in set(before) | set(now) if before.get(k, "<absent>") != now.get(k, "<absent>")
+                  and not any(k == a or k.startswith(a + ".") for a in allow))
+
+
+def recorded_settings(path: str | Path) -> dict[str, Any] | None:
+    """The defining settings a checkpoint recorded (``pact_run``); None when it recorded none."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("pact_run")
+
+
 def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size], *, allow: list[str],
                  steps: int, results_exist: bool) -> None:
     """Refuse a resume from ``path`` that would not continue this run: a checkpoint trained with other settings (the
@@ -125,10 +215,9 @@ def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size
         return
     ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     before = flat(ckpt.get("pact_run") or {})
-    now = flat(run)
-    changed = sorted(k for k in set(before) | set(now) if before.get(k, "<absent>") != now.get(k, "<absent>")
-                     and not any(k == a or k.startswith(a + ".") for a in allow))
+    changed = changed_settings(ckpt.get("pact_run"), run, allow)
     if before and changed:
+        now = flat(run)
         shown = "; ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in changed[:8])
         raise ConfigError(f"ckpt_path={path} was trained with other settings ({len(changed)} differ: {shown}); resume "
                           "with the settings it was trained with, start a new run in another directory, or list the "

@@ -1,0 +1,76 @@
+"""An evaluation, cached: the same weights answering the same prompts with the same generation settings and judge give
+the same numbers, so they are computed once and reused.
+
+This is what makes a sweep evaluate its reference once: every point of a grid over λ, k, p and seeds evaluates the
+same aligned model on the same prompts (in the authors' 81-point grid, 9 reference evaluations — one per model and
+task — instead of 81). The key (:func:`fingerprint`) holds a digest of the evaluated weights, the tokenizer and chat
+template, every prompt of every set with its gold label, the generation settings, the refusal markers, the task
+scorer and the judge; an entry ``<cache_dir>/<key>/`` holds ``metrics.json``, ``fingerprint.json`` and the
+generations, written atomically (the first complete entry wins). A LoRA policy's digest leaves its adapter out, so only
+the untouched reference (adapter off) and merged checkpoints are cached, never a fine-tuned adapter's answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from pact_lightning.models.loading import weights_digest
+from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
+from pact_lightning.utils.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT = "pact_lightning.evaluation/1"
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """A judge or scorer as its class and public settings (what decides its verdicts)."""
+    simple = (str, int, float, bool, type(None), list, tuple, dict)
+    settings = {k: (v if isinstance(v, simple) else str(v)) for k, v in vars(obj).items() if not k.startswith("_")}
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", **settings}
+
+
+def fingerprint(evaluator, model, tokenizer) -> dict[str, Any]:
+    """Everything an evaluation's numbers depend on."""
+    items = [(it.set, it.kind, it.example.prompt, it.example.label, it.example.category) for it in evaluator.items]
+    return {"format": FORMAT, "weights": weights_digest(model), "dtype": str(next(model.parameters()).dtype),
+            "tokenizer": tokenizer_fingerprint(tokenizer), "chat_template": digest(tokenizer.chat_template),
+            "prompts": digest(items), "num_prompts": len(items),
+            "generation": {**evaluator.generation, "max_new_tokens": evaluator.max_new_tokens,
+                           "task_max_new_tokens": evaluator.task_max_new_tokens},
+            "refusal_markers": list(evaluator.refusal_markers), "judge": describe(evaluator.judge),
+            "task_scorer": describe(evaluator.task_scorer) if evaluator.task_scorer is not None else None}
+
+
+def cached_run(evaluator, model, tokenizer, out_dir: str | Path, tag: str, cache_dir: str | Path | None,
+               broadcast: Callable[[Any], Any] = lambda obj: obj, is_writer: bool = True) -> dict[str, Any]:
+    """``evaluator.run(model, tokenizer, out_dir, tag)``, or its cached result (``generations_<tag>.jsonl`` is copied
+    into ``out_dir`` as the run would have written it). ``cache_dir`` None: no cache. Under DDP only ``is_writer``
+    (rank 0) looks the entry up, reads and writes it; ``broadcast`` hands its cached metrics (or None) to every rank."""
+    if cache_dir is None:
+        return evaluator.run(model, tokenizer, out_dir, tag=tag)
+    # rank 0's key and entry decide for every rank: no rank reads a file another rank's key names
+    fp = fingerprint(evaluator, model, tokenizer) if is_writer else None
+    entry = Path(cache_dir) / digest(fp) if is_writer else None
+    cached = broadcast(json.loads((entry / "metrics.json").read_text(encoding="utf-8"))
+                       if is_writer and (entry / "metrics.json").is_file() else None)
+    generations = Path(out_dir) / f"generations_{tag}.jsonl"
+    if cached is not None:
+        if is_writer:
+            generations.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(entry / "generations.jsonl", generations)
+            log.info("evaluation of %s reused from %s (the same weights, %d prompts, generation settings and judge)",
+                     tag, entry, fp["num_prompts"])
+        return cached
+    metrics = evaluator.run(model, tokenizer, out_dir, tag=tag)
+    if is_writer:
+        with atomic_dir(entry, keep_existing=True) as tmp:
+            write_json(tmp / "metrics.json", metrics)
+            write_json(tmp / "fingerprint.json", fp)
+            shutil.copyfile(generations, tmp / "generations.jsonl")
+        log.info("evaluation of %s cached in %s", tag, entry)
+    return metrics
