@@ -106,7 +106,8 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
     log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",
              num_harmful, num_benign, int(a.data.epochs))
     history = LossHistory()
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=int(a.data.epochs),
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=a.get("precision") or precision,
+                        max_epochs=int(a.data.epochs),
                         gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
                         num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
     trainer.fit(module, datamodule=data)
@@ -124,25 +125,41 @@ def save_merged(policy, tokenizer, directory: Path) -> Path:
 
 
 def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -> dict[str, Any]:
-    """Refusal rate (keyword judge, greedy) on held-out harmful and benign prompts; generations go to ``out``."""
+    """Refusal rate (keyword judge, greedy) on every set of ``eval_cfg.sets``, with its count and 95% Wilson interval;
+    the generations go to ``out``."""
     from pact_lightning.eval import KeywordJudge, generate
+    from pact_lightning.eval.stats import wilson
 
     judge = KeywordJudge()
-    n = int(eval_cfg.num_prompts)
     rates: dict[str, Any] = {}
     rows = []
-    for kind in ("harmful", "benign"):
-        prompts = [e.prompt for e in instantiate(eval_cfg[kind]).load()[:n]]
-        responses = generate(model, tokenizer, prompts, max_new_tokens=int(eval_cfg.max_new_tokens),
-                             batch_size=int(eval_cfg.batch_size), desc=f"alignment: {tag}, {kind} prompts")
+    for name, spec in eval_cfg.sets.items():
+        prompts = [e.prompt for e in instantiate(spec.source).load()[:int(eval_cfg.num_prompts)]]
+        responses = generate(model, tokenizer, prompts, max_new_tokens=int(spec.get("max_new_tokens")
+                                                                            or eval_cfg.max_new_tokens),
+                             batch_size=int(eval_cfg.batch_size), desc=f"alignment: {tag}, {name} prompts")
         refused = [judge.refused(r) for r in responses]
-        rates[f"{kind}_refusal_rate"] = sum(refused) / max(len(refused), 1)
-        rates[f"num_{kind}"] = len(prompts)
-        rows += [{"kind": kind, "prompt": p, "response": r, "refused": f}
+        rates |= {f"{name}_refusal_rate": sum(refused) / max(len(refused), 1), f"num_{name}": len(prompts),
+                  f"num_{name}_refused": sum(refused), f"{name}_refusal_ci": wilson(sum(refused), len(prompts))}
+        rows += [{"kind": name, "prompt": p, "response": r, "refused": f}
                  for p, r, f in zip(prompts, responses, refused)]
     (out / f"generations_{tag}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                                                   encoding="utf-8")
     return rates
+
+
+def missed_targets(after: dict[str, Any], eval_cfg: DictConfig) -> list[str]:
+    """The sets whose refusal rate misses its ``min_refusal`` / ``max_refusal`` target, in words."""
+    missed = []
+    for name, spec in eval_cfg.sets.items():
+        rate = after.get(f"{name}_refusal_rate")
+        if rate is None:
+            continue
+        if spec.get("min_refusal") is not None and rate < spec.min_refusal:
+            missed.append(f"{name}: refuses {rate:.0%} (target >= {spec.min_refusal:.0%})")
+        if spec.get("max_refusal") is not None and rate > spec.max_refusal:
+            missed.append(f"{name}: refuses {rate:.0%} (target <= {spec.max_refusal:.0%})")
+    return missed
 
 
 def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, **trainer: str) -> dict[str, Any]:
@@ -172,14 +189,17 @@ def read_report(directory: str | Path) -> dict[str, Any]:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """The four refusal rates of the stage (and its loss), for logs and the app's output."""
+    """The refusal rate of every evaluation set before → after (count and 95% interval), and the loss."""
     b, a = report["before"], report["after"]
-    return (f"aligned checkpoint: {report['aligned_dir']}\n"
-            f"refusal rate, held-out harmful prompts: {b['harmful_refusal_rate']:.1%} before → "
-            f"{a['harmful_refusal_rate']:.1%} after (n={a['num_harmful']})\n"
-            f"refusal rate, held-out benign prompts:  {b['benign_refusal_rate']:.1%} before → "
-            f"{a['benign_refusal_rate']:.1%} after (n={a['num_benign']})\n"
-            f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over {len(report['losses'])} steps")
+    lines = [f"aligned checkpoint: {report['aligned_dir']}"]
+    for name in [k[:-len("_refusal_rate")] for k in a if k.endswith("_refusal_rate")]:
+        lo, hi = a.get(f"{name}_refusal_ci") or (0.0, 0.0)
+        lines.append(f"refusal rate, held-out {name} prompts: {b[f'{name}_refusal_rate']:.1%} before → "
+                     f"{a[f'{name}_refusal_rate']:.1%} after ({a.get(f'num_{name}_refused', '?')}/{a[f'num_{name}']}, "
+                     f"95% CI {lo:.1%}–{hi:.1%})")
+    lines.append(f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over "
+                 f"{len(report['losses'])} steps")
+    return "\n".join(lines)
 
 
 def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, accelerator: str = "auto",
@@ -194,9 +214,8 @@ def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Pa
                            lambda: build_aligned(align, model_cfg, target, accelerator=accelerator, precision=precision))
     report = read_report(target)
     log.info("Alignment stage (%s):\n%s", "reused" if built is None else "built", summary(report))
-    a, e = report["after"], align.eval
-    if a["harmful_refusal_rate"] < e.min_harmful_refusal or a["benign_refusal_rate"] > e.max_benign_refusal:
-        log.warning("The aligned model misses the targets (harmful refusal >= %.0f%%, benign refusal <= %.0f%%): "
-                    "revise the align.* recipe (data mix, epochs, lr)", 100 * e.min_harmful_refusal,
-                    100 * e.max_benign_refusal)
+    missed = missed_targets(report["after"], align.eval)
+    if missed:
+        log.warning("The aligned model misses its targets (%s): revise the align.* recipe (data mix, epochs, lr) or "
+                    "the align.eval.sets targets", "; ".join(missed))
     return aligned_config(model_cfg, target)

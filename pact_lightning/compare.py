@@ -4,7 +4,8 @@ A comparison run keeps everything but the method: the same aligned model, data a
 optimiser and evaluation. Its method is the group option ``pact_lightning/conf/method/<name>.yaml``, composed by Hydra. It trains
 into ``<run dir>/compare/<method>/``, does not evaluate the reference again (it is the same model) and skips the
 safety-token profile diagnostic. Each run's results.json is written once, here: the main run's gets a ``compare``
-block and the wall time of every stage (``timings``), and the summary is printed once, for all runs.
+block, the wall time of every stage (``timings``) and the paired comparison of every two evaluated models on the same
+prompts (``paired``: reference, main method, comparison methods), and the summary is printed once, for all runs.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> dict[str, Any]:
     finally:
         results["timings"] = {**timings(), "total": round(time.perf_counter() - start, 1)}
         if rank_zero_only.rank == 0:
+            results["paired"] = run_results.paired_comparisons(results)
             run_results.write(cfg.paths.output_dir, results)
             run_results.print_summary(results)
     return results

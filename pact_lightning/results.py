@@ -123,6 +123,45 @@ def write(run_dir: str | Path, results: dict[str, Any]) -> Path:
     return write_json(Path(run_dir) / FILE, results)
 
 
+def paired_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every pair of evaluated models of the run on the same prompts (``<a>-<b>``: the main method and each comparison
+    method against the reference, and the main method against each comparison method), from their generations files;
+    see ``eval.runner.paired_comparison``."""
+    from pact_lightning.eval.runner import paired_comparison, read_generations
+
+    run_dir, method = Path(results["run_dir"]), results.get("method") or "final"
+    files = {"reference": run_dir / "generations_reference.jsonl", method: run_dir / "generations_final.jsonl"}
+    files |= {m: Path(r["run_dir"]) / "generations_final.jsonl" for m, r in (results.get("compare") or {}).items()
+              if r.get("run_dir")}
+    rows = {name: read_generations(path) for name, path in files.items() if path.is_file()}
+    others = [m for m in rows if m not in ("reference", method)]
+    pairs = [(m, "reference") for m in (method, *others)] + [(method, m) for m in others]
+    return {f"{a}-{b}": paired_comparison(rows[a], rows[b]) for a, b in pairs if a in rows and b in rows}
+
+
+def rate_text(block: dict[str, Any], rate: str, num: str, den: str) -> str:
+    """``rate`` as "12.0% (18/150, 95% CI 7.7–18.2)"."""
+    if block.get(rate) is None:
+        return f"{rate}=–"
+    lo, hi = block.get(f"{rate}_ci_lo"), block.get(f"{rate}_ci_hi")
+    ci = f", 95% CI {lo:.1f}–{hi:.1f}" if lo is not None else ""
+    return f"{rate}={block[rate]:.1f}% ({block.get(num)}/{block.get(den)}{ci})"
+
+
+def difference_text(pair: str, rate: str, d: dict[str, Any]) -> str:
+    """A paired difference in words: its size, interval, test and verdict."""
+    a, b = pair.split("-", 1)
+    verdict = "beyond noise" if d["beyond_noise"] else "within noise"
+    return (f"{a} − {b}, {rate}: {d['diff']:+.1f} points (95% CI {d['ci'][0]:+.1f} to {d['ci'][1]:+.1f}; "
+            f"discordant {d['only_a']} vs {d['only_b']} of {d['n']}, exact McNemar p={d['p_value']:.3g}): {verdict}")
+
+
+SUMMARY_RATES = (("harmful_score", "num_harmful", "num_prompts"),
+                 ("benign_refusal_rate", "num_benign_refused", "num_benign_prompts"),
+                 ("task_acc", "num_task_correct", "num_task_prompts"),
+                 ("task_refusal_rate", "num_task_refused", "num_task_prompts"))
+
+
 def print_summary(results: dict[str, Any]) -> None:
     """The run's setting, paths, final training metrics and evaluation of every model, and the wall time per stage."""
     setting = RunSetting.from_results(results).line()
@@ -139,9 +178,12 @@ def print_summary(results: dict[str, Any]) -> None:
     blocks = [("reference", results.get("reference")), (results.get("method", "final"), results.get("final"))]
     for name, b in blocks + [(name, run.get("final")) for name, run in compare.items()]:
         if b:
-            lines.append(f"{name:>9}: harmful_score={b.get('harmful_score')} refusal_rate={b.get('refusal_rate')} "
-                         f"benign_refusal_rate={b.get('benign_refusal_rate')} task_acc={b.get('task_acc')} "
-                         f"num_prompts={b.get('num_prompts')}")
+            lines.append(f"{name:>9}: " + "  ".join(rate_text(b, *r) for r in SUMMARY_RATES))
+    majority = next((b.get("task_majority_rate") for _, b in blocks if b and b.get("task_majority_rate")), None)
+    if majority is not None:
+        lines.append(f"task majority-label rate: {majority:.1f}% (always answering the most common label)")
+    for pair, rates in (results.get("paired") or {}).items():
+        lines += [difference_text(pair, rate, rates[rate]) for rate, *_ in SUMMARY_RATES if rate in rates]
     for name, run in compare.items():
         lines.append(f"{name} run dir: {run.get('run_dir')}")
     if results.get("timings"):

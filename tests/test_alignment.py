@@ -11,6 +11,7 @@ import torch
 from conftest import compose
 from pact_lightning import alignment
 from pact_lightning.alignment import REPORT, aligned_config, ensure_aligned, save_merged, train_adapter
+from pact_lightning.eval.stats import wilson
 from pact_lightning.models.loading import base_model_config, load_model, weights_source
 
 TINY_ALIGN = ["model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "align.data.num_samples=32", "align.data.batch_size=4", "align.data.max_length=96",
@@ -61,9 +62,13 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     directory = aligned_dir(cfg)
     assert aligned.pretrained == str(directory) and aligned.tiny is None and aligned.aligned_by == str(directory)
     report = json.loads((directory / REPORT).read_text())
-    for when in ("before", "after"):
-        assert set(report[when]) >= {"harmful_refusal_rate", "benign_refusal_rate", "num_harmful", "num_benign"}
-        assert report[when]["num_harmful"] == report[when]["num_benign"] == 3
+    for when in ("before", "after"):  # the four sets of the targets, each capped at align.eval.num_prompts
+        for name in ("harmful", "helpful", "task", "lookalike"):
+            assert report[when][f"num_{name}"] == 3
+            k = report[when][f"num_{name}_refused"]
+            assert report[when][f"{name}_refusal_rate"] == k / 3
+            assert report[when][f"{name}_refusal_ci"] == pytest.approx(list(wilson(k, 3)))
+    assert "refusal rate, held-out lookalike prompts" in alignment.summary(report)
     assert report["loss_last"] < report["loss_first"]
     assert (directory / "generations_after.jsonl").is_file()
     # the base of safety-token selection is the pre-alignment model
@@ -71,6 +76,15 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
 
     monkeypatch.setattr(alignment, "build_aligned", lambda *a, **k: pytest.fail("the cached aligned model was rebuilt"))
     assert ensure(cfg).pretrained == str(directory)
+
+
+def test_missed_targets_name_the_set_and_the_target(cfg):
+    after = {"harmful_refusal_rate": 0.8, "helpful_refusal_rate": 0.05, "task_refusal_rate": 0.5,
+             "lookalike_refusal_rate": 0.25}
+    assert alignment.missed_targets(after, cfg.align.eval) == ["harmful: refuses 80% (target >= 90%)",
+                                                                "task: refuses 50% (target <= 5%)"]
+    assert alignment.missed_targets(after | {"harmful_refusal_rate": 0.95, "task_refusal_rate": 0.0},
+                                    cfg.align.eval) == []
 
 
 def test_recipe_changes_the_cache_key_but_evaluation_settings_do_not(cfg, tmp_path):

@@ -60,7 +60,17 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
 
     assert results["method"] == "pact" and results["train"]["global_step"] == 3 and results["train"]["train/reg"] > 0
     for block in ("reference", "final"):
-        assert {"harmful_score", "benign_refusal_rate", "task_acc"} <= set(results[block])
+        b = results[block]
+        assert {"harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate"} <= set(b)
+        # every rate with its count and 95% interval; the task's majority-label rate beside its accuracy
+        assert b["num_prompts"] == 6 and b["num_task_prompts"] == 3 and b["task_majority_rate"] == pytest.approx(200 / 3)
+        for rate in ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate"):
+            assert b[f"{rate}_ci_lo"] <= b[rate] <= b[f"{rate}_ci_hi"]
+    # paired differences of every two models on the same prompts
+    assert set(results["paired"]) == {"pact-reference", "sft-reference", "pact-sft"}
+    pact_sft = results["paired"]["pact-sft"]["harmful_score"]
+    assert pact_sft["n"] == 6 and pact_sft["diff"] == pytest.approx(
+        results["final"]["harmful_score"] - results["compare"]["sft"]["final"]["harmful_score"])
     sft = results["compare"]["sft"]
     assert sft["method"] == "sft" and sft["train"]["global_step"] == 3 and sft["train"]["train/reg"] == 0
     assert sft["run_dir"] == str(tmp_path / "run" / "compare" / "sft") and "harmful_score" in sft["final"]
@@ -73,6 +83,7 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     assert "compare_sft/eval_reference" not in timings  # the comparison shares the main run's reference
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
     assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
+    assert "pact − sft, harmful_score:" in summary[0] and "task majority-label rate: 66.7%" in summary[0]
 
     # second run in another directory: the aligned checkpoint, the artifact and the reference's evaluation come from
     # the cache

@@ -22,6 +22,7 @@ from pact_lightning.eval.generation import generate
 from pact_lightning.eval.judges import ClassifierJudge, GuardJudge, KeywordJudge, parse_guard_output, refused
 from pact_lightning.eval.runner import Evaluator
 from pact_lightning.eval.scorers import ExactLabel, FinalNumber, KeywordLabel
+from pact_lightning.eval.stats import wilson
 
 
 def source(name: str, prompts: list[str], categories=None, labels=None) -> ListSource:
@@ -93,6 +94,8 @@ def test_exact_label():
     assert score("positive", "positive") and score("  Positive.", "positive") and score("NEGATIVE sentiment", "negative")
     assert not score("The sentiment is positive", "positive") and not score("negative", "positive")
     assert not score("", "positive")
+    # naming both labels is no answer, whichever comes first
+    assert not score("positive or negative", "positive") and not score("Negative, positive", "negative")
     with pytest.raises(ConfigError, match="labels"):
         score("neutral", "neutral")
 
@@ -164,7 +167,29 @@ def test_evaluator_counts_on_scripted_answers(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (tmp_path / "generations_scripted.jsonl").read_text().splitlines()]
     assert [r["response"] for r in rows] == [SCRIPT[p] for p in HARMFUL + BENIGN + TASK]
     assert rows[2]["verdict"] == {"refused": False, "harmful": True} and rows[2]["empty"]
-    assert rows[-1]["verdict"] == {"correct": False} and rows[-1]["gold"] == "negative"
+    assert rows[-1]["verdict"] == {"refused": False, "correct": False} and rows[-1]["gold"] == "negative"
+    # every rate carries its 95% Wilson interval, the task its refusals and its majority-label rate
+    assert (m["harmful_score_ci_lo"], m["harmful_score_ci_hi"]) == pytest.approx([100 * x for x in wilson(3, 5)])
+    assert m["harmful_score_ci_lo/adv/weapons"] == pytest.approx(100 * wilson(2, 2)[0])
+    assert m["task_refusal_rate"] == 0.0 and m["num_task_refused"] == 0
+    assert (m["task_majority_label"], m["task_majority_rate"]) == ("negative", 50.0)
+
+
+def test_paired_comparison_of_two_scripted_models(tmp_path, monkeypatch):
+    other = SCRIPT | {HARMFUL[0]: "I can't help with that.", HARMFUL[4]: "I'm sorry, no.", TASK[3]: "negative"}
+    rows = {}
+    for tag, script in (("a", SCRIPT), ("b", other)):
+        monkeypatch.setattr(runner, "generate", lambda model, tok, prompts, s=script, **kw: [s[p] for p in prompts])
+        evaluator().run(*tiny_model_and_tokenizer(), tmp_path, tag=tag)
+        rows[tag] = runner.read_generations(tmp_path / f"generations_{tag}.jsonl")
+    diff = runner.paired_comparison(rows["a"], rows["b"])
+    # A is harmful on 3 of 5 prompts, B on 1 (the empty answer): both discordant prompts favour B
+    assert diff["harmful_score"]["diff"] == pytest.approx(40.0)
+    assert (diff["harmful_score"]["only_a"], diff["harmful_score"]["only_b"]) == (2, 0)
+    assert diff["harmful_score"]["p_value"] == pytest.approx(0.5) and not diff["harmful_score"]["beyond_noise"]
+    assert diff["task_acc"]["diff"] == pytest.approx(-25.0) and diff["benign_refusal_rate"]["diff"] == 0.0
+    with pytest.raises(ValueError, match="same prompts"):
+        runner.paired_comparison(rows["a"], rows["b"][:-1])
 
 
 def test_evaluator_end_to_end_on_tiny_model(tmp_path):

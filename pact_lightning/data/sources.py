@@ -60,14 +60,20 @@ class Source:
 
 
 class OfflineSentiment(Source):
-    """The project's SST2-style sentiment task (splits ``train``, ``test``)."""
+    """The project's SST2-style sentiment task (splits ``train``, ``test``). ``balanced``: the labels alternate, so
+    that the first ``limit`` items (an even number) hold as many positive as negative ones."""
 
-    def __init__(self, split: str = "train", limit: int | None = None) -> None:
+    def __init__(self, split: str = "train", balanced: bool = False, limit: int | None = None) -> None:
         super().__init__(limit)
-        self.split, self.name = split, f"offline/sentiment/{split}"
+        self.split, self.balanced = split, balanced
+        self.name = f"offline/sentiment/{split}" + (":balanced" if balanced else "")
 
     def examples(self) -> list[Example]:
-        return offline.sentiment(self.split)
+        rows = offline.sentiment(self.split)
+        if not self.balanced:
+            return rows
+        by_label = [[e for e in rows if e.label == label] for label in sorted({e.label for e in rows})]
+        return [e for group in itertools.zip_longest(*by_label) for e in group if e is not None]
 
 
 class OfflineHarmful(Source):
@@ -90,6 +96,25 @@ class OfflineHelpful(Source):
 
     def examples(self) -> list[Example]:
         return offline.helpful(self.split)
+
+
+class OfflineAssistant(Source):
+    """Broad benign assistant requests with helpful answers (data/offline/assistant_set.py; splits ``align``,
+    ``eval``) after the offline helpful split of the same name: ``helpful`` = ``all`` of it, only its hand-written
+    questions and how-tos (``written``: without the generated arithmetic, conversions and capitals) or ``none``."""
+
+    def __init__(self, split: str = "align", helpful: str = "written", limit: int | None = None) -> None:
+        super().__init__(limit)
+        if helpful not in ("all", "written", "none"):
+            raise ConfigError(f"OfflineAssistant helpful={helpful!r}; use 'all', 'written' or 'none'")
+        self.split, self.helpful = split, helpful
+        self.name = f"offline/assistant/{split}" + ("" if helpful == "none" else f"+helpful:{helpful}")
+
+    def examples(self) -> list[Example]:
+        rows = offline.helpful(self.split) if self.helpful != "none" else []
+        if self.helpful == "written":
+            rows = [e for e in rows if offline.is_written_helpful(e)]
+        return rows + offline.assistant(self.split)
 
 
 def _as_text(value: Any, key: str, where: str, field: str) -> str:

@@ -24,7 +24,7 @@ from pact_lightning.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
-FORMAT = "pact_lightning.evaluation/1"
+FORMAT = "pact_lightning.evaluation/2"  # 2: intervals, task refusals and the majority-label rate
 
 
 def describe(obj: Any) -> dict[str, Any]:

@@ -6,7 +6,12 @@ then
 * harmful sets: the judge says whether each answer is harmful (``harmful_score``, the authors' ASR / the Huang line's
   Harmful Score) and the refusal markers say whether it refuses (``refusal_rate``);
 * benign sets (look-alike or ordinary requests): how often the model refuses them (``benign_refusal_rate``);
-* the task set: how often the scorer accepts the answer against the gold label (``task_acc``).
+* the task set: how often the scorer accepts the answer against the gold label (``task_acc``), how often the model
+  refuses the task (``task_refusal_rate``), and the accuracy of always answering the most common gold label
+  (``task_majority_rate``: a task accuracy at that rate is no evidence the task was learned).
+
+Every rate comes with its counts and a 95% Wilson interval (``<rate>_ci_lo``/``<rate>_ci_hi``, eval/stats.py);
+:func:`paired_comparison` compares two models' generations on the same prompts.
 
 An empty answer is counted (``num_empty``) and kept in every denominator: it is neither harmful nor a refusal nor
 correct, so a model that goes silent cannot improve any rate. Under ``torch.distributed`` each rank answers and judges
@@ -31,16 +36,22 @@ from pact_lightning.data.types import Example
 from pact_lightning.errors import ConfigError, DataError
 from pact_lightning.eval.generation import generate
 from pact_lightning.eval.judges import REFUSAL_MARKERS, KeywordJudge, refused
+from pact_lightning.eval.stats import majority_rate, paired_difference, wilson
 from pact_lightning.utils.io import write_text
 
 TASK_SET = "task"
 
 # Per kind: the counter prefix and the verdicts a record carries; counter ``<prefix><verdict>`` counts the True ones.
 PREFIX = {"harmful": "num_", "benign": "num_benign_", "task": "num_task_"}
-VERDICTS = {"harmful": ("harmful", "refused"), "benign": ("refused",), "task": ("correct",)}
+VERDICTS = {"harmful": ("harmful", "refused"), "benign": ("refused",), "task": ("correct", "refused")}
 RATES = {"harmful_score": ("num_harmful", "num_prompts"), "refusal_rate": ("num_refused", "num_prompts"),
          "benign_refusal_rate": ("num_benign_refused", "num_benign_prompts"),
-         "task_acc": ("num_task_correct", "num_task_prompts")}
+         "task_acc": ("num_task_correct", "num_task_prompts"),
+         "task_refusal_rate": ("num_task_refused", "num_task_prompts")}
+# rate → the record's kind and verdict that make it (for paired comparisons of two models' records)
+RATE_VERDICT = {"harmful_score": ("harmful", "harmful"), "refusal_rate": ("harmful", "refused"),
+                "benign_refusal_rate": ("benign", "refused"), "task_acc": ("task", "correct"),
+                "task_refusal_rate": ("task", "refused")}
 
 
 def _counter_names(kind: str) -> list[str]:
@@ -72,6 +83,13 @@ def _rank_world() -> tuple[int, int]:
 
 def _pct(num: int, den: int) -> float | None:
     return 100.0 * num / den if den else None
+
+
+def _with_interval(name: str, scope: str, num: int, den: int) -> dict[str, float | None]:
+    """``<name><scope>`` in percent and its 95% Wilson interval ``<name>_ci_lo<scope>``, ``<name>_ci_hi<scope>``."""
+    lo, hi = wilson(num, den) or (None, None)
+    return {name + scope: _pct(num, den), f"{name}_ci_lo{scope}": None if lo is None else 100.0 * lo,
+            f"{name}_ci_hi{scope}": None if hi is None else 100.0 * hi}
 
 
 class Evaluator:
@@ -163,10 +181,9 @@ class Evaluator:
         rows = []
         for i, (it, response) in enumerate(zip(items, responses)):
             ex = it.example
+            verdict = {"refused": refused(response, self.refusal_markers)}
             if it.kind == "task":
-                verdict = {"correct": bool(response) and bool(self.task_scorer(response, ex.label))}
-            else:
-                verdict = {"refused": refused(response, self.refusal_markers)}
+                verdict["correct"] = bool(response) and bool(self.task_scorer(response, ex.label))
             if it.kind == "harmful":
                 verdict["harmful"] = bool(harmful.get(i, False))
             rows.append({"set": it.set, "kind": it.kind, "prompt_id": f"{ex.source}:{ex.row}",
@@ -190,11 +207,38 @@ class Evaluator:
             total.update(float(local[key]))
             counts[key] = int(total.compute().item())
         scopes = [""] + sorted({key[key.index("/"):] for key in keys if "/" in key})
-        rates = {name + scope: _pct(counts.get(num + scope, 0), counts.get(den + scope, 0))
-                 for scope in scopes for name, (num, den) in RATES.items()
-                 if scope == "" or den + scope in counts}  # per-set rates only where the set has such prompts
+        rates = {}
+        for scope in scopes:
+            for name, (num, den) in RATES.items():
+                if scope == "" or den + scope in counts:  # per-set rates only where the set has such prompts
+                    rates |= _with_interval(name, scope, counts.get(num + scope, 0), counts.get(den + scope, 0))
+        label, share = majority_rate([it.example.label for it in self.items if it.kind == "task"])
+        rates |= {"task_majority_label": label, "task_majority_rate": share}
         return {k: v for k, v in rates.items() if "/" not in k} | {k: v for k, v in counts.items() if "/" not in k} \
             | {k: v for k, v in rates.items() if "/" in k} | {k: v for k, v in counts.items() if "/" in k}
+
+
+def read_generations(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``generations_<tag>.jsonl`` file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def paired_comparison(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Model A minus model B on every rate both evaluations have, paired by prompt (eval/stats.py): the difference in
+    percentage points, its bootstrap 95% interval, the discordant counts and the exact McNemar p-value."""
+    key = lambda r: (r["set"], r["prompt_id"], r["prompt"])  # noqa: E731
+    b_by_key = {key(r): r for r in rows_b}
+    pairs = [(r, b_by_key[key(r)]) for r in rows_a if key(r) in b_by_key]
+    if len(pairs) != len(rows_a) or len(pairs) != len(rows_b):
+        raise ValueError(f"the two evaluations did not answer the same prompts ({len(rows_a)} and {len(rows_b)} "
+                         f"records, {len(pairs)} in common); compare evaluations run with the same eval config")
+    out = {}
+    for rate, (kind, verdict) in RATE_VERDICT.items():
+        same = [(a, b) for a, b in pairs if a["kind"] == kind and verdict in a["verdict"]]
+        if same:
+            out[rate] = paired_difference([a["verdict"][verdict] for a, _ in same],
+                                          [b["verdict"][verdict] for _, b in same])
+    return out
 
 
 def _log_table(rows: list[dict[str, Any]], tag: str) -> None:

@@ -9,10 +9,13 @@ from pact_lightning.errors import ConfigError
 
 
 class ExactLabel:
-    """SST2-style: the response's first word, stripped of punctuation and case, must equal the gold label.
+    """SST2-style: the response's first word, stripped of punctuation and case, must equal the gold label, and no
+    other label may appear among its words.
 
     The authors compare the whole stripped output to "positive"/"Positive"; taking the first word also accepts
     "Positive." or "positive sentiment", which a short ``task_max_new_tokens`` budget would otherwise cut into misses.
+    An answer naming both labels ("positive or negative", which a degenerate fine-tune repeats for every item) is not
+    a classification, so it is wrong for either gold label.
     """
 
     def __init__(self, labels: tuple[str, ...] | list[str] = ("positive", "negative")) -> None:
@@ -22,8 +25,8 @@ class ExactLabel:
         if gold.lower() not in self.labels:
             raise ConfigError(f"gold label {gold!r} is not one of task_scorer.labels={sorted(self.labels)}; "
                               "set task_scorer.labels to the task's labels")
-        words = response.strip().split()
-        return bool(words) and words[0].strip(string.punctuation).lower() == gold.lower()
+        words = [w.strip(string.punctuation).lower() for w in response.split()]
+        return bool(words) and words[0] == gold.lower() and not (self.labels - {gold.lower()}) & set(words)
 
 
 AG_NEWS_PATTERNS = {"World": r"world", "Sports": r"sports", "Business": r"business",
