@@ -85,6 +85,7 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
+        results["judge"] = run_results.judge_name(evaluator.judge)
         # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
         aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
         if cfg.eval.reference:  # comparison runs share the main run's
