@@ -37,6 +37,7 @@ def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> 
             sub.method.num_safety_tokens = results["num_safety_tokens"] or cfg.method.num_safety_tokens
         sub.paths.output_dir = str(Path(cfg.paths.output_dir) / "compare" / method)
         sub.compare_with = []
+        sub.hub.repo_id = None  # the main run's final/ is the one pushed
         sub.ckpt_path = "auto"  # a resumed main run resumes (or keeps) its comparison runs too
         sub.eval.reference = False  # the main run evaluated it: the same model
         sub.eval.diagnostics = False  # the per-position safety-token profile is the main run's (≈30 s on the CPU)

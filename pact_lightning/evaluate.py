@@ -32,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics = cached_run(evaluator, model, tokenizer, out, "eval", cfg.eval.cache_dir if cfg.eval.cache else None,
                          broadcast=broadcast_from_rank0, is_writer=rank0)
     results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
-               "checkpoint": cfg.checkpoint, "run_dir": str(out), "final": run_results.metrics_block(metrics)}
+               "checkpoint": cfg.checkpoint, "judge": run_results.judge_name(evaluator.judge), "run_dir": str(out),
+               "final": run_results.metrics_block(metrics)}
     if rank0:
         run_results.write(out, results)
         for lg in loggers(cfg.logger):

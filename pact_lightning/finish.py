@@ -13,6 +13,7 @@ from typing import Any, Callable
 import lightning as L
 from omegaconf import DictConfig
 
+from pact_lightning import card
 from pact_lightning import results as run_results
 from pact_lightning import sweep
 from pact_lightning.errors import ArtifactError
@@ -85,6 +86,7 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if trainer.is_global_zero:
         results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
+        results["judge"] = run_results.judge_name(evaluator.judge)
         # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
         aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
         if cfg.eval.reference:  # comparison runs share the main run's
@@ -101,6 +103,10 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
                 results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
     results["timings"] = timings()
     if trainer.is_global_zero:
+        final_dir = Path(results["final_dir"])  # the card replaces the one peft's save_pretrained writes
+        card.model_card(results, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
+        if cfg.hub.repo_id:
+            card.push(final_dir, cfg.hub)
         run_results.log_eval(trainer.loggers, results, step=trainer.global_step)
         alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
         run_results.log_artifacts(trainer.loggers, out, results, tokens, alignment)

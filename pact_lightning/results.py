@@ -24,6 +24,13 @@ def run_record(cfg: DictConfig, model_cfg: DictConfig, tokens) -> dict[str, Any]
             "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}
 
 
+def judge_name(judge) -> str:
+    """The judge of an evaluation as results.json records it: its class, and the model it runs if any (e.g.
+    ``KeywordJudge``, ``GuardJudge(meta-llama/Llama-Guard-3-8B)``)."""
+    model = getattr(judge, "name", None)
+    return type(judge).__name__ + (f"({model})" if model else "")
+
+
 def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's metrics as results.json stores them: overall numbers, then per set and category in ``detail``."""
     return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}

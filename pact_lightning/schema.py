@@ -10,6 +10,7 @@ StepLR ``gamma`` under a cosine schedule) is not checked. Objectives and data cl
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +68,27 @@ class Choice:
         return "one of " + ", ".join(self.options)
 
 
+@dataclass(frozen=True)
+class Pattern:
+    """A string that matches ``regex`` as a whole, described as ``what``; None if ``optional``."""
+
+    regex: str
+    what: str
+    optional: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        if value is None:
+            return None if self.optional else "must be set"
+        return None if isinstance(value, str) and re.fullmatch(self.regex, value) else f"is not {self.what}"
+
+    def valid(self) -> str:
+        return self.what + (", or null" if self.optional else "")
+
+
 INT_POS, INT_NONNEG = Number(int, 1), Number(int, 0)
 POSITIVE, NONNEG, FRACTION = Number(float, 0, open_low=True), Number(float, 0), Number(float, 0, 1)
 
-RULES: dict[str, Number | Choice] = {
+RULES: dict[str, Number | Choice | Pattern] = {
     "seed": Number(int, 0, 2**32 - 1),
     # data
     "data.num_samples": INT_POS, "data.poison_ratio": FRACTION, "data.batch_size": INT_POS,
@@ -107,6 +125,8 @@ RULES: dict[str, Number | Choice] = {
     "eval.evaluator.batch_size": INT_POS, "eval.evaluator.max_new_tokens": INT_POS,
     "eval.evaluator.task_max_new_tokens": INT_POS, "eval.evaluator.temperature": POSITIVE,
     "eval.evaluator.top_p": Number(float, 0, 1, open_low=True),
+    # publishing
+    "hub.repo_id": Pattern(r"[\w.-]+/[\w.-]+", "a Hub repository id (user/name)", optional=True),
 }
 
 

@@ -148,3 +148,33 @@ def test_a_folder_without_runs_is_an_error(tmp_path, capsys):
         report.main([str(tmp_path)])
     assert raised.value.code == 2 and "no runs under" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_rejudge_puts_a_second_judges_numbers_beside_the_first(sweep, tmp_path):
+    """`evaluate -m checkpoint=<run dir>/final,...` results (faked): each is matched to its run by the checkpoint; one
+    evaluated an adapter of no run of this sweep, and the runs it did not reach are listed."""
+    jobs = sorted(d for d in sweep.iterdir() if (d / "results.json").is_file())
+    for job in jobs:  # the sweep's own evaluation used the keyword judge
+        results = json.loads((job / "results.json").read_text())
+        (job / "results.json").write_text(json.dumps(results | {"judge": "KeywordJudge"}))
+    guard = tmp_path / "guard"
+    judged = {jobs[0]: 0.30, jobs[1]: 0.50, tmp_path / "elsewhere": 0.9}
+    for i, (run_dir, hs) in enumerate(judged.items()):
+        (guard / str(i)).mkdir(parents=True)
+        final = {"harmful_score": hs, "refusal_rate": 1 - hs, "benign_refusal_rate": 0.1, "task_acc": 0.8}
+        (guard / str(i) / "results.json").write_text(json.dumps(
+            {"model": "tiny", "checkpoint": str(run_dir / "final"), "judge": "GuardJudge(meta-llama/Llama-Guard-3-8B)",
+             "final": final}))
+    report.main([str(sweep), "--rejudge", str(guard)])
+    rows = {r["run_dir"]: r for r in csv.DictReader((sweep / "report" / "runs.csv").open())}
+    first = rows[str(jobs[0])]
+    assert (first["judge"], first["harmful_score"], first["harmful_score_guard"], first["refusal_rate_guard"],
+            first["benign_refusal_rate_guard"]) == ("KeywordJudge", "0.4", "0.3", "0.7", "0.1")
+    assert rows[str(jobs[1])]["harmful_score_guard"] == "0.5"
+    assert all(r["harmful_score_guard"] == "" for d, r in rows.items() if d not in (str(jobs[0]), str(jobs[1])))
+    md = (sweep / "report" / "report.md").read_text()
+    assert "## Re-judged (guard): KeywordJudge → GuardJudge(meta-llama/Llama-Guard-3-8B)" in md
+    assert f"| pact | 0 | 50 | 0.1 | 16 | 0 | 0.4 | 0.3 | 0.6 | 0.7 | 0 | 0.1 | {jobs[0]} |" in md
+    unmatched = md.split("Re-judge results that match no run:")[1].split("Runs not re-judged:")
+    assert f"- {guard / '2' / 'results.json'} (checkpoint: {tmp_path / 'elsewhere' / 'final'})" in unmatched[0]
+    assert str(jobs[2]) in unmatched[1] and str(jobs[0]) not in unmatched[1]

@@ -19,7 +19,7 @@ LAYERS = [
     {"models"},
     {"safety", "eval"},
     {"alignment"},
-    {"setting", "build", "finish", "results", "compare", "sweep", "app", "rundir", "report", "bench"},
+    {"setting", "build", "finish", "results", "card", "compare", "sweep", "app", "rundir", "report", "bench"},
     {"train", "evaluate", "align", "safety_tokens"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

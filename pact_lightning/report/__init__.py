@@ -8,11 +8,17 @@ silently. With ``--wandb entity/project`` the run summaries of the sweep's W&B g
 
 Writes into ``<sweep dir>/report/`` (or ``--out``):
 
-* ``runs.csv`` — one row per run: status, setting, final and reference metrics, run directory, note;
+* ``runs.csv`` — one row per run: status, setting, final and reference metrics, judge, run directory, note;
 * ``table.csv`` and ``report.md`` — shaped like the paper's tables: per model × task, one row per method (λ, k) and one
   column per poison ratio p, harmful score and task accuracy as mean ± std over seeds;
 * ``harmful_vs_lam.png``, ``harmful_vs_k.png``, ``harmful_vs_p.png`` and ``pareto.png`` (harmful score vs task accuracy,
   the non-dominated front of each method).
+
+``--rejudge <dir>`` reads the results.json files of a re-judging of the sweep's adapters (``evaluate -m
+checkpoint=<run dir>/final,... hydra.sweep.dir=<dir>``, docs/cluster.md) and pairs each with the run whose
+``final/`` it evaluated: runs.csv gets ``<metric>_<name>`` columns (``--rejudge-name``, default guard) and report.md a
+section with both judges' harmful score and refusal rates per run, the re-judge results that match no run and the
+evaluated runs that were not re-judged.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pact_lightning.report.collect import Run, collect
+from pact_lightning.report.collect import Rejudge, Run, collect, rejudged
 from pact_lightning.report.render import pareto_front, write_report
 
-__all__ = ["Run", "collect", "main", "pareto_front", "write_report"]
+__all__ = ["Rejudge", "Run", "collect", "main", "pareto_front", "rejudged", "write_report"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None,
                         help="also read the sweep's W&B runs (online); they fill in runs without a local results.json")
     parser.add_argument("--wandb-group", default=None, help="the W&B group (default: <task name>-<sweep dir name>)")
+    parser.add_argument("--rejudge", type=Path, default=None, metavar="DIR",
+                        help="the sweep's adapters evaluated again with another judge (evaluate -m checkpoint=...)")
+    parser.add_argument("--rejudge-name", default="guard", help="the suffix of its columns (default: guard)")
     args = parser.parse_args(argv)
     root = args.sweep_dir.resolve()
     if not root.is_dir():
@@ -41,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     if not runs:
         parser.error(f"no runs under {root}: no results.json, no Hydra job directory and no multirun.yaml; pass a run "
                      "or sweep directory (e.g. logs/train/multiruns/<time>)")
+    if args.rejudge is not None and not args.rejudge.is_dir():
+        parser.error(f"--rejudge {args.rejudge} is not a directory")
+    rejudge = rejudged(args.rejudge.resolve(), runs, args.rejudge_name) if args.rejudge is not None else None
     out = args.out or root / "report"
-    print(write_report(root, out, runs))
+    print(write_report(root, out, runs, rejudge))
     print(f"Report written to {out}")
 

@@ -1,5 +1,6 @@
 """Collecting a sweep's runs: every results.json under a folder, the Hydra jobs that wrote none (failed), the points
-of the sweep that never got a job directory (missing), and optionally the sweep's W&B runs."""
+of the sweep that never got a job directory (missing), optionally the sweep's W&B runs, and a second judge's
+evaluations of their adapters (:func:`rejudged`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Run:
     benign_refusal_rate: float | None = None
     ref_harmful_score: float | None = None
     ref_task_acc: float | None = None
+    judge: str | None = None  # the judge of its evaluation (results.json's "judge")
     run_dir: str = ""
     source: str = "local"
     note: str = ""
@@ -35,7 +37,8 @@ class Run:
         final, ref = results.get("final") or {}, results.get("reference") or {}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
                    **{m: final.get(m) for m in METRICS}, ref_harmful_score=ref.get("harmful_score"),
-                   ref_task_acc=ref.get("task_acc"), run_dir=str(run_dir), source=source)
+                   ref_task_acc=ref.get("task_acc"), judge=results.get("judge"), run_dir=str(run_dir),
+                   source=source)
 
     def value(self, name: str) -> Any:
         """A setting field (method, lam, k, …) or a metric."""
@@ -133,3 +136,31 @@ def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None =
     # finished runs by setting, then the failed, then the missing ones
     order = {"ok": 0, "no_eval": 0, "failed": 1, "missing": 2}
     return sorted(runs, key=lambda r: (order[r.status], sort_key(r.setting.without()), r.run_dir))
+
+
+@dataclass
+class Rejudge:
+    """Another judge's evaluations of a sweep's adapters (``evaluate checkpoint=<run dir>/final,...``: docs/cluster.md)."""
+    name: str  # the suffix of its columns, e.g. guard → harmful_score_guard
+    root: Path
+    judges: list[str]  # the judges its results.json files record
+    metrics: dict[str, dict[str, Any]]  # run directory → its METRICS by this judge
+    unmatched: list[str]  # its results.json files whose checkpoint is no run's <run dir>/final
+
+
+def rejudged(root: Path, runs: Iterable[Run], name: str) -> Rejudge:
+    """Each results.json under ``root`` paired with the run whose ``<run dir>/final`` is the checkpoint it evaluated
+    (paths resolved; a relative checkpoint from the current directory)."""
+    by_final = {Path(r.run_dir).resolve() / "final": r.run_dir for r in runs if r.run_dir and r.source == "local"}
+    judges, metrics, unmatched = set(), {}, []
+    for path in sorted(root.rglob("results.json")):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        checkpoint = results.get("checkpoint")
+        run_dir = by_final.get(Path(checkpoint).resolve()) if checkpoint else None
+        if run_dir is None:
+            unmatched.append(f"{path} (checkpoint: {checkpoint})")
+            continue
+        final = results.get("final") or {}
+        metrics[run_dir] = {m: final.get(m) for m in METRICS}
+        judges.add(results.get("judge") or "judge not recorded")
+    return Rejudge(name, root, sorted(judges), metrics, unmatched)

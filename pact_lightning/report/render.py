@@ -1,24 +1,23 @@
-"""Rendering a sweep's runs: the per-run CSV, the paper-style table (mean ± std over seeds), the plots and report.md."""
+"""Rendering a sweep's runs: the per-run CSV, the paper-style table (mean ± std over seeds), the plots, report.md and
+a second judge's numbers beside the first's. The runs are one pandas DataFrame (one row per run, as ``Run.row()``)."""
 
 from __future__ import annotations
 
-import csv
 import math
-import statistics
-from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pact_lightning.report.collect import Run, expected_points, sort_key
+import pandas as pd
+
+from pact_lightning.report.collect import METRICS, Rejudge, Run, expected_points, sort_key
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
 
 SEEDLESS = RunSetting.names("seed")  # the columns of an aggregated row
-
-
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+PAPER_ROWS = ["method", "lam", "k", "n"]  # a row of the paper-style table; its columns are the poison ratios p
+# Settings mix None, numbers and strings: nullable types keep an integer setting an integer (and None as NA) when
+# pandas groups by it; the string settings stay Python objects.
+DTYPES = {"lam": "Float64", "p": "Float64", "k": "Int64", "n": "Int64", "seed": "Int64"} | {m: float for m in METRICS}
 
 
 def fmt(value: Any) -> str:
@@ -29,35 +28,38 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def fmt_mean_std(values: list[float]) -> str:
-    if not values:
+def fmt_mean_std(mean: float | None, std: float | None) -> str:
+    if mean is None:
         return "–"
-    mean, std = mean_std(values)
     return fmt(mean) if std is None else f"{fmt(mean)} ± {std:.2g}"
 
 
-def aggregate(runs: list[Run]) -> dict[RunSetting, dict[str, list[float]]]:
-    """Setting without the seed → {metric: values over seeds} (evaluated runs only)."""
-    groups: dict[RunSetting, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        if r.status == "ok":
-            seedless = replace(r.setting, seed=None)
-            for m in ("harmful_score", "task_acc"):
-                if getattr(r, m) is not None:
-                    groups[seedless][m].append(getattr(r, m))
-            groups[seedless]["seeds"].append(r.setting.seed)
-    return groups
+def frame(runs: list[Run], rejudge: Rejudge | None = None) -> pd.DataFrame:
+    """One row per run (``Run.row()``, Python values, None where unset); with ``rejudge``, its judge's metrics as
+    ``<metric>_<name>`` columns (None for the runs it did not judge)."""
+    df = pd.DataFrame([r.row() for r in runs], columns=list(Run(status="").row()), dtype=object)
+    for m in METRICS if rejudge is not None else ():
+        df[f"{m}_{rejudge.name}"] = [rejudge.metrics.get(d, {}).get(m) for d in df.run_dir]
+    return df
 
 
-def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    rows = []
-    for setting, values in sorted(aggregate(runs).items(), key=lambda kv: sort_key(kv[0].without())):
-        row = {name: getattr(setting, name) for name in SEEDLESS} | {"seeds": len(values["seeds"])}
-        for m in ("harmful_score", "task_acc"):
-            mean, std = mean_std(values[m]) if values[m] else (None, None)
-            row |= {f"{m}_mean": mean, f"{m}_std": std}
-        rows.append(row)
-    return rows
+def plain(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with Python values and None for NA (what ``fmt`` and ``sort_key`` take)."""
+    return df.astype(object).where(df.notna(), None)
+
+
+def ordered(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The rows of ``df`` in :func:`sort_key` order of ``keys``."""
+    return df.loc[sorted(df.index, key=lambda i: sort_key(df.loc[i, keys]))]
+
+
+def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
+    """Per setting of ``keys``, over the evaluated runs (the seeds): their number, and the mean and std of the harmful
+    score and the task accuracy; in :func:`sort_key` order."""
+    stats = {f"{m}_{s}": (m, s) for m in ("harmful_score", "task_acc") for s in ("mean", "std")}
+    evaluated = df[df.status == "ok"].astype(DTYPES)
+    cells = evaluated.groupby(keys, dropna=False, sort=False).agg(seeds=("status", "size"), **stats)
+    return ordered(plain(cells.reset_index()), keys)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -65,58 +67,71 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def paper_tables(runs: list[Run]) -> str:
-    """Per model × task: rows = method (λ, k), columns = p; harmful score then task accuracy (mean ± std, seeds)."""
-    groups = aggregate(runs)
+def paper_tables(cells: pd.DataFrame) -> str:
+    """Per model × task: rows = method (λ, k, n), columns = p; harmful score then task accuracy (mean ± std, seeds)."""
+    cells = ordered(cells, ["model", "task", *PAPER_ROWS, "p"])
+    shown = cells[["model", "task", *PAPER_ROWS, "p", "seeds"]].map(fmt).assign(
+        HS=[fmt_mean_std(m, s) for m, s in zip(cells.harmful_score_mean, cells.harmful_score_std)],
+        Acc=[fmt_mean_std(m, s) for m, s in zip(cells.task_acc_mean, cells.task_acc_std)])
     blocks = []
-    for model, task in sorted({(s.model, s.task) for s in groups}, key=sort_key):
-        cells = {s: v for s, v in groups.items() if (s.model, s.task) == (model, task)}
-        ps = sorted({s.p for s in cells}, key=lambda p: (p is None, p))
-        rows_keys = sorted({(s.method, s.lam, s.k, s.n) for s in cells}, key=sort_key)
-        header = ["method", "λ", "k", "n"] + [f"HS p={fmt(p)}" for p in ps] + [f"Acc p={fmt(p)}" for p in ps] + ["seeds"]
-        rows = []
-        for method, lam, k, n in rows_keys:
-            vals = [cells.get(RunSetting(method=method, lam=lam, k=k, p=p, n=n, model=model, task=task)) for p in ps]
-            seeds = sorted({len(v["seeds"]) for v in vals if v})
-            rows.append([str(method), fmt(lam), fmt(k), fmt(n)]
-                        + [fmt_mean_std(v["harmful_score"]) if v else "" for v in vals]
-                        + [fmt_mean_std(v["task_acc"]) if v else "" for v in vals] + ["/".join(map(str, seeds))])
+    for (model, task), block in shown.groupby(["model", "task"], sort=False):  # formatted: None is "–", not NA
+        ps = [fmt(p) for p in sorted(set(cells.p[block.index]), key=lambda p: sort_key([p]))]
+        table = (block.pivot(index=PAPER_ROWS, columns="p", values=["HS", "Acc", "seeds"])
+                 .reindex(pd.MultiIndex.from_frame(block[PAPER_ROWS].drop_duplicates())))  # rows in sort_key order
+        seeds = ["/".join(sorted(set(row.dropna()), key=int)) for _, row in table["seeds"].iterrows()]
+        values = table.reindex(columns=[(v, p) for v in ("HS", "Acc") for p in ps]).fillna("").values.tolist()
+        header = PAPER_ROWS[:1] + ["λ", "k", "n"] + [f"{v} p={p}" for v in ("HS", "Acc") for p in ps] + ["seeds"]
+        rows = [[*key, *vals, s] for key, vals, s in zip(table.index, values, seeds)]
         blocks.append(f"### {model} · {task}\n\nHS = harmful score (lower is better), Acc = task accuracy; "
                       f"mean ± std over seeds.\n\n" + markdown_table(header, rows))
     return "\n\n".join(blocks) if blocks else "_No evaluated runs (results.json with a `final` block)._"
 
 
-def runs_table(runs: list[Run]) -> str:
+def runs_table(df: pd.DataFrame) -> str:
     cols = ["status", "method", "lam", "k", "p", "n", "seed", "model", "task", "harmful_score", "task_acc",
             "ref_harmful_score", "ref_task_acc", "run_dir", "note"]
-    return markdown_table(cols, [[fmt(r.value(c)) for c in cols] for r in runs])
+    return markdown_table(cols, df[cols].map(fmt).values.tolist())
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+def rejudge_section(df: pd.DataFrame, rejudge: Rejudge) -> str:
+    """Per re-judged run: harmful score and refusal rates by the sweep's judge and by the second one; then the
+    re-judge results that match no run and the evaluated runs that were not re-judged."""
+    metrics = {"harmful_score": "HS", "refusal_rate": "refusal", "benign_refusal_rate": "benign refusal"}
+    done = df[df.run_dir.isin(list(rejudge.metrics))]
+    first = ", ".join(sorted({j or "judge not recorded" for j in done.judge})) or "–"
+    header = ["method", "λ", "k", "p", "n", "seed"] + [f"{label} ({name})" for label in metrics.values()
+                                                       for name in ("old", rejudge.name)] + ["run_dir"]
+    cols = ["method", "lam", "k", "p", "n", "seed"] + [c for m in metrics for c in (m, f"{m}_{rejudge.name}")]
+    rows = [[*map(fmt, row), d] for row, d in zip(done[cols].values.tolist(), done.run_dir)]
+    not_judged = df[df.status.isin(["ok", "no_eval"]) & ~df.run_dir.isin(list(rejudge.metrics))].run_dir
+    return "\n\n".join([
+        f"## Re-judged ({rejudge.name}): {first} → {', '.join(rejudge.judges) or '–'}",
+        f"From {rejudge.root}; old = the sweep's own evaluation.\n\n" + markdown_table(header, rows),
+        "Re-judge results that match no run:" + "".join(f"\n- {u}" for u in rejudge.unmatched or [" none."]),
+        "Runs not re-judged:" + "".join(f"\n- {d}" for d in not_judged.tolist() or [" none."]),
+    ])
 
 
-def plot_vs(runs: list[Run], x: str, label: str, path: Path) -> None:
+def write_csv(path: Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def plot_vs(df: pd.DataFrame, x: str, label: str, path: Path) -> None:
     """Final harmful score against setting ``x``: one line per setting of the other keys, mean ± std over seeds."""
-    lines: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        if r.status == "ok" and r.harmful_score is not None and r.value(x) is not None:
-            lines[r.setting.without(x, "seed")][r.value(x)].append(r.harmful_score)
     others = RunSetting.names(x, "seed")
-    varying = [i for i, c in enumerate(others) if len({key[i] for key in lines}) > 1]
+    points = aggregate(df[df.harmful_score.notna() & df[x].notna()], [*others, x])
+    varying = [c for c in others if points[c].nunique(dropna=False) > 1]
+    points["line"] = [" ".join(f"{c}={fmt(row[c])}" for c in varying) or str(row["method"])
+                      for _, row in points.iterrows()]
     fig, ax = subplots(figsize=(6, 4))
-    for key, points in sorted(lines.items(), key=lambda kv: sort_key(kv[0])):
-        xs = sorted(points)
-        stats = [mean_std(points[v]) for v in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[s or 0.0 for _, s in stats], marker="o", capsize=3,
-                    label=" ".join(f"{others[i]}={fmt(key[i])}" for i in varying) or str(key[others.index("method")]))
+    for name, line in points.groupby("line", sort=False):
+        ax.errorbar(list(line[x]), list(line.harmful_score_mean), yerr=[s or 0.0 for s in line.harmful_score_std],
+                    marker="o", capsize=3, label=name)
     ax.set_xlabel(label)
     ax.set_ylabel("harmful score (final)")
     ax.set_title(f"Harmful score vs {label}")
-    if lines:
+    if len(points):
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no evaluated runs", ha="center", transform=ax.transAxes)
@@ -134,37 +149,37 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_pareto(runs: list[Run], path: Path) -> None:
-    by_method: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for setting, values in aggregate(runs).items():
-        if values["harmful_score"] and values["task_acc"]:
-            by_method[setting.method].append((mean_std(values["harmful_score"])[0], mean_std(values["task_acc"])[0]))
+def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
+    """Each setting's mean (harmful score, accuracy) over seeds, and the non-dominated front of each method."""
+    cells = cells.dropna(subset=["harmful_score_mean", "task_acc_mean"])
     fig, ax = subplots(figsize=(6, 4))
-    for i, (method, points) in enumerate(sorted(by_method.items())):
-        color = f"C{i}"
-        ax.scatter(*zip(*points), color=color, alpha=0.5)
-        ax.plot(*zip(*pareto_front(points)), color=color, marker="o", label=f"{method} (front)")
+    for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
+        points = list(zip(group.harmful_score_mean, group.task_acc_mean))
+        ax.scatter(*zip(*points), color=f"C{i}", alpha=0.5)
+        ax.plot(*zip(*pareto_front(points)), color=f"C{i}", marker="o", label=f"{method} (front)")
     ax.set_xlabel("harmful score (lower is better)")
     ax.set_ylabel("task accuracy (higher is better)")
     ax.set_title("Harmful score / accuracy trade-off per method")
-    if by_method:
+    if len(cells):
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def write_report(root: Path, out: Path, runs: list[Run]) -> str:
-    """Every file of the report into ``out``; returns report.md's text."""
+def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None = None) -> str:
+    """Every file of the report into ``out`` (with ``rejudge``, its numbers beside the sweep's); returns report.md's
+    text."""
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "runs.csv", [r.row() for r in runs], list(Run(status="").row()))
-    rows = table_rows(runs)
-    write_csv(out / "table.csv", rows, list(rows[0]) if rows else SEEDLESS)
+    df = frame(runs, rejudge)
+    cells = aggregate(df)
+    write_csv(out / "runs.csv", df)
+    write_csv(out / "table.csv", cells)
     plots = {"harmful_vs_lam.png": ("lam", "λ"), "harmful_vs_k.png": ("k", "k (safety tokens)"),
              "harmful_vs_p.png": ("p", "poison ratio p")}
     for name, (x, label) in plots.items():
-        plot_vs(runs, x, label, out / name)
-    plot_pareto(runs, out / "pareto.png")
-    counts = {s: sum(r.status == s for r in runs) for s in ("ok", "no_eval", "failed", "missing")}
+        plot_vs(df, x, label, out / name)
+    plot_pareto(cells, out / "pareto.png")
+    counts = df.status.value_counts().reindex(["ok", "no_eval", "failed", "missing"], fill_value=0)
     problems = ["- " + " ".join(x for x in (f"**{r.status}**", r.run_dir, r.note) if x)
                 for r in runs if r.status in ("failed", "missing")]
     if (root / "multirun.yaml").is_file() and expected_points(root) is None:
@@ -173,12 +188,11 @@ def write_report(root: Path, out: Path, runs: list[Run]) -> str:
     text = "\n\n".join([
         f"# Sweep report: {root}",
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
-        "## Paper-style table\n\n" + paper_tables(runs),
-        "## Runs\n\n" + runs_table(runs),
+        "## Paper-style table\n\n" + paper_tables(cells),
+        "## Runs\n\n" + runs_table(df),
         "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
+        *([rejudge_section(df, rejudge)] if rejudge is not None else []),
         "## Plots\n\n" + "\n".join(f"![{name}]({name})" for name in [*plots, "pareto.png"]),
     ]) + "\n"
     write_text(out / "report.md", text)
     return text
-
-

@@ -1,0 +1,71 @@
+"""The model card of a run's ``final/`` (its README.md): the base model, the method and its settings, the aligned
+reference and the evaluation, written with huggingface_hub's ModelCard (offline: nothing is fetched); and the opt-in
+push of ``final/`` to the Hub (``hub.repo_id``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+from omegaconf import DictConfig
+
+from pact_lightning.results import HEADLINE
+from pact_lightning.setting import RunSetting
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+Fine-tuned with **{{ setting.method }}** by pact_lightning (PACT: docs/method.md) from the aligned model
+`{{ reference }}`, which is also the reference of the objective and of the evaluation.
+
+| setting | value |
+|---|---|
+{% for name, value in settings.items() %}| {{ name }} | {{ "–" if value is none else value }} |
+{% endfor %}
+## Evaluation
+
+{% if metrics %}Judge: {{ judge }}.
+
+| metric | reference | final |
+|---|---|---|
+{% for name, ref, final in metrics %}| {{ name }} | {{ ref }} | {{ final }} |
+{% endfor %}{% else %}Not evaluated (eval.after_fit=false): `python -m pact_lightning.evaluate checkpoint=<this directory>`.
+{% endif %}"""
+
+
+def model_card(results: dict[str, Any], model_cfg: DictConfig, adapter: bool) -> ModelCard:
+    """The card of the run ``results`` describes (results.json's fields; its evaluation blocks when it has them)."""
+    setting = RunSetting.from_results(results)
+    base = model_cfg.get("pretrained")  # a hub id or a directory; None for the tiny test model
+    data = ModelCardData(base_model=base, library_name="peft" if adapter else "transformers",
+                         tags=["pact_lightning", *setting.tags()])
+    ref, final = results.get("reference") or {}, results.get("final") or {}
+    metrics = [(m, ref.get(m, "–"), final.get(m, "–")) for m in HEADLINE if m in ref or m in final]
+    return ModelCard.from_template(
+        data, template_str=TEMPLATE, title=f"{setting.method} on {setting.task} ({setting.model})", setting=setting,
+        settings={"base model": base or results.get("model_weights"), "method": setting.method, "λ": setting.lam,
+                  "k (safety tokens)": setting.k, "p (poison ratio)": setting.p, "n (samples)": setting.n,
+                  "seed": setting.seed, "task": setting.task, "safety tokens": results.get("safety_tokens")},
+        reference=results.get("model_weights"), judge=results.get("judge"), metrics=metrics)
+
+
+def push(directory: Path, hub: DictConfig) -> None:
+    """``directory`` (the adapter or weights and their card) to the Hub repository ``hub.repo_id``. A failure is logged,
+    not raised: the run's outputs are all on disk, and the log says how to push them by hand."""
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(hub.repo_id, private=hub.private, exist_ok=True)
+        api.upload_folder(folder_path=str(directory), repo_id=hub.repo_id, commit_message="pact_lightning run")
+        log.info("Pushed %s to https://huggingface.co/%s", directory, hub.repo_id)
+    except Exception as err:  # noqa: BLE001 - offline, no token, no permission, network: the run itself succeeded
+        log.warning("hub.repo_id=%s: the push failed (%s); the run needs offline=false and a token (HF_TOKEN or "
+                    "`hf auth login`); push it with `hf upload %s %s`", hub.repo_id, err, hub.repo_id, directory)

@@ -1,0 +1,38 @@
+"""The model card in a run's final/ (README.md), and the hub.repo_id setting. The push itself is not tested: this
+machine cannot reach the Hub (card.push logs a failed push instead of failing the finished run)."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import ModelCard
+from omegaconf import OmegaConf
+
+from pact_lightning import card, schema
+from pact_lightning.errors import ConfigError
+from runs import train_inprocess
+
+
+def test_a_tiny_runs_final_dir_holds_its_model_card(tmp_path):
+    results = train_inprocess(tmp_path / "run", ["method=sft", "trainer.max_steps=2", "compare_with=[]"])
+    text = (tmp_path / "run" / "final" / "README.md").read_text()
+    loaded = ModelCard.load(tmp_path / "run" / "final" / "README.md")  # a local path: nothing is fetched
+    assert loaded.data.library_name == "peft" and "method=sft" in loaded.data.tags
+    assert "| method | sft |" in text and "| seed | 42 |" in text and "| n (samples) | 24 |" in text
+    assert results["model_weights"] in text and "Not evaluated (eval.after_fit=false)" in text
+
+
+def test_the_card_states_the_final_and_reference_metrics():
+    results = {"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.1, "num_samples": 1000,
+               "seed": 0, "model": "llama", "task": "sst2", "model_weights": "meta-llama/Llama-3.1-8B-Instruct",
+               "judge": "KeywordJudge", "reference": {"harmful_score": 2.0, "task_acc": 90.0},
+               "final": {"harmful_score": 5.0, "task_acc": 93.0, "detail": {}}}
+    model_cfg = OmegaConf.create({"pretrained": "meta-llama/Llama-3.1-8B-Instruct"})
+    text = str(card.model_card(results, model_cfg, adapter=True))
+    assert "base_model: meta-llama/Llama-3.1-8B-Instruct" in text and "| λ | 1.0 |" in text and "| k (safety tokens) | 50 |" in text
+    assert "Judge: KeywordJudge." in text and "| harmful_score | 2.0 | 5.0 |" in text and "| task_acc | 90.0 | 93.0 |" in text
+
+
+def test_hub_repo_id_is_a_repository_id_or_null():
+    assert schema.check("hub.repo_id", None) is None and schema.check("hub.repo_id", "me/pact-run") == "me/pact-run"
+    with pytest.raises(ConfigError, match="user/name"):
+        schema.check("hub.repo_id", "no slash")
