@@ -188,18 +188,22 @@ def read_report(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / REPORT).read_text(encoding="utf-8"))
 
 
+def rate_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """One line per evaluation set: its refusal rate before → after, with the count and 95% interval after."""
+    lines = []
+    for name in [k[:-len("_refusal_rate")] for k in after if k.endswith("_refusal_rate")]:
+        lo, hi = after.get(f"{name}_refusal_ci") or (0.0, 0.0)
+        lines.append(f"refusal rate, held-out {name} prompts: {before[f'{name}_refusal_rate']:.1%} before → "
+                     f"{after[f'{name}_refusal_rate']:.1%} after ({after.get(f'num_{name}_refused', '?')}/"
+                     f"{after[f'num_{name}']}, 95% CI {lo:.1%}–{hi:.1%})")
+    return lines
+
+
 def summary(report: dict[str, Any]) -> str:
-    """The refusal rate of every evaluation set before → after (count and 95% interval), and the loss."""
-    b, a = report["before"], report["after"]
-    lines = [f"aligned checkpoint: {report['aligned_dir']}"]
-    for name in [k[:-len("_refusal_rate")] for k in a if k.endswith("_refusal_rate")]:
-        lo, hi = a.get(f"{name}_refusal_ci") or (0.0, 0.0)
-        lines.append(f"refusal rate, held-out {name} prompts: {b[f'{name}_refusal_rate']:.1%} before → "
-                     f"{a[f'{name}_refusal_rate']:.1%} after ({a.get(f'num_{name}_refused', '?')}/{a[f'num_{name}']}, "
-                     f"95% CI {lo:.1%}–{hi:.1%})")
-    lines.append(f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over "
-                 f"{len(report['losses'])} steps")
-    return "\n".join(lines)
+    """The refusal rate of every evaluation set before → after, and the loss."""
+    return "\n".join([f"aligned checkpoint: {report['aligned_dir']}", *rate_lines(report["before"], report["after"]),
+                      f"alignment loss: {report['loss_first']:.3f} → {report['loss_last']:.3f} over "
+                      f"{len(report['losses'])} steps"])
 
 
 def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, accelerator: str = "auto",

@@ -11,6 +11,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from omegaconf import DictConfig
 
+from pact_lightning.errors import ArtifactError
 from pact_lightning.results import HEADLINE
 from pact_lightning.setting import RunSetting
 
@@ -57,15 +58,16 @@ def model_card(results: dict[str, Any], model_cfg: DictConfig, adapter: bool) ->
 
 
 def push(directory: Path, hub: DictConfig) -> None:
-    """``directory`` (the adapter or weights and their card) to the Hub repository ``hub.repo_id``. A failure is logged,
-    not raised: the run's outputs are all on disk, and the log says how to push them by hand."""
+    """``directory`` (the adapter or weights and their card) to the Hub repository ``hub.repo_id``. Called once the
+    run's results.json is written, so a failed push loses nothing; it fails the run, saying how to push by hand."""
     from huggingface_hub import HfApi
 
     try:
         api = HfApi()
         api.create_repo(hub.repo_id, private=hub.private, exist_ok=True)
         api.upload_folder(folder_path=str(directory), repo_id=hub.repo_id, commit_message="pact_lightning run")
-        log.info("Pushed %s to https://huggingface.co/%s", directory, hub.repo_id)
-    except Exception as err:  # noqa: BLE001 - offline, no token, no permission, network: the run itself succeeded
-        log.warning("hub.repo_id=%s: the push failed (%s); the run needs offline=false and a token (HF_TOKEN or "
-                    "`hf auth login`); push it with `hf upload %s %s`", hub.repo_id, err, hub.repo_id, directory)
+    except Exception as err:  # offline, no token, no permission, network: the outputs are on disk, say how to push
+        raise ArtifactError(f"hub.repo_id={hub.repo_id}: the push failed ({err}). The run's outputs are complete in "
+                            f"{directory.parent}; push them with `hf upload {hub.repo_id} {directory}` (a token from "
+                            "HF_TOKEN or `hf auth login`)") from err
+    log.info("Pushed %s to https://huggingface.co/%s", directory, hub.repo_id)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from pact_lightning import card
 from pact_lightning import results as run_results
 from pact_lightning.app import compose_group_option
 from pact_lightning.utils.timing import stage, timings
@@ -74,4 +75,6 @@ def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> dict[str, Any]:
             results["paired"] = run_results.paired_comparisons(results)
             run_results.write(cfg.paths.output_dir, results)
             run_results.print_summary(results)
+    if cfg.hub.repo_id and rank_zero_only.rank == 0 and results.get("final_dir"):
+        card.push(Path(results["final_dir"]), cfg.hub)  # last: everything is on disk whether or not it succeeds
     return results

@@ -105,8 +105,6 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     if trainer.is_global_zero:
         final_dir = Path(results["final_dir"])  # the card replaces the one peft's save_pretrained writes
         card.model_card(results, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
-        if cfg.hub.repo_id:
-            card.push(final_dir, cfg.hub)
         run_results.log_eval(trainer.loggers, results, step=trainer.global_step)
         alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
         run_results.log_artifacts(trainer.loggers, out, results, tokens, alignment)

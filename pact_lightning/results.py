@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning import alignment
 from pact_lightning.models.loading import weights_source
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import write_json
@@ -19,9 +20,19 @@ FILE = "results.json"
 
 
 def run_record(cfg: DictConfig, model_cfg: DictConfig, tokens) -> dict[str, Any]:
-    """The head of a training run's results.json: its setting, where it ran, the weights it fine-tuned and its S."""
+    """The head of a training run's results.json: its setting, where it ran, the weights it fine-tuned, its S and,
+    when the alignment stage built those weights, the stage's refusal rates before → after."""
     return {**RunSetting.from_config(cfg).as_results(), "run_dir": str(cfg.paths.output_dir),
-            "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None}
+            "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None,
+            "alignment": alignment_rates(model_cfg)}
+
+
+def alignment_rates(model_cfg: DictConfig) -> dict[str, Any] | None:
+    """``before`` and ``after`` of the aligned model's alignment.json (None for a model the project did not align)."""
+    if not model_cfg.get("aligned_by"):
+        return None
+    report = alignment.read_report(model_cfg.aligned_by)
+    return {"before": report["before"], "after": report["after"]}
 
 
 def judge_name(judge) -> str:
@@ -177,6 +188,8 @@ def print_summary(results: dict[str, Any]) -> None:
     for key, label in (("model_weights", "model weights"), ("safety_tokens", "safety tokens"), ("final_dir", "adapter")):
         if results.get(key):
             lines.append(f"{label}: {results[key]}")
+    if results.get("alignment"):
+        lines += ["aligned reference, " + line for line in alignment.rate_lines(**results["alignment"])]
     compare = results.get("compare", {})
     for name, run in {results.get("method", "final"): results, **compare}.items():
         if "train" in run:

@@ -154,6 +154,9 @@ def validate(cfg: DictConfig) -> None:
         problem = rule.problem(node)
         if problem is not None:
             problems.append(f"{key}={node!r} {problem}; use {rule.valid()}")
+    if OmegaConf.select(cfg, "hub.repo_id") and OmegaConf.select(cfg, "offline", default=False):
+        problems.append("hub.repo_id is set but offline=true forbids contacting the Hub; set offline=false to push, "
+                        "or hub.repo_id=null")
     if problems:
         raise ConfigError("invalid setting" + ("s" if len(problems) > 1 else "") + ":\n  " + "\n  ".join(problems))
 

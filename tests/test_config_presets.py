@@ -319,3 +319,13 @@ def test_submitit_local_gives_each_point_its_trainers_devices(tmp_path):
     """null would set CUDA_VISIBLE_DEVICES="" in every point: no GPU at all."""
     cfg = compose("train", ["launcher=submitit_local", "trainer=ddp_cpu"], output_dir=tmp_path)
     assert OmegaConf.select(cfg, "hydra.launcher.gpus_per_node") == cfg.trainer.devices == 2
+
+
+def test_embedded_seeds_is_the_default_comparison_over_three_seeds(tmp_path):
+    """`python -m pact_lightning.train experiment=embedded_seeds`: a multirun by itself, over seeds 1, 2, 3, of the
+    embedded default unchanged (PACT with SFT as comparison)."""
+    seeds = compose("train", ["experiment=embedded_seeds"], output_dir=tmp_path)
+    default = compose("train", [], output_dir=tmp_path)
+    assert str(seeds.hydra.mode) == "RunMode.MULTIRUN" and seeds.hydra.sweeper.params == {"seed": "1,2,3"}
+    for key in ("method", "data", "optim", "model", "eval", "align", "compare_with", "safety"):
+        assert OmegaConf.to_container(seeds[key]) == OmegaConf.to_container(default[key]), key

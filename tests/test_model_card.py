@@ -36,3 +36,11 @@ def test_hub_repo_id_is_a_repository_id_or_null():
     assert schema.check("hub.repo_id", None) is None and schema.check("hub.repo_id", "me/pact-run") == "me/pact-run"
     with pytest.raises(ConfigError, match="user/name"):
         schema.check("hub.repo_id", "no slash")
+
+
+def test_a_push_with_offline_true_is_refused_before_the_run(tmp_path):
+    from conftest import compose
+
+    with pytest.raises(ConfigError, match="hub.repo_id is set but offline=true"):
+        schema.validate(compose("train", ["hub.repo_id=me/pact-run"], output_dir=tmp_path))
+    schema.validate(compose("train", ["hub.repo_id=me/pact-run", "offline=false"], output_dir=tmp_path))

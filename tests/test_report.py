@@ -178,3 +178,32 @@ def test_rejudge_puts_a_second_judges_numbers_beside_the_first(sweep, tmp_path):
     unmatched = md.split("Re-judge results that match no run:")[1].split("Runs not re-judged:")
     assert f"- {guard / '2' / 'results.json'} (checkpoint: {tmp_path / 'elsewhere' / 'final'})" in unmatched[0]
     assert str(jobs[2]) in unmatched[1] and str(jobs[0]) not in unmatched[1]
+
+
+def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
+    """experiment=embedded_seeds' shape: per seed a PACT run with its reference and an SFT comparison run; the Methods
+    table gives each method's headline rates as mean ± std over the seeds, the reference once per seed."""
+    sweep = tmp_path / "seeds"
+    for seed, (pact_hs, sft_hs) in enumerate([(10.0, 40.0), (12.0, 44.0), (14.0, 42.0)], start=1):
+        job = sweep / f"{seed - 1}_seed={seed}"
+        setting = {"poison_ratio": 0.1, "num_samples": 200, "seed": seed, "model": "smollm2",
+                   "task": "sentiment"}
+        final = {"benign_refusal_rate": 20.0, "task_acc": 95.0, "task_refusal_rate": 0.0, "task_majority_rate": 50.0,
+                 "num_prompts": 150, "num_benign_prompts": 100, "num_task_prompts": 200,
+                 "harmful_score_ci_lo": 5.0, "harmful_score_ci_hi": 17.0}
+        reference = {"harmful_score": 8.0, "benign_refusal_rate": 18.0, "task_acc": 60.0, "task_refusal_rate": 1.0}
+        for method, hs, directory in (("pact", pact_hs, job), ("sft", sft_hs, job / "compare" / "sft")):
+            directory.mkdir(parents=True)
+            record = {"method": method, "lam": 1.0 if method == "pact" else 0, **setting,
+                      "num_safety_tokens": 50 if method == "pact" else None,
+                      "final": final | {"harmful_score": hs}} | ({"reference": reference} if method == "pact" else {})
+            (directory / "results.json").write_text(json.dumps(record))
+    report.main([str(sweep)])
+    md = (sweep / "report" / "report.md").read_text()
+    methods = md.split("## Methods")[1].split("## Paper-style table")[0]
+    assert "| reference | – | – | 0.1 | 200 | 3 | 8 ± 0 | 18 ± 0 | 60 ± 0 | 1 ± 0 | 50 |" in methods
+    assert "| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 | 20 ± 0 | 95 ± 0 | 0 ± 0 | 50 |" in methods
+    assert "| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 | 20 ± 0 | 95 ± 0 | 0 ± 0 | 50 |" in methods
+    rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
+    assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
+    assert "| 12 [5–17] |" in md  # a run's rate with its interval

@@ -1,5 +1,5 @@
 """Uncertainty of the evaluation's numbers: a 95% interval for every rate, and a paired test for every difference
-between two models answering the same prompts (docs/method.md §6).
+between two models answering the same prompts (docs/method.md §5.4).
 
 * A single rate k/n gets the Wilson score interval, which stays inside [0, 1] and is sound at small n and at rates near
   0 or 1 (where the normal approximation is not):

@@ -12,9 +12,15 @@ from typing import Any, Iterable
 
 from pact_lightning.setting import RunSetting
 
-METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate")
+METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate", "task_refusal_rate")
+# the rates whose reference value and 95% interval (eval/runner.py) a run's row carries too
+HEADLINE = ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate")
+COUNTS = ("num_prompts", "num_benign_prompts", "num_task_prompts", "task_majority_rate")
 SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
 ERROR_LINE = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
+
+
+DETAIL = (*COUNTS, *(f"{m}_ci_{end}" for m in HEADLINE for end in ("lo", "hi")), *(f"ref_{m}" for m in HEADLINE))
 
 
 @dataclass
@@ -25,8 +31,9 @@ class Run:
     task_acc: float | None = None
     refusal_rate: float | None = None
     benign_refusal_rate: float | None = None
-    ref_harmful_score: float | None = None
-    ref_task_acc: float | None = None
+    task_refusal_rate: float | None = None
+    # the rest of the evaluation: prompt counts, majority-label rate, intervals, the reference's headline rates
+    detail: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(DETAIL))
     judge: str | None = None  # the judge of its evaluation (results.json's "judge")
     run_dir: str = ""
     source: str = "local"
@@ -35,19 +42,16 @@ class Run:
     @classmethod
     def from_results(cls, results: dict[str, Any], run_dir: Path | str, source: str = "local") -> Run:
         final, ref = results.get("final") or {}, results.get("reference") or {}
+        detail = {k: (ref.get(k[4:]) if k.startswith("ref_") else final.get(k)) for k in DETAIL}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
-                   **{m: final.get(m) for m in METRICS}, ref_harmful_score=ref.get("harmful_score"),
-                   ref_task_acc=ref.get("task_acc"), judge=results.get("judge"), run_dir=str(run_dir),
-                   source=source)
-
-    def value(self, name: str) -> Any:
-        """A setting field (method, lam, k, …) or a metric."""
-        return getattr(self.setting, name) if name in RunSetting.names() else getattr(self, name)
+                   **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
+                   run_dir=str(run_dir), source=source)
 
     def row(self) -> dict[str, Any]:
         """The run as one flat CSV row."""
         flat = asdict(self)
-        return {"status": flat.pop("status"), **flat.pop("setting"), **flat}
+        status, setting, detail = flat.pop("status"), flat.pop("setting"), flat.pop("detail")
+        return {"status": status, **setting, **flat, **detail}
 
 
 def sort_key(values: Iterable[Any]) -> tuple:
@@ -117,8 +121,8 @@ def wandb_runs(path: str, group: str | None, sweep_name: str) -> list[Run]:
     out = []
     for r in wandb.Api().runs(path, filters={"group": group_filter}):
         summary = dict(r.summary)  # results.log_eval puts final/<metric> and reference/<metric> there
-        results = dict(r.config) | {block: {m: summary[f"{block}/{m}"] for m in METRICS if f"{block}/{m}" in summary}
-                                    for block in ("final", "reference")}
+        results = dict(r.config) | {block: {k.split("/", 1)[1]: v for k, v in summary.items()
+                                            if k.startswith(f"{block}/")} for block in ("final", "reference")}
         out.append(Run.from_results(results, results.get("run_dir") or r.url, source=f"wandb:{r.id}"))
     return out
 

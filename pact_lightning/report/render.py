@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from pact_lightning.report.collect import METRICS, Rejudge, Run, expected_points, sort_key
+from pact_lightning.report.collect import DETAIL, HEADLINE, METRICS, Rejudge, Run, expected_points, sort_key
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
 
@@ -17,7 +17,10 @@ SEEDLESS = RunSetting.names("seed")  # the columns of an aggregated row
 PAPER_ROWS = ["method", "lam", "k", "n"]  # a row of the paper-style table; its columns are the poison ratios p
 # Settings mix None, numbers and strings: nullable types keep an integer setting an integer (and None as NA) when
 # pandas groups by it; the string settings stay Python objects.
-DTYPES = {"lam": "Float64", "p": "Float64", "k": "Int64", "n": "Int64", "seed": "Int64"} | {m: float for m in METRICS}
+DTYPES = {"lam": "Float64", "p": "Float64", "k": "Int64", "n": "Int64", "seed": "Int64"} | {
+    m: float for m in (*METRICS, *DETAIL)}
+LABELS = {"harmful_score": "harmful score", "benign_refusal_rate": "over-refusal", "task_acc": "task acc",
+          "task_refusal_rate": "task refusals"}
 
 
 def fmt(value: Any) -> str:
@@ -54,12 +57,38 @@ def ordered(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
-    """Per setting of ``keys``, over the evaluated runs (the seeds): their number, and the mean and std of the harmful
-    score and the task accuracy; in :func:`sort_key` order."""
-    stats = {f"{m}_{s}": (m, s) for m in ("harmful_score", "task_acc") for s in ("mean", "std")}
+    """Per setting of ``keys``, over the evaluated runs (the seeds): their number, the mean and std of each headline
+    rate and the mean majority-label rate; in :func:`sort_key` order."""
+    stats = {f"{m}_{s}": (m, s) for m in HEADLINE for s in ("mean", "std")}
     evaluated = df[df.status == "ok"].astype(DTYPES)
-    cells = evaluated.groupby(keys, dropna=False, sort=False).agg(seeds=("status", "size"), **stats)
+    cells = evaluated.groupby(keys, dropna=False, sort=False).agg(
+        seeds=("status", "size"), majority=("task_majority_rate", "mean"), **stats)
     return ordered(plain(cells.reset_index()), keys)
+
+
+def with_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs, and for every evaluated run that evaluated its reference a row ``method=reference`` with the
+    reference's headline rates (one per model, task, p, n and seed: the reference of a sweep is one model)."""
+    main = df[(df.status == "ok") & df.ref_harmful_score.notna()]
+    ref = main.assign(method="reference", lam=None, k=None, **{m: main[f"ref_{m}"] for m in HEADLINE})
+    return pd.concat([df, ref.drop_duplicates(subset=["model", "task", "p", "n", "seed"])], ignore_index=True)
+
+
+def methods_tables(df: pd.DataFrame) -> str:
+    """Per model × task: one row per method (the reference included) and setting, each headline rate as mean ± std
+    over the seeds, and the task's majority-label rate (the accuracy of always giving the most common label)."""
+    cells = aggregate(with_reference(df)).assign(first=lambda c: c.method != "reference")  # the reference leads
+    cells = ordered(cells, ["model", "task", "p", "n", "first", "method", "lam", "k"])
+    blocks = []
+    for (model, task), block in cells.groupby(["model", "task"], sort=False, dropna=False):
+        rows = [[fmt(r.method), fmt(r.lam), fmt(r.k), fmt(r.p), fmt(r.n), str(r.seeds)]
+                + [fmt_mean_std(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) for m in HEADLINE]
+                + [fmt(r.majority)] for r in block.itertuples()]
+        header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label"]
+        blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds; over-refusal = refusals of "
+                      "benign prompts; majority label = the task accuracy of always answering the most common "
+                      "label.\n\n" + markdown_table(header, rows))
+    return "\n\n".join(blocks) if blocks else "_No evaluated runs._"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -87,10 +116,26 @@ def paper_tables(cells: pd.DataFrame) -> str:
     return "\n\n".join(blocks) if blocks else "_No evaluated runs (results.json with a `final` block)._"
 
 
+def with_interval(row: pd.Series, metric: str) -> str:
+    """A rate and its 95% interval, e.g. "12 [7.7–18]"."""
+    if row[metric] is None:
+        return "–"
+    lo, hi = row.get(f"{metric}_ci_lo"), row.get(f"{metric}_ci_hi")
+    return fmt(row[metric]) + (f" [{lo:.2g}–{hi:.2g}]" if lo is not None and hi is not None else "")
+
+
 def runs_table(df: pd.DataFrame) -> str:
-    cols = ["status", "method", "lam", "k", "p", "n", "seed", "model", "task", "harmful_score", "task_acc",
-            "ref_harmful_score", "ref_task_acc", "run_dir", "note"]
-    return markdown_table(cols, df[cols].map(fmt).values.tolist())
+    """Every run: its setting, each headline rate with its 95% interval, the prompt counts, the reference's rates."""
+    setting = ["status", "method", "lam", "k", "p", "n", "seed", "model", "task"]
+    counts = ["num_prompts", "num_benign_prompts", "num_task_prompts"]
+    rows = [[fmt(r[c]) for c in setting] + [with_interval(r, m) for m in HEADLINE]
+            + ["/".join(fmt(r[c]) for c in counts), fmt(r["task_majority_rate"])]
+            + [fmt(r[f"ref_{m}"]) for m in HEADLINE] + [fmt(r["run_dir"]), fmt(r["note"])]
+            for _, r in plain(df).iterrows()]
+    header = setting + [f"{LABELS[m]} [95% CI]" for m in HEADLINE] + ["prompts (harmful/benign/task)",
+                                                                      "majority label"] \
+        + [f"reference {LABELS[m]}" for m in HEADLINE] + ["run_dir", "note"]
+    return markdown_table(header, rows)
 
 
 def rejudge_section(df: pd.DataFrame, rejudge: Rejudge) -> str:
@@ -188,6 +233,7 @@ def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None
     text = "\n\n".join([
         f"# Sweep report: {root}",
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
+        "## Methods\n\n" + methods_tables(df),
         "## Paper-style table\n\n" + paper_tables(cells),
         "## Runs\n\n" + runs_table(df),
         "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
