@@ -317,8 +317,10 @@ def test_eval_config_instantiates(tmp_path):
     assert isinstance(ev, Evaluator) and isinstance(ev.judge, KeywordJudge)
     assert (ev.max_new_tokens, ev.task_max_new_tokens, ev.generation["do_sample"]) == (32, 4, False)
     kinds = [it.kind for it in ev.items]
-    assert 0 < kinds.count("harmful") <= 64 and 0 < kinds.count("benign") <= 48 and 0 < kinds.count("task") <= 48
-    assert all(it.example.label in ("positive", "negative") for it in ev.items if it.kind == "task")
+    # sized to resolve the default's comparison: 90 + 60 harmful, 40 + 60 benign, 200 label-balanced task items
+    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (150, 100, 200)
+    labels = [it.example.label for it in ev.items if it.kind == "task"]
+    assert labels.count("positive") == labels.count("negative") == 100
     assert len(ev.harmful_prompts()) == kinds.count("harmful")
 
     cfg = compose("evaluate", ["eval/judge=guard", "eval/generation=sampled"], output_dir=tmp_path)

@@ -315,8 +315,8 @@ def test_sigterm_mid_fit_checkpoints_at_the_signal_exits_143_and_resumes_to_the_
     assert victim.wait(timeout=300) == 143
     output = (tmp_path / "stopped.log").read_text()
     at = checkpoint_step(stopped / "checkpoints" / "last.ckpt")
-    assert 2 < at < 8, output[-3000:]  # written at the signal, not by the every-2-steps schedule alone
-    assert at % 2 == 1 or f"SIGTERM at step {at}" in output
+    # the signal may land in step 2's end-of-batch hook (after its periodic checkpoint) or in a later step
+    assert 2 <= at < 8, output[-3000:]
     assert f"SIGTERM at step {at}: checkpoint saved to {stopped / 'checkpoints' / 'last.ckpt'}" in output
     assert "ckpt_path=last" in output and f"hydra.run.dir={stopped}" in output and "exit status 143" in output
     assert not (stopped / "results.json").exists()
