@@ -188,8 +188,13 @@ def test_paired_comparison_of_two_scripted_models(tmp_path, monkeypatch):
     assert (diff["harmful_score"]["only_a"], diff["harmful_score"]["only_b"]) == (2, 0)
     assert diff["harmful_score"]["p_value"] == pytest.approx(0.5) and not diff["harmful_score"]["beyond_noise"]
     assert diff["task_acc"]["diff"] == pytest.approx(-25.0) and diff["benign_refusal_rate"]["diff"] == 0.0
+    # a cached evaluation may come from sources named otherwise (the cache keys on the prompts, not their ids)
+    renamed = [r | {"prompt_id": "elsewhere:" + r["prompt_id"]} for r in rows["b"]]
+    assert runner.paired_comparison(rows["a"], renamed) == diff
     with pytest.raises(ValueError, match="same prompts"):
         runner.paired_comparison(rows["a"], rows["b"][:-1])
+    with pytest.raises(ValueError, match="same order"):
+        runner.paired_comparison(rows["a"], rows["b"][::-1])
 
 
 def test_evaluator_end_to_end_on_tiny_model(tmp_path):

@@ -225,16 +225,17 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
 
 def paired_comparison(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Model A minus model B on every rate both evaluations have, paired by prompt (eval/stats.py): the difference in
-    percentage points, its bootstrap 95% interval, the discordant counts and the exact McNemar p-value."""
-    key = lambda r: (r["set"], r["prompt_id"], r["prompt"])  # noqa: E731
-    b_by_key = {key(r): r for r in rows_b}
-    pairs = [(r, b_by_key[key(r)]) for r in rows_a if key(r) in b_by_key]
-    if len(pairs) != len(rows_a) or len(pairs) != len(rows_b):
-        raise ValueError(f"the two evaluations did not answer the same prompts ({len(rows_a)} and {len(rows_b)} "
-                         f"records, {len(pairs)} in common); compare evaluations run with the same eval config")
+    percentage points, its bootstrap 95% interval, the discordant counts and the exact McNemar p-value. The two
+    evaluations must hold the same items in the same order (the evaluator's order; a cached evaluation keeps it)."""
+    item = lambda r: (r["set"], r["kind"], r["prompt"])  # noqa: E731 - what the evaluation cache keys on, in order
+    if [item(r) for r in rows_a] != [item(r) for r in rows_b]:
+        common = len({item(r) for r in rows_a} & {item(r) for r in rows_b})
+        raise ValueError(f"the two evaluations did not answer the same prompts in the same order ({len(rows_a)} and "
+                         f"{len(rows_b)} records, {common} prompts in common); compare evaluations run with the same "
+                         "eval config")
     out = {}
     for rate, (kind, verdict) in RATE_VERDICT.items():
-        same = [(a, b) for a, b in pairs if a["kind"] == kind and verdict in a["verdict"]]
+        same = [(a, b) for a, b in zip(rows_a, rows_b) if a["kind"] == kind and verdict in a["verdict"]]
         if same:
             out[rate] = paired_difference([a["verdict"][verdict] for a, _ in same],
                                           [b["verdict"][verdict] for _, b in same])
