@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from omegaconf import DictConfig
 
 from pact_lightning.errors import ArtifactError
-from pact_lightning.results import HEADLINE
+from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ Fine-tuned with **{{ setting.method }}** by pact_lightning (PACT: docs/method.md
 
 {% if metrics %}Judge: {{ judge }}.
 
-| metric | reference | final |
+| metric (%, 95% interval) | reference | final |
 |---|---|---|
 {% for name, ref, final in metrics %}| {{ name }} | {{ ref }} | {{ final }} |
 {% endfor %}{% else %}Not evaluated (eval.after_fit=false): `python -m pact_lightning.evaluate checkpoint=<this directory>`.
@@ -48,7 +48,8 @@ def model_card(results: dict[str, Any], model_cfg: DictConfig, adapter: bool) ->
     data = ModelCardData(base_model=base, library_name="peft" if adapter else "transformers",
                          tags=["pact_lightning", *setting.tags()])
     ref, final = results.get("reference") or {}, results.get("final") or {}
-    metrics = [(m, ref.get(m, "–"), final.get(m, "–")) for m in HEADLINE if m in ref or m in final]
+    metrics = [(m, rate_with_interval(ref, m), rate_with_interval(final, m))
+               for m in HEADLINE if m in ref or m in final]
     return ModelCard.from_template(
         data, template_str=TEMPLATE, title=f"{setting.method} on {setting.task} ({setting.model})", setting=setting,
         settings={"base model": base or results.get("model_weights"), "method": setting.method, "λ": setting.lam,

@@ -157,6 +157,14 @@ def paired_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{a}-{b}": paired_comparison(rows[a], rows[b]) for a, b in pairs if a in rows and b in rows}
 
 
+def rate_with_interval(block: dict[str, Any], rate: str) -> str:
+    """A rate of an evaluation block as "8.7 [5.1–14.3]" (percent and its 95% interval); "–" when it is absent."""
+    if block.get(rate) is None:
+        return "–"
+    lo, hi = block.get(f"{rate}_ci_lo"), block.get(f"{rate}_ci_hi")
+    return f"{block[rate]:.1f}" + (f" [{lo:.1f}–{hi:.1f}]" if lo is not None and hi is not None else "")
+
+
 def rate_text(block: dict[str, Any], rate: str, num: str, den: str) -> str:
     """``rate`` as "12.0% (18/150, 95% CI 7.7–18.2)"."""
     if block.get(rate) is None:

@@ -4,6 +4,7 @@ and two gloo ranks), the safety-token profile, and the Hydra config."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -335,3 +336,15 @@ def test_eval_config_instantiates(tmp_path):
         "batch_size": 16, "do_sample": True, "temperature": 0.9, "top_p": 0.6, "seed": 0, "max_new_tokens": 32}
     cfg = compose("evaluate", ["eval/judge=classifier"], output_dir=tmp_path)
     assert isinstance(instantiate(cfg.eval.evaluator.judge), ClassifierJudge)
+
+
+def test_the_evaluation_cache_key_is_the_same_in_every_process():
+    """ExactLabel keeps its labels in a set, whose order follows the process's string-hash seed: the key must not."""
+    import subprocess
+    import sys
+
+    code = ("from pact_lightning.eval.cache import describe; from pact_lightning.eval.scorers import ExactLabel; "
+            "from pact_lightning.utils.fingerprint import digest; print(digest(describe(ExactLabel())))")
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
+    assert len(keys) == 1, keys

@@ -25,11 +25,12 @@ def test_the_card_states_the_final_and_reference_metrics():
     results = {"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.1, "num_samples": 1000,
                "seed": 0, "model": "llama", "task": "sst2", "model_weights": "meta-llama/Llama-3.1-8B-Instruct",
                "judge": "KeywordJudge", "reference": {"harmful_score": 2.0, "task_acc": 90.0},
-               "final": {"harmful_score": 5.0, "task_acc": 93.0, "detail": {}}}
+               "final": {"harmful_score": 5.0, "harmful_score_ci_lo": 1.7, "harmful_score_ci_hi": 13.9,
+                         "task_acc": 93.0, "detail": {}}}
     model_cfg = OmegaConf.create({"pretrained": "meta-llama/Llama-3.1-8B-Instruct"})
     text = str(card.model_card(results, model_cfg, adapter=True))
     assert "base_model: meta-llama/Llama-3.1-8B-Instruct" in text and "| λ | 1.0 |" in text and "| k (safety tokens) | 50 |" in text
-    assert "Judge: KeywordJudge." in text and "| harmful_score | 2.0 | 5.0 |" in text and "| task_acc | 90.0 | 93.0 |" in text
+    assert "Judge: KeywordJudge." in text and "| harmful_score | 2.0 | 5.0 [1.7–13.9] |" in text and "| task_acc | 90.0 | 93.0 |" in text
 
 
 def test_hub_repo_id_is_a_repository_id_or_null():

@@ -206,4 +206,4 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     assert "| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 | 20 ± 0 | 95 ± 0 | 0 ± 0 | 50 |" in methods
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
-    assert "| 12 [5–17] |" in md  # a run's rate with its interval
+    assert "| 12.0 [5.0–17.0] |" in md  # a run's rate with its interval

@@ -28,9 +28,14 @@ FORMAT = "pact_lightning.evaluation/2"  # 2: intervals, task refusals and the ma
 
 
 def describe(obj: Any) -> dict[str, Any]:
-    """A judge or scorer as its class and public settings (what decides its verdicts)."""
+    """A judge or scorer as its class and public settings (what decides its verdicts). A set is sorted: its str()
+    follows the process's string-hash seed, which made the key differ between processes and DDP ranks."""
     simple = (str, int, float, bool, type(None), list, tuple, dict)
-    settings = {k: (v if isinstance(v, simple) else str(v)) for k, v in vars(obj).items() if not k.startswith("_")}
+
+    def plain(v: Any) -> Any:
+        return sorted(map(str, v)) if isinstance(v, (set, frozenset)) else v if isinstance(v, simple) else str(v)
+
+    settings = {k: plain(v) for k, v in vars(obj).items() if not k.startswith("_")}
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", **settings}
 
 

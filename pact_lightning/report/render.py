@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from pact_lightning.report.collect import DETAIL, HEADLINE, METRICS, Rejudge, Run, expected_points, sort_key
+from pact_lightning.results import rate_with_interval
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
 
@@ -116,19 +117,11 @@ def paper_tables(cells: pd.DataFrame) -> str:
     return "\n\n".join(blocks) if blocks else "_No evaluated runs (results.json with a `final` block)._"
 
 
-def with_interval(row: pd.Series, metric: str) -> str:
-    """A rate and its 95% interval, e.g. "12 [7.7–18]"."""
-    if row[metric] is None:
-        return "–"
-    lo, hi = row.get(f"{metric}_ci_lo"), row.get(f"{metric}_ci_hi")
-    return fmt(row[metric]) + (f" [{lo:.2g}–{hi:.2g}]" if lo is not None and hi is not None else "")
-
-
 def runs_table(df: pd.DataFrame) -> str:
     """Every run: its setting, each headline rate with its 95% interval, the prompt counts, the reference's rates."""
     setting = ["status", "method", "lam", "k", "p", "n", "seed", "model", "task"]
     counts = ["num_prompts", "num_benign_prompts", "num_task_prompts"]
-    rows = [[fmt(r[c]) for c in setting] + [with_interval(r, m) for m in HEADLINE]
+    rows = [[fmt(r[c]) for c in setting] + [rate_with_interval(r, m) for m in HEADLINE]
             + ["/".join(fmt(r[c]) for c in counts), fmt(r["task_majority_rate"])]
             + [fmt(r[f"ref_{m}"]) for m in HEADLINE] + [fmt(r["run_dir"]), fmt(r["note"])]
             for _, r in plain(df).iterrows()]
