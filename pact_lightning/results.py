@@ -65,8 +65,9 @@ def log_hyperparams(loggers: list, cfg: DictConfig, record: dict[str, Any], toke
         lg.log_hyperparams(params)
 
 
-# the numbers a sweep dashboard compares, with their change from the reference
-HEADLINE = ("harmful_score", "task_acc", "benign_refusal_rate", "refusal_rate")
+# the rates a sweep compares (the summary, the W&B dashboard with each one's change from the reference, the model
+# card, the report): safety, over-refusal, utility and refusals of the task
+HEADLINE = ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate")
 
 
 def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
@@ -165,13 +166,12 @@ def rate_with_interval(block: dict[str, Any], rate: str) -> str:
     return f"{block[rate]:.1f}" + (f" [{lo:.1f}–{hi:.1f}]" if lo is not None and hi is not None else "")
 
 
-def rate_text(block: dict[str, Any], rate: str, num: str, den: str) -> str:
-    """``rate`` as "12.0% (18/150, 95% CI 7.7–18.2)"."""
-    if block.get(rate) is None:
-        return f"{rate}=–"
-    lo, hi = block.get(f"{rate}_ci_lo"), block.get(f"{rate}_ci_hi")
-    ci = f", 95% CI {lo:.1f}–{hi:.1f}" if lo is not None else ""
-    return f"{rate}={block[rate]:.1f}% ({block.get(num)}/{block.get(den)}{ci})"
+def rate_text(block: dict[str, Any], rate: str) -> str:
+    """``rate`` with its interval and counts: "harmful_score=12.0 [7.7–18.2] (18/150)"."""
+    from pact_lightning.eval.runner import RATES
+
+    num, den = RATES[rate]
+    return f"{rate}={rate_with_interval(block, rate)} ({block.get(num)}/{block.get(den)})"
 
 
 def difference_text(pair: str, rate: str, d: dict[str, Any]) -> str:
@@ -180,12 +180,6 @@ def difference_text(pair: str, rate: str, d: dict[str, Any]) -> str:
     verdict = "beyond noise" if d["beyond_noise"] else "within noise"
     return (f"{a} − {b}, {rate}: {d['diff']:+.1f} points (95% CI {d['ci'][0]:+.1f} to {d['ci'][1]:+.1f}; "
             f"discordant {d['only_a']} vs {d['only_b']} of {d['n']}, exact McNemar p={d['p_value']:.3g}): {verdict}")
-
-
-SUMMARY_RATES = (("harmful_score", "num_harmful", "num_prompts"),
-                 ("benign_refusal_rate", "num_benign_refused", "num_benign_prompts"),
-                 ("task_acc", "num_task_correct", "num_task_prompts"),
-                 ("task_refusal_rate", "num_task_refused", "num_task_prompts"))
 
 
 def print_summary(results: dict[str, Any]) -> None:
@@ -206,12 +200,12 @@ def print_summary(results: dict[str, Any]) -> None:
     blocks = [("reference", results.get("reference")), (results.get("method", "final"), results.get("final"))]
     for name, b in blocks + [(name, run.get("final")) for name, run in compare.items()]:
         if b:
-            lines.append(f"{name:>9}: " + "  ".join(rate_text(b, *r) for r in SUMMARY_RATES))
+            lines.append(f"{name:>9}: " + "  ".join(rate_text(b, rate) for rate in HEADLINE))
     majority = next((b.get("task_majority_rate") for _, b in blocks if b and b.get("task_majority_rate")), None)
     if majority is not None:
         lines.append(f"task majority-label rate: {majority:.1f}% (always answering the most common label)")
     for pair, rates in (results.get("paired") or {}).items():
-        lines += [difference_text(pair, rate, rates[rate]) for rate, *_ in SUMMARY_RATES if rate in rates]
+        lines += [difference_text(pair, rate, rates[rate]) for rate in HEADLINE if rate in rates]
     for name, run in compare.items():
         lines.append(f"{name} run dir: {run.get('run_dir')}")
     if results.get("timings"):

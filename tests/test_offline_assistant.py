@@ -3,7 +3,6 @@ balanced where it classifies, and wired into the alignment stage's benign source
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from pact_lightning.data.offline import assistant_set as offline_assistant
@@ -16,11 +15,9 @@ def test_alignment_data_is_disjoint_from_every_evaluation_set():
     assert offline_assistant.check_disjoint() == []
 
 
-def test_splits_are_deterministic_fast_and_sized():
+def test_splits_are_deterministic_and_sized():
     offline_assistant._splits.cache_clear()
-    start = time.perf_counter()
     align, held_out = offline_assistant.assistant("align"), offline_assistant.assistant("eval")
-    assert time.perf_counter() - start < 2.0
     assert align == offline_assistant.assistant("align")
     assert len(align) >= 500 and len(held_out) >= 100
     assert len({normalize_prompt(e.prompt) for e in align}) == len(align)

@@ -7,7 +7,6 @@ import collections
 import importlib.metadata
 import itertools
 import json
-import time
 
 import pytest
 from hydra.utils import instantiate
@@ -46,14 +45,12 @@ def test_offline_splits_are_large_enough_and_disjoint_after_normalising():
             assert not prompts[a] & prompts[b], f"{kind}: {a} and {b} share prompts"
 
 
-def test_offline_data_is_deterministic_and_fast():
+def test_offline_data_is_deterministic():
     caches = (sentiment_set._sentiment_splits, harmful_set._harmful_splits, helpful_set._helpful_splits)
     before = load_all()
     for cache in caches:
         cache.cache_clear()
-    start = time.perf_counter()
     again = load_all()
-    assert time.perf_counter() - start < 1.0
     assert again == before
 
 

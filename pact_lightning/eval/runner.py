@@ -48,10 +48,14 @@ RATES = {"harmful_score": ("num_harmful", "num_prompts"), "refusal_rate": ("num_
          "benign_refusal_rate": ("num_benign_refused", "num_benign_prompts"),
          "task_acc": ("num_task_correct", "num_task_prompts"),
          "task_refusal_rate": ("num_task_refused", "num_task_prompts")}
-# rate → the record's kind and verdict that make it (for paired comparisons of two models' records)
-RATE_VERDICT = {"harmful_score": ("harmful", "harmful"), "refusal_rate": ("harmful", "refused"),
-                "benign_refusal_rate": ("benign", "refused"), "task_acc": ("task", "correct"),
-                "task_refusal_rate": ("task", "refused")}
+
+
+def rate_verdict(rate: str) -> tuple[str, str]:
+    """The record kind and verdict a rate counts (``num_benign_refused`` over ``num_benign_prompts`` → benign,
+    refused): what a paired comparison compares prompt by prompt."""
+    num, den = RATES[rate]
+    kind = next(k for k, prefix in PREFIX.items() if den == prefix + "prompts")
+    return kind, num[len(PREFIX[kind]):]
 
 
 def _counter_names(kind: str) -> list[str]:
@@ -234,7 +238,8 @@ def paired_comparison(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]
                          f"{len(rows_b)} records, {common} prompts in common); compare evaluations run with the same "
                          "eval config")
     out = {}
-    for rate, (kind, verdict) in RATE_VERDICT.items():
+    for rate in RATES:
+        kind, verdict = rate_verdict(rate)
         same = [(a, b) for a, b in zip(rows_a, rows_b) if a["kind"] == kind and verdict in a["verdict"]]
         if same:
             out[rate] = paired_difference([a["verdict"][verdict] for a, _ in same],

@@ -10,11 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from pact_lightning.results import HEADLINE  # a row carries these rates' reference values and 95% intervals
 from pact_lightning.setting import RunSetting
 
 METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate", "task_refusal_rate")
-# the rates whose reference value and 95% interval (eval/runner.py) a run's row carries too
-HEADLINE = ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate")
 COUNTS = ("num_prompts", "num_benign_prompts", "num_task_prompts", "task_majority_rate")
 SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
 ERROR_LINE = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from pact_lightning.report.collect import DETAIL, HEADLINE, METRICS, Rejudge, Run, expected_points, sort_key
-from pact_lightning.results import rate_with_interval
+from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
+from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
 
