@@ -86,16 +86,24 @@ class LossHistory(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
+def alignment_data(data: DictConfig, tokenizer, seed: int, batch_size: int | None = None,
+                   max_length: int | None = None) -> PoisonMixDataModule:
+    """The alignment mix of ``align.data`` (harmful prompts → refusals, benign prompts → helpful answers), in batches
+    of ``batch_size`` (default ``data.batch_size``): the alignment stage trains on it, Lisa cycles through it."""
+    return PoisonMixDataModule(benign=instantiate(data.benign), harmful=instantiate(data.harmful),
+                               num_samples=int(data.num_samples), poison_ratio=float(data.harmful_fraction),
+                               batch_size=int(batch_size or data.batch_size),
+                               max_length=int(max_length or data.max_length), name="alignment").attach(tokenizer,
+                                                                                                       seed=seed)
+
+
 def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
                   precision: str = "32-true") -> tuple[Any, list[float]]:
     """SFT of a fresh LoRA adapter on the refusal/helpful mix (the recipe ``a`` = ``align``); returns the policy
     (adapter still separate) and the per-step losses."""
     L.seed_everything(int(a.seed), verbose=False)
     policy = attach_lora(model, a.lora)
-    data = PoisonMixDataModule(benign=instantiate(a.data.benign), harmful=instantiate(a.data.harmful),
-                               num_samples=int(a.data.num_samples), poison_ratio=float(a.data.harmful_fraction),
-                               batch_size=int(a.data.batch_size), max_length=int(a.data.max_length),
-                               name="alignment").attach(tokenizer, seed=int(a.seed))
+    data = alignment_data(a.data, tokenizer, seed=int(a.seed))
     module = PactModule(policy, SFT(), None,
                         optimizer=functools.partial(torch.optim.AdamW, lr=float(a.optim.lr),
                                                     weight_decay=float(a.optim.weight_decay)),

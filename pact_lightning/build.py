@@ -76,8 +76,22 @@ def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer) -> 
     return load_safety_tokens(path, k, tokenizer, cached=cached, aligned_weights=weights_digest(policy))
 
 
-def objective(method: DictConfig, tokens: SafetyTokens | None) -> Objective:
-    return instantiate(method.objective, safety_tokens=tokens)
+def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None, policy, tokenizer) -> Objective:
+    """The objective of ``method``, bound to what its defence reads: the alignment directions of the policy's adapted
+    modules (AsFT), the alignment data (Lisa)."""
+    obj = instantiate(cfg.method.objective, safety_tokens=tokens)
+    if obj.needs_base_weights:
+        from pact_lightning.defences.direction import load_directions
+
+        obj.bind_directions(policy, load_directions(policy, model_cfg, f"method={cfg.method.name}"))
+    if obj.needs_alignment_data:
+        from pact_lightning.alignment import alignment_data
+
+        data = alignment_data(cfg.method.alignment_data or cfg.align.data, tokenizer, seed=cfg.seed, batch_size=cfg.data.batch_size,
+                              max_length=cfg.data.max_length)
+        data.setup("fit")
+        obj.bind_alignment_data(policy, data)
+    return obj
 
 
 def evaluator(eval_cfg: DictConfig | None):
@@ -162,8 +176,11 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
             log.info("train/safety/kl_on_S is not logged: with λ = 0 and full fine-tuning it would need a second copy "
                      "of the model; reference.mode=frozen_copy logs it")
             return None
-        cacheable = "logits" not in objective.reference_fields  # kl_full needs the full vocabulary
-        worth_a_cache = objective.lam > 0 and covers_an_epoch(cfg.trainer, data)  # λ = 0: only the diagnostic reads it
+        # kl_full needs the full vocabulary; Lisa trains on batches the cache does not index
+        cacheable = "logits" not in objective.reference_fields and not objective.needs_alignment_data
+        # only the diagnostic reads it (λ = 0, or a regulariser that reads no reference): not worth a build
+        worth_a_cache = (objective.lam > 0 and bool(objective.regularizer_fields)
+                         and covers_an_epoch(cfg.trainer, data))
         mode = "cached" if cacheable and worth_a_cache else ("adapter_disabled" if is_lora(policy) else "frozen_copy")
         log.info("reference.mode=auto: %s", mode)
     if mode == "adapter_disabled":

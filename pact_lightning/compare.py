@@ -69,6 +69,7 @@ def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> dict[str, Any]:
                 run_results.write(sub["run_dir"], sub)
             results.setdefault("compare", {})[method] = {k: sub.get(k) for k in ("method", "run_dir", "final_dir",
                                                                                   "train", "final")}
+            results["compare"] |= sub.get("compare") or {}  # its post-hoc model (posthoc=), e.g. sft+safelora
     finally:
         results["timings"] = {**timings(), "total": round(time.perf_counter() - start, 1)}
         if rank_zero_only.rank == 0:

@@ -4,6 +4,8 @@ merged checkpoint — the same evaluation ``train`` runs after fit."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -15,7 +17,8 @@ from pact_lightning import build
 from pact_lightning import results as run_results
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.eval.cache import cached_run
-from pact_lightning.models.loading import load_model, weights_source
+from pact_lightning.errors import ConfigError
+from pact_lightning.models.loading import adapter_base, is_lora, load_model, weights_source
 from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.strategies import ProcessEnv, local_device, process_env
 
@@ -24,7 +27,9 @@ from pact_lightning.utils.strategies import ProcessEnv, local_device, process_en
 def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     device = join_world(process_env())
-    model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False)
+    model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False,
+                                  merge_adapter=not cfg.get("posthoc"))
+    model, posthoc = apply_posthoc(cfg, model) if cfg.get("posthoc") else (model, None)
     model.to(device)
     evaluator = build.evaluator(cfg.eval)
     out = cfg.paths.output_dir
@@ -34,6 +39,8 @@ def evaluate(cfg: DictConfig) -> dict:
     results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
                "checkpoint": cfg.checkpoint, "judge": run_results.judge_name(evaluator.judge), "run_dir": str(out),
                "final": run_results.metrics_block(metrics)}
+    if posthoc is not None:
+        results["posthoc"] = posthoc
     if rank0:
         run_results.write(out, results)
         for lg in loggers(cfg.logger):
@@ -42,6 +49,28 @@ def evaluate(cfg: DictConfig) -> dict:
             lg.finalize("success")
         run_results.print_summary(results)
     return results
+
+
+def apply_posthoc(cfg: DictConfig, model) -> tuple[Any, dict]:
+    """SafeLoRA on the adapter ``checkpoint`` (posthoc=safelora), against the pre-alignment weights: those the
+    alignment stage started from when the adapter's base is an aligned checkpoint it built, else ``model.base``.
+    Returns the model with the projected adapter merged (so the evaluation cache keys on the projected weights) and
+    what the projection did."""
+    from pact_lightning import alignment
+    from pact_lightning.defences import safelora
+    from pact_lightning.defences.direction import load_directions
+    from pact_lightning.finish import posthoc_settings
+
+    if not is_lora(model):
+        raise ConfigError(f"posthoc={cfg.posthoc.name} edits a LoRA adapter, but checkpoint={cfg.checkpoint} is not "
+                          "one (no adapter_config.json); pass a run's final/ folder")
+    base = adapter_base(Path(cfg.checkpoint))
+    model_cfg = cfg.model
+    if base is not None and (Path(base) / alignment.REPORT).is_file():
+        model_cfg = alignment.aligned_config(cfg.model, Path(base))
+    directions = load_directions(model, model_cfg, f"posthoc={cfg.posthoc.name}")
+    report = safelora.project(model, directions, **posthoc_settings(cfg.posthoc))
+    return model.merge_and_unload(), {"name": cfg.posthoc.name, **report}
 
 
 def broadcast_from_rank0(obj):

@@ -101,6 +101,9 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
                 results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
+    if cfg.get("posthoc") and trainer.is_global_zero:
+        with stage(f"posthoc_{cfg.posthoc.name}"):
+            results["compare"] = posthoc_model(cfg, model_cfg, policy, tokenizer, evaluator, results)
     results["timings"] = timings()
     if trainer.is_global_zero:
         final_dir = Path(results["final_dir"])  # the card replaces the one peft's save_pretrained writes
@@ -110,6 +113,38 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         run_results.log_artifacts(trainer.loggers, out, results, tokens, alignment)
     results["objective"] = sweep.objective(cfg, results)
     return results
+
+
+def posthoc_settings(posthoc: DictConfig) -> dict[str, Any]:
+    """The keyword arguments of ``defences.safelora.project`` in a ``posthoc`` config."""
+    return {k: posthoc[k] for k in ("select", "num_proj_layers", "threshold", "projector")}
+
+
+def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator,
+                  results: dict[str, Any]) -> dict[str, Any]:
+    """SafeLoRA applied to the trained adapter, as a model of its own, ``<method>+safelora``: saved, evaluated and
+    written (results.json, final/, generations) in ``<run dir>/posthoc/safelora/``; the policy's own adapter is left
+    as it was. Returns the ``compare`` entry the summary and the paired comparisons read."""
+    from pact_lightning.defences import safelora
+    from pact_lightning.defences.direction import load_directions
+
+    name = f"{results.get('method') or 'final'}+{cfg.posthoc.name}"
+    out = Path(cfg.paths.output_dir) / "posthoc" / cfg.posthoc.name
+    trained = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
+    try:
+        report = safelora.project(policy, load_directions(policy, model_cfg, f"posthoc={cfg.posthoc.name}"),
+                                  **posthoc_settings(cfg.posthoc))
+        sub = {**results, "method": name, "run_dir": str(out), "posthoc": report,
+               "final_dir": str(save_final(policy, tokenizer, out / "final"))}
+        sub.pop("reference", None), sub.pop("diagnostics", None), sub.pop("compare", None)
+        if evaluator is not None:
+            sub["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+        run_results.write(out, sub)
+    finally:
+        for n, p in policy.named_parameters():
+            if n in trained:
+                p.data.copy_(trained[n])
+    return {**(results.get("compare") or {}), name: {k: sub.get(k) for k in ("method", "run_dir", "final_dir", "final")}}
 
 
 def safety_diagnostics(policy, aligned: Callable[[], Any], tokenizer, tokens: SafetyTokens, out: Path) -> str | None:

@@ -101,6 +101,9 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "method.objective.gate_tau": POSITIVE, "method.objective.gate_boost": NONNEG,
     "method.objective.beta": POSITIVE, "method.objective.first_token_factor": POSITIVE,
     "method.objective.bias_factor": POSITIVE, "method.objective.bias_length": INT_NONNEG,
+    "method.objective.align_steps": INT_NONNEG, "method.objective.finetune_steps": INT_NONNEG,
+    "method.objective.prox_warmup_frac": Number(float, 0, 1),
+    "posthoc.num_proj_layers": INT_POS, "posthoc.threshold": Number(float, -1, 1),
     # optimisation and training
     "optim.optimizer.lr": POSITIVE, "optim.optimizer.weight_decay": NONNEG,
     "optim.scheduler.warmup_ratio": FRACTION, "optim.scheduler.gamma": POSITIVE, "optim.scheduler.step_size": INT_POS,

@@ -26,7 +26,7 @@ def train(cfg: DictConfig) -> dict:
     model_cfg = build.aligned_model_config(cfg)
     policy, tokenizer = build.policy(cfg, model_cfg)
     tokens = build.safety_tokens(cfg, model_cfg, policy, tokenizer)
-    objective = build.objective(cfg.method, tokens)
+    objective = build.objective(cfg, model_cfg, tokens, policy, tokenizer)
     evaluator = build.evaluator(cfg.eval)
     data = build.datamodule(cfg, tokenizer, evaluator)
     steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing

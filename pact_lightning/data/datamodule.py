@@ -158,9 +158,12 @@ class PoisonMixDataModule(L.LightningDataModule):
     def batches(self, indices: list[int], batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """The examples ``indices`` in this order, collated ``batch_size`` at a time (for passes outside training)."""
         self._require_setup()
-        collate = Collator(self.tokenizer.pad_token_id)
+        collate = self.collator()
         for start in range(0, len(indices), batch_size):
             yield collate([self.dataset[i] for i in indices[start:start + batch_size]])
+
+    def collator(self) -> Collator:
+        return Collator(self.tokenizer.pad_token_id)
 
     def _require_setup(self) -> None:
         if self.dataset is None:
@@ -182,7 +185,7 @@ class PoisonMixDataModule(L.LightningDataModule):
         sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=self.shuffle,
                                      seed=self.seed, drop_last=self.drop_last)
         loader = ResumableLoader(self.dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
-                                 collate_fn=Collator(self.tokenizer.pad_token_id), num_workers=self.num_workers,
+                                 collate_fn=self.collator(), num_workers=self.num_workers,
                                  drop_last=self.drop_last)
         # Written when training starts, not at setup: a run refused after setup (a corrupt reference cache, a batch
         # size the devices do not divide) leaves an earlier run's ledger in the same directory as it was.

@@ -173,13 +173,14 @@ def _tiny_model(cfg: DictConfig, vocab_size: int, tokenizer) -> PreTrainedModel:
 
 
 def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, lora: bool | None = None,
-               require_chat_template: bool = True):
+               require_chat_template: bool = True, merge_adapter: bool = True):
     """Build ``(model, tokenizer)`` from a model config.
 
     ``checkpoint`` is a merged HF checkpoint directory or a peft adapter directory (``adapter_config.json``). An adapter
     goes on top of the weights it was trained on when its config records them as a local directory (a run that
     fine-tuned the aligned checkpoint of the alignment stage), else on the configured weights. ``lora`` (default:
-    whether ``model.lora`` is set) attaches a fresh trainable adapter.
+    whether ``model.lora`` is set) attaches a fresh trainable adapter. ``merge_adapter=False`` keeps an adapter
+    checkpoint as a peft model (its factors stay editable: SafeLoRA).
     """
     tokenizer = load_tokenizer(cfg, require_chat_template)
     dtype = torch_dtype(cfg)
@@ -209,7 +210,8 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
         from peft import PeftModel
 
         check_adapter_weights(adapter)
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(adapter))
+        model = model.merge_and_unload() if merge_adapter else model
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     if _get(cfg, "gradient_checkpointing", False):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

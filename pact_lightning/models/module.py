@@ -49,6 +49,9 @@ class PactModule(L.LightningModule):
         if stage == "fit" and self.reference is not None:
             self.reference.prepare(self.policy, self.objective, self.trainer.strategy)
 
+    def on_train_start(self) -> None:
+        self._total_steps = int(self.trainer.estimated_stepping_batches)  # the run's optimiser steps (Lisa's T)
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.policy(input_ids=input_ids, attention_mask=attention_mask).logits
 
@@ -71,6 +74,8 @@ class PactModule(L.LightningModule):
         return PolicyView(logits, batch["labels"], columns=self.objective.safety_ids)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        batch = self.objective.step_batch(batch, self.global_step, self._total_steps, self.global_rank,
+                                          self.trainer.world_size)
         view = self.policy_view(batch)
         view.denominator = self._token_denominator(view)
         reference = self.reference(batch, view, self.objective) if self.reference is not None else None
@@ -118,6 +123,7 @@ class PactModule(L.LightningModule):
         trainable = self.trainable_shapes()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint["pact_run"] = self.run_config
+        checkpoint["objective_state"] = self.objective.checkpoint_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # strict_loading is off (frozen weights are not saved), so a checkpoint that lacks a trainable tensor would
@@ -127,3 +133,4 @@ class PactModule(L.LightningModule):
             raise ArtifactError(f"the checkpoint being restored holds none of {len(missing)} trainable tensor(s) of "
                                 f"this model (first: {missing[0]}); it was saved for another model or by another "
                                 "strategy's naming. Resume from this run's own checkpoint or start afresh")
+        self.objective.load_checkpoint_state(checkpoint.get("objective_state") or {})

@@ -66,6 +66,10 @@ FORMAT = "pact_lightning.reference_cache/1"
 
 
 def check_cacheable(objective: Objective) -> None:
+    if objective.needs_alignment_data:
+        raise ConfigError(f"reference.mode=cached looks the reference up by the training example's index, but "
+                          f"{type(objective).__name__} trains some steps on alignment data it does not index; use "
+                          "reference.mode=adapter_disabled (LoRA) or frozen_copy")
     if "logits" in objective.reference_fields:
         raise ConfigError(f"reference.mode=cached stores only the reference's safety-token slice, but {type(objective).__name__} "
                           "needs its full-vocabulary logits at every position; use reference.mode=adapter_disabled "

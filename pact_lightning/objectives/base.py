@@ -151,6 +151,11 @@ class Objective(nn.Module):
     needs_safety_tokens: bool = False
     #: the objective has a regulariser that λ weighs (SFT does not: its λ is 0 whatever is configured)
     has_regularizer: bool = True
+    #: the regulariser reads the pre-alignment weights (``bind_directions(policy, directions)``: AsFT)
+    needs_base_weights: bool = False
+    #: some steps train on alignment data instead of the loader's batch (``bind_alignment_data``, ``step_batch``:
+    #: Lisa), so nothing may be looked up by the loader's example index (the cached reference)
+    needs_alignment_data: bool = False
 
     def __init__(self, lam: float = 1.0, safety_tokens=None) -> None:
         super().__init__()
@@ -178,6 +183,18 @@ class Objective(nn.Module):
 
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
+
+    def step_batch(self, batch: dict, step: int, total_steps: int, rank: int = 0, world_size: int = 1) -> dict:
+        """The batch optimiser step ``step`` (of ``total_steps``) trains on: the loader's, except for an objective that
+        swaps it (Lisa's alignment phases)."""
+        return batch
+
+    def checkpoint_state(self) -> dict:
+        """What the objective must carry across a resume (Lisa's anchor); saved in every checkpoint."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        pass
 
     def forward(self, policy: PolicyView, reference: ReferenceView | None) -> ObjectiveOutput:
         ce = policy.mean(policy.lse - policy.target_logit)

@@ -1,0 +1,339 @@
+"""The defences PACT is compared with, against plain re-implementations of their update rules written from the spec
+(docs/defences.md), on hand-checked numbers and tiny tensors; then each one through the real train/evaluate apps."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from pact_lightning.defences.direction import Direction, alignment_directions
+from pact_lightning.defences.safelora import project, selected
+from pact_lightning.errors import ConfigError
+from pact_lightning.objectives.asft import Asft
+from pact_lightning.objectives.lisa import Lisa
+
+
+class Linear2(nn.Module):
+    """Two bare linear layers, named as a transformer's q/v projections, for a LoRA adapter on hand-made weights."""
+
+    def __init__(self, d_in: int = 3, d_out: int = 2) -> None:
+        super().__init__()
+        self.q_proj = nn.Linear(d_in, d_out, bias=False)
+        self.v_proj = nn.Linear(d_in, d_out, bias=False)
+
+
+def lora_policy(aligned: dict[str, torch.Tensor], factors: dict[str, tuple], r: int = 1, alpha: float = 4.0):
+    """A peft LoRA (rank ``r``) on Linear2 whose frozen weights are ``aligned`` and whose (B, A) are ``factors``."""
+    from peft import LoraConfig, get_peft_model
+
+    model = Linear2(aligned["q_proj"].shape[1], aligned["q_proj"].shape[0])
+    for name, w in aligned.items():
+        getattr(model, name).weight.data.copy_(w)
+    policy = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, target_modules=list(aligned), lora_dropout=0.0))
+    for name, (b, a) in factors.items():
+        module = getattr(policy.base_model.model, name)
+        module.lora_B["default"].weight.data.copy_(b)
+        module.lora_A["default"].weight.data.copy_(a)
+    return policy
+
+
+def base_model(weights: dict[str, torch.Tensor]) -> Linear2:
+    model = Linear2(weights["q_proj"].shape[1], weights["q_proj"].shape[0])
+    for name, w in weights.items():
+        getattr(model, name).weight.data.copy_(w)
+    return model
+
+
+# The spec's 2×3 example: V = [[1, 1, 0], [1, 1, 0]] ⇒ C = VVᵀ/‖V‖_F = [[1, 1], [1, 1]]; B = [[2], [0]], A = [[1, 0, 1]].
+V = torch.tensor([[1.0, 1, 0], [1, 1, 0]])
+B, A = torch.tensor([[2.0], [0.0]]), torch.tensor([[1.0, 0, 1]])
+
+
+def example_policy():
+    """q_proj carries the example; v_proj has an update orthogonal to nothing in particular (its own V)."""
+    w_base = {"q_proj": torch.zeros(2, 3), "v_proj": torch.zeros(2, 3)}
+    aligned = {"q_proj": V.clone(), "v_proj": torch.tensor([[0.0, 0, 1], [0, 0, 0]])}
+    factors = {"q_proj": (B, A), "v_proj": (torch.tensor([[1.0], [1.0]]), torch.tensor([[1.0, 0, 0]]))}
+    return lora_policy(aligned, factors), base_model(w_base)
+
+
+def b_of(policy, name: str) -> torch.Tensor:
+    return getattr(policy.base_model.model, name).lora_B["default"].weight.detach()
+
+
+# ---- SafeLoRA ----------------------------------------------------------------------------------------------------
+
+
+def test_safelora_hand_computed_2x3_projection():
+    policy, base = example_policy()
+    dirs = {d.name: d for d in alignment_directions(policy, base)}
+    assert dirs["q_proj"].norm == pytest.approx(2.0)
+    assert dirs["q_proj"].apply(torch.eye(2)).tolist() == [[1.0, 1.0], [1.0, 1.0]]  # C itself
+    report = project(policy, list(dirs.values()), select="threshold", threshold=0.5)
+    assert report["cos"]["q_proj"] == pytest.approx(0.70711)  # 8 / (4·√8)
+    assert "q_proj" not in report["projected"] and b_of(policy, "q_proj").tolist() == [[2.0], [0.0]]
+
+    policy, base = example_policy()
+    report = project(policy, alignment_directions(policy, base), select="threshold", threshold=0.75)
+    assert "q_proj" in report["projected"]
+    assert b_of(policy, "q_proj").tolist() == [[2.0], [2.0]]  # C·B, not the projector's [[1], [1]]
+
+    policy, base = example_policy()
+    project(policy, alignment_directions(policy, base), select="threshold", threshold=0.75, projector="fro2")
+    assert b_of(policy, "q_proj").tolist() == [[1.0], [1.0]]  # VVᵀ/‖V‖² = the projector for this rank-one V
+
+
+def test_safelora_number_mode_projects_the_k_least_similar():
+    assert sorted(selected({"a": 0.9, "b": 0.2, "c": 0.7, "d": 0.4}, "number", 2, 0.5)) == ["b", "d"]
+    assert sorted(selected({"a": 0.9, "b": 0.2, "c": 0.7, "d": 0.4}, "threshold", 2, 0.75)) == ["b", "c", "d"]
+    with pytest.raises(ConfigError, match="posthoc.select"):
+        selected({"a": 0.1}, "top", 1, 0.5)
+
+
+def naive_safelora(w_aligned, w_base, factors, k):
+    """The spec's rule, written out: C = VVᵀ/‖V‖_F, cos of CBA and BA, project the k lowest, B ← CB."""
+    cos, projected = {}, {}
+    for name, (b, a) in factors.items():
+        v = w_aligned[name] - w_base[name]
+        c = v @ v.T / torch.sqrt((v ** 2).sum())
+        x, y = (c @ b @ a).flatten(), (b @ a).flatten()
+        cos[name] = round(float(x @ y / (x.norm() * y.norm())), 5)
+        projected[name] = c @ b
+    chosen = sorted(cos, key=cos.get)[:k]
+    return {name: (projected[name] if name in chosen else factors[name][0]) for name in factors}, chosen
+
+
+def test_safelora_matches_a_naive_reimplementation_on_random_weights():
+    gen = torch.Generator().manual_seed(0)
+    w_base = {n: torch.randn(4, 5, generator=gen) for n in ("q_proj", "v_proj")}
+    w_aligned = {n: w + 0.3 * torch.randn(4, 1, generator=gen) @ torch.randn(1, 5, generator=gen)
+                 for n, w in w_base.items()}
+    factors = {n: (torch.randn(4, 2, generator=gen), torch.randn(2, 5, generator=gen)) for n in w_base}
+    policy = lora_policy(w_aligned, factors, r=2, alpha=8.0)
+    report = project(policy, alignment_directions(policy, base_model(w_base)), select="number", num_proj_layers=1)
+    expected, chosen = naive_safelora(w_aligned, w_base, factors, k=1)
+    assert report["projected"] == chosen
+    for name in w_base:
+        torch.testing.assert_close(b_of(policy, name), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_direction_refuses_a_base_equal_to_the_aligned_model():
+    policy, _ = example_policy()
+    same = base_model({"q_proj": V.clone(), "v_proj": torch.tensor([[0.0, 0, 1], [0, 0, 0]])})
+    with pytest.raises(ConfigError, match="identical weights in every adapted module"):
+        alignment_directions(policy, same)
+
+
+# ---- AsFT --------------------------------------------------------------------------------------------------------
+
+
+def bound_asft(policy, base, **kwargs) -> Asft:
+    asft = Asft(lam=1.0, **kwargs)
+    asft.bind_directions(policy, [d for d in alignment_directions(policy, base) if d.name == "q_proj"])
+    return asft
+
+
+def test_asft_hand_computed_penalty_and_gradients():
+    policy, base = example_policy()
+    asft = bound_asft(policy, base)
+    reg = asft.penalty()
+    assert float(reg) == pytest.approx(8.0)  # (I − C)BA = [[0, 0, 0], [−2, 0, −2]]
+    reg.backward()
+    q = policy.base_model.model.q_proj
+    assert q.lora_B["default"].weight.grad.flatten().tolist() == pytest.approx([8.0, 0.0])
+    assert q.lora_A["default"].weight.grad.flatten().tolist() == pytest.approx([8.0, 0.0, 8.0])
+    policy, base = example_policy()
+    assert float(bound_asft(policy, base, include_lora_scale=True).penalty()) == pytest.approx(128.0)  # s = 4
+    policy, base = example_policy()
+    assert float(bound_asft(policy, base, projector="orth").penalty()) == pytest.approx(4.0)  # the true projector
+
+
+def test_asft_matches_a_naive_reimplementation_with_gradients():
+    gen = torch.Generator().manual_seed(1)
+    w_base = {n: torch.randn(6, 4, generator=gen) for n in ("q_proj", "v_proj")}
+    w_aligned = {n: w + torch.randn(6, 2, generator=gen) @ torch.randn(2, 4, generator=gen) for n, w in w_base.items()}
+    factors = {n: (torch.randn(6, 3, generator=gen), torch.randn(3, 4, generator=gen)) for n in w_base}
+    policy = lora_policy(w_aligned, factors, r=3, alpha=6.0)
+    asft = Asft(lam=1.0)
+    asft.bind_directions(policy, alignment_directions(policy, base_model(w_base)))
+    reg = asft.penalty()
+    reg.backward()
+    # naive: explicit C, I − C and BA, autograd on leaf copies of the factors
+    naive_total, leaves = 0.0, {}
+    for name, (b, a) in factors.items():
+        b, a = b.clone().requires_grad_(), a.clone().requires_grad_()
+        leaves[name] = (b, a)
+        v = w_aligned[name] - w_base[name]
+        m = torch.eye(6) - v @ v.T / v.norm()
+        naive_total = naive_total + ((m @ b @ a) ** 2).sum()
+    naive_total.backward()
+    assert float(reg) == pytest.approx(float(naive_total), rel=1e-5)
+    for name, (b, a) in leaves.items():
+        module = getattr(policy.base_model.model, name)
+        torch.testing.assert_close(module.lora_B["default"].weight.grad, b.grad, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(module.lora_A["default"].weight.grad, a.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_asft_loss_is_ce_plus_lambda_penalty():
+    from pact_lightning.objectives.base import PolicyView
+
+    policy, base = example_policy()
+    asft = Asft(lam=0.5)
+    asft.bind_directions(policy, alignment_directions(policy, base))
+    logits = torch.randn(1, 4, 7)
+    view = PolicyView(logits, torch.tensor([[-100, 1, 2, 3]]))
+    out = asft(view, None)
+    torch.testing.assert_close(out.loss, out.ce + 0.5 * asft.penalty())
+    assert float(out.reg) > 0
+
+
+# ---- Lisa --------------------------------------------------------------------------------------------------------
+
+
+def lisa_with(params, align_steps=2, finetune_steps=3, rho=1.0, warmup=0.1, alignment_batches=None):
+    lisa = Lisa(lam=rho, align_steps=align_steps, finetune_steps=finetune_steps, prox_warmup_frac=warmup)
+    policy = nn.ParameterList(params)
+    data = types.SimpleNamespace(dataset=alignment_batches or [{"input_ids": torch.tensor([9])}] * 8, seed=0,
+                                 batch_size=1, collator=lambda: torch.utils.data.default_collate)
+    lisa.bind_alignment_data(policy, data)
+    return lisa
+
+
+def view_stub():
+    return types.SimpleNamespace(lse=torch.zeros(1))
+
+
+def test_lisa_schedule_and_discarded_user_batches():
+    lisa = lisa_with([nn.Parameter(torch.zeros(1))])
+    states = [lisa.state(t) for t in range(10)]
+    assert states == ["align"] * 2 + ["finetune"] * 3 + ["align"] * 2 + ["finetune"] * 3
+    user = {"input_ids": torch.tensor([[1]])}
+    trained_on_user = [t for t in range(10) if lisa.step_batch(user, t, 10) is user]
+    assert trained_on_user == [2, 3, 4, 7, 8, 9]  # the user batches of steps 0, 1, 5, 6 are discarded
+    assert Lisa(align_steps=0, finetune_steps=5).state(0) == "finetune"
+    with pytest.raises(ConfigError, match="finetune_steps=0"):
+        Lisa(align_steps=2, finetune_steps=0)
+
+
+def test_lisa_proximal_value_gradient_and_warmup():
+    theta = nn.Parameter(torch.tensor([1.0, 2.0]))
+    lisa = lisa_with([theta])
+    lisa.anchor = [torch.zeros(2)]
+    user = {"input_ids": torch.tensor([[1]])}
+    for t, active in ((0, False), (1, False), (2, True)):  # T = 10: the term is on for t > 1.0
+        lisa._state = lisa.state(t)  # no phase switch here: the anchor stays (0, 0)
+        lisa.step_batch(user, t, 10)
+        reg, _ = lisa.regularizer(view_stub(), None)
+        assert lisa.proximal_active() is active
+        if active:
+            assert float(reg) == pytest.approx(2.5)
+            reg.backward()
+            assert theta.grad.tolist() == [1.0, 2.0]
+        else:
+            assert float(reg) == 0.0
+
+
+def naive_lisa_sgd(theta0, user_target, align_target, k_a, k_f, rho, steps, lr):
+    """Plain Bi-State Optimisation from the spec: quadratic losses ½(θ − target)², SGD, the anchor taken at each phase
+    start, the proximal term from t > 0.1·T."""
+    theta, anchor, state = theta0.clone(), theta0.clone(), None
+    for t in range(steps):
+        now = "align" if t % (k_a + k_f) < k_a else "finetune"
+        if state is not None and now != state:
+            anchor = theta.clone()
+        state = now
+        target = align_target if now == "align" else user_target
+        grad = theta - target + (rho * (theta - anchor) if t > 0.1 * steps else 0.0)
+        theta = theta - lr * grad
+    return theta
+
+
+@pytest.mark.parametrize("rho", [0.0, 2.0])
+def test_lisa_cycle_matches_a_naive_bi_state_loop(rho):
+    """k steps through Lisa.step_batch + its regulariser (quadratic "CE" on whichever batch it hands out) give the
+    parameters of the naive loop, with and without the proximal term."""
+    theta = nn.Parameter(torch.tensor([0.5, -1.0]))
+    align_target = torch.tensor([3.0, 3.0])
+    lisa = lisa_with([theta], align_steps=2, finetune_steps=3, rho=rho,
+                     alignment_batches=[{"target": align_target}] * 4)
+    user_batch = {"input_ids": torch.tensor([[1]]), "target": torch.tensor([[-2.0, 1.0]])}
+    opt = torch.optim.SGD([theta], lr=0.1)
+    steps = 12
+    for t in range(steps):
+        batch = lisa.step_batch(user_batch, t, steps)
+        loss = 0.5 * ((theta - batch["target"][0]) ** 2).sum()
+        reg, _ = lisa.regularizer(view_stub(), None)
+        opt.zero_grad()
+        (loss + lisa.lam * reg).backward()
+        opt.step()
+    expected = naive_lisa_sgd(torch.tensor([0.5, -1.0]), torch.tensor([-2.0, 1.0]), align_target, 2, 3, rho, steps, 0.1)
+    torch.testing.assert_close(theta.detach(), expected)
+
+
+def test_lisa_anchor_survives_a_checkpoint():
+    theta = nn.Parameter(torch.tensor([1.0]))
+    lisa = lisa_with([theta])
+    lisa.step_batch({"input_ids": torch.tensor([[1]])}, 2, 10)  # A → F: anchored at θ = 1
+    theta.data.fill_(5.0)
+    state = lisa.checkpoint_state()
+    fresh = lisa_with([theta])
+    fresh.load_checkpoint_state(state)
+    assert fresh.anchor[0].tolist() == [1.0] and fresh._state == "finetune"
+
+
+# ---- through the apps, on the tiny model -------------------------------------------------------------------------
+
+TWO_STEPS = ["trainer.max_steps=2", "reference.mode=adapter_disabled"]
+
+
+def test_asft_and_lisa_train_two_steps(tmp_path):
+    from runs import logged, run_train
+
+    run_train(tmp_path / "asft", ["method=asft", *TWO_STEPS])
+    reg = logged(tmp_path / "asft", "train/reg")
+    assert sorted(reg) == [0, 1] and reg[0] == 0.0 < reg[1]  # B = 0 at step 0, then the update leaves span(V)
+    run_train(tmp_path / "lisa", ["method=lisa", "align.data.num_samples=16", "trainer.max_steps=6",
+                                  "method.objective.align_steps=1", "method.objective.finetune_steps=2"])
+    state = logged(tmp_path / "lisa", "train/lisa/align_state")
+    assert state == {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0, 5: 0.0}
+    # on for t > 0.1·6; each phase is anchored where it starts, so the term is 0 at a phase's first step only
+    prox = logged(tmp_path / "lisa", "train/lisa/proximal")
+    assert sorted(prox) == [1, 2, 3, 4, 5]
+    assert [t for t, v in prox.items() if v > 0] == [2, 5] and prox[1] == prox[3] == prox[4] == 0.0
+
+
+def test_safelora_posthoc_is_its_own_model_in_train_and_evaluate(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from runs import run_train
+    from test_train import EVAL
+
+    run = tmp_path / "run"
+    run_train(run, ["method=sft", "trainer.max_steps=2", "posthoc=safelora", "posthoc.num_proj_layers=2", *EVAL,
+                    "eval.diagnostics=false"])
+    main = json.loads((run / "results.json").read_text())
+    sub = json.loads((run / "posthoc" / "safelora" / "results.json").read_text())
+    assert sub["method"] == "sft+safelora" and sub["posthoc"]["num_projected"] == 2
+    assert sub["posthoc"]["num_modules"] == 4  # q_proj and v_proj of the tiny model's 2 layers
+    assert main["compare"]["sft+safelora"]["final"]["num_prompts"] == main["final"]["num_prompts"]
+    assert "sft+safelora-reference" in main["paired"]
+    from safetensors.torch import load_file
+
+    trained = load_file(run / "final" / "adapter_model.safetensors")
+    projected = load_file(run / "posthoc" / "safelora" / "final" / "adapter_model.safetensors")
+    changed = [k for k in trained if not torch.equal(trained[k], projected[k])]
+    assert len(changed) == 2 and all("lora_B" in k for k in changed)  # B ← C·B in the 2 selected modules only
+
+    proc = subprocess.run([sys.executable, "-m", "pact_lightning.evaluate", "model=tiny", f"checkpoint={run}/final",
+                           "posthoc=safelora", "posthoc.num_proj_layers=2", "logger=csv", *EVAL[1:],
+                           f"hydra.run.dir={tmp_path / 'eval'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert evaluated["posthoc"]["projected"] == sub["posthoc"]["projected"]
+    assert evaluated["final"]["harmful_score"] == sub["final"]["harmful_score"]
