@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.data.datamodule import PoisonMixDataModule
 from pact_lightning.data.poison import poison_counts
+from pact_lightning.errors import ConfigError
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
 from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
@@ -42,13 +43,32 @@ log = logging.getLogger(__name__)
 REPORT = "alignment.json"
 
 
+DEFENSES = ("vaccine", "booster")  # align.defense: each has a settings block of its name in align
+
+
 def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
-    """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``) and the
-    content of its training data (a regenerated data set makes a new aligned model)."""
-    recipe = {k: v for k, v in OmegaConf.to_container(align, resolve=True).items() if k not in ("enabled", "eval")}
-    rows = [(e.prompt, e.response) for kind in ("harmful", "benign") for e in instantiate(align.data[kind]).load()]
+    """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``, only the
+    chosen defence's settings) and the content of its training data (a regenerated data set makes a new aligned
+    model), Booster's harmful data included."""
+    raw = OmegaConf.to_container(align, resolve=True)
+    defense = defense_of(align)
+    recipe = {k: v for k, v in raw.items() if k not in ("enabled", "eval", "defense", *DEFENSES)}
+    sources = [align.data.harmful, align.data.benign]
+    if defense is not None:
+        recipe["defense"] = {"name": defense, **raw[defense]}
+    if defense == "booster":
+        sources.append(align.booster.harmful)
+    rows = [(e.prompt, e.response) for source in sources for e in instantiate(source).load()]
     return {"model": weights_source(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,
             "data": digest(rows)}
+
+
+def defense_of(align: DictConfig) -> str | None:
+    defense = align.get("defense")
+    if defense is not None and defense not in DEFENSES:
+        raise ConfigError(f"align.defense={defense!r} is unknown; use null (plain alignment SFT) or one of "
+                          f"{', '.join(DEFENSES)}")
+    return defense
 
 
 def aligned_dir(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path) -> Path:
@@ -97,6 +117,27 @@ def alignment_data(data: DictConfig, tokenizer, seed: int, batch_size: int | Non
                                                                                                        seed=seed)
 
 
+def alignment_module(a: DictConfig, policy, tokenizer, **optim: Any) -> PactModule:
+    """SFT on the alignment mix, with the step of ``align.defense`` when one is chosen."""
+    defense = defense_of(a)
+    if defense == "vaccine":
+        from pact_lightning.defences.vaccine import VaccineModule
+
+        return VaccineModule(policy, SFT(), None, rho=float(a.vaccine.rho), **optim)
+    if defense == "booster":
+        from pact_lightning.defences.booster import BoosterModule
+
+        b = a.booster
+        harmful = PoisonMixDataModule(benign=None, harmful=instantiate(b.harmful), num_samples=int(b.num_samples),
+                                      poison_ratio=1.0, batch_size=int(b.batch_size or a.data.batch_size),
+                                      max_length=int(a.data.max_length), name="booster harmful").attach(
+                                          tokenizer, seed=int(a.seed))
+        harmful.setup("fit")
+        return BoosterModule(policy, SFT(), None, harmful=harmful.cycling_batches(), lam=float(b.lam),
+                             alpha=float(b.alpha), **optim)
+    return PactModule(policy, SFT(), None, **optim)
+
+
 def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
                   precision: str = "32-true") -> tuple[Any, list[float]]:
     """SFT of a fresh LoRA adapter on the refusal/helpful mix (the recipe ``a`` = ``align``); returns the policy
@@ -104,11 +145,11 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
     L.seed_everything(int(a.seed), verbose=False)
     policy = attach_lora(model, a.lora)
     data = alignment_data(a.data, tokenizer, seed=int(a.seed))
-    module = PactModule(policy, SFT(), None,
-                        optimizer=functools.partial(torch.optim.AdamW, lr=float(a.optim.lr),
-                                                    weight_decay=float(a.optim.weight_decay)),
-                        scheduler=functools.partial(cosine_with_warmup, warmup_ratio=float(a.optim.warmup_ratio)),
-                        scheduler_interval="step")
+    module = alignment_module(a, policy, tokenizer,
+                              optimizer=functools.partial(torch.optim.AdamW, lr=float(a.optim.lr),
+                                                          weight_decay=float(a.optim.weight_decay)),
+                              scheduler=functools.partial(cosine_with_warmup, warmup_ratio=float(a.optim.warmup_ratio)),
+                              scheduler_interval="step")
     num_benign, num_harmful = poison_counts(int(a.data.num_samples), float(a.data.harmful_fraction))
     # (the mix's "poison" side is the harmful→refusal half here)
     log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",

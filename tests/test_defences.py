@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,8 +198,9 @@ def test_asft_loss_is_ce_plus_lambda_penalty():
 def lisa_with(params, align_steps=2, finetune_steps=3, rho=1.0, warmup=0.1, alignment_batches=None):
     lisa = Lisa(lam=rho, align_steps=align_steps, finetune_steps=finetune_steps, prox_warmup_frac=warmup)
     policy = nn.ParameterList(params)
-    data = types.SimpleNamespace(dataset=alignment_batches or [{"input_ids": torch.tensor([9])}] * 8, seed=0,
-                                 batch_size=1, collator=lambda: torch.utils.data.default_collate)
+    items = alignment_batches or [{"input_ids": torch.tensor([9])}] * 8
+    data = types.SimpleNamespace(cycling_batches=lambda rank, world: iter(
+        [torch.utils.data.default_collate([item]) for item in items] * 100))
     lisa.bind_alignment_data(policy, data)
     return lisa
 
@@ -337,3 +339,167 @@ def test_safelora_posthoc_is_its_own_model_in_train_and_evaluate(tmp_path):
     evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert evaluated["posthoc"]["projected"] == sub["posthoc"]["projected"]
     assert evaluated["final"]["harmful_score"] == sub["final"]["harmful_score"]
+
+
+# ---- Vaccine and Booster (alignment stage) -----------------------------------------------------------------------
+
+
+def test_vaccine_perturbation_is_normalised_over_all_layers():
+    from pact_lightning.defences.vaccine import perturbations
+
+    eps = perturbations([torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0])], rho=2.0)
+    torch.testing.assert_close(eps[0], torch.tensor([1.2, 0.0]))  # per-layer norms would give [2, 0] and [0, 2]
+    torch.testing.assert_close(eps[1], torch.tensor([0.0, 1.6]))
+
+
+def test_booster_gradient_gap_hand_computed():
+    from pact_lightning.defences.booster import harmful_direction_gap
+
+    w = torch.tensor([1.0], requires_grad=True)  # h(w) = ½·2w², α = 0.1: g = 2, w' = 0.9, g' = 1.8
+    gap, h, h_after = harmful_direction_gap(lambda: (w ** 2).sum(), [w], alpha=0.1)
+    assert 1.0 + 5 * float(gap[0]) == pytest.approx(2.0)  # G = ∇f + λ(g − g') with f = ½w², λ = 5
+    assert w.tolist() == [1.0] and float(h) == 1.0 and float(h_after) == pytest.approx(0.81)
+    a, b = torch.tensor([3.0], requires_grad=True), torch.tensor([4.0], requires_grad=True)
+    gap, _, _ = harmful_direction_gap(lambda: 0.5 * (a ** 2 + b ** 2).sum(), [a, b], alpha=0.5)
+    assert [5 * float(gap[0]), 5 * float(gap[1])] == pytest.approx([1.5, 2.0])  # one global norm (‖g‖ = 5)
+    assert a.tolist() == [3.0] and b.tolist() == [4.0]  # restored bit for bit
+
+
+def tiny_lora_policy():
+    from omegaconf import OmegaConf
+
+    from helpers import tiny_model_and_tokenizer
+    from pact_lightning.models.loading import attach_lora
+
+    model, tok = tiny_model_and_tokenizer(seed=3)
+    policy = attach_lora(model.train(), OmegaConf.create({"r": 4, "alpha": 8, "dropout": 0.0,
+                                                          "target_modules": ["q_proj", "v_proj", "o_proj"]}))
+    gen = torch.Generator().manual_seed(0)
+    for n, p in policy.named_parameters():  # B ≠ 0, so every factor has a gradient
+        if p.requires_grad:
+            p.data.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    return policy, len(tok)
+
+
+def lm_batch(vocab: int, seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (2, 9), generator=gen)
+    labels = ids.clone()
+    labels[:, :4] = -100
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "index": torch.arange(2)}
+
+
+def naive_ce(model, batch) -> torch.Tensor:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                             batch["labels"][:, 1:].reshape(-1), ignore_index=-100)
+
+
+def one_step_gradients(module, batch) -> dict[str, torch.Tensor]:
+    """The gradient the optimiser receives in one real Lightning step (learning rate 0, no clipping)."""
+    import lightning as L
+
+    grads = {}
+
+    class Grab(L.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            grads.update({n: p.grad.clone() for n, p in pl_module.policy.named_parameters() if p.requires_grad})
+
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Grab()])
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch], collate_fn=lambda items: items[0]))
+    return grads
+
+
+def sgd_lr0(params):
+    return torch.optim.SGD(params, lr=0.0)
+
+
+def test_vaccine_step_matches_an_explicit_two_pass_computation():
+    import copy
+
+    from pact_lightning.defences.vaccine import VaccineModule
+    from pact_lightning.objectives.sft import SFT
+
+    policy, vocab = tiny_lora_policy()
+    naive = copy.deepcopy(policy)
+    batch, rho = lm_batch(vocab, 0), 0.5
+    grads = one_step_gradients(VaccineModule(policy, SFT(), None, optimizer=sgd_lr0, rho=rho), batch)
+
+    blocks = [m for n, m in naive.named_modules() if n.endswith("self_attn")]
+    assert len(blocks) == 2
+    acts = {}
+    handles = [b.register_forward_hook(lambda m, a, o: acts.__setitem__(m, o[0])) for b in blocks]
+    ce = naive_ce(naive, batch)
+    for h in handles:
+        h.remove()
+    g = torch.autograd.grad(ce, [acts[b] for b in blocks])
+    norm = torch.sqrt(sum((x ** 2).sum() for x in g))
+    eps = {b: rho * x / (norm + 1e-7) for b, x in zip(blocks, g)}
+    assert sum(float((e ** 2).sum()) for e in eps.values()) == pytest.approx(rho ** 2, rel=1e-5)
+    handles = [b.register_forward_hook(lambda m, a, o: (o[0] + eps[m],) + tuple(o[1:])) for b in blocks]
+    naive_ce(naive, batch).backward()
+    for h in handles:
+        h.remove()
+    expected = {n: p.grad for n, p in naive.named_parameters() if p.requires_grad}
+    assert set(grads) == set(expected)
+    for n in expected:
+        torch.testing.assert_close(grads[n], expected[n], rtol=1e-4, atol=1e-6)
+    # and the perturbation matters: the unperturbed gradient differs
+    plain = copy.deepcopy(naive)
+    plain.zero_grad()
+    naive_ce(plain, batch).backward()
+    assert any(not torch.allclose(p.grad, expected[n], atol=1e-6) for n, p in plain.named_parameters()
+               if p.requires_grad)
+
+
+def test_booster_step_matches_an_explicit_gradient():
+    import copy
+
+    from pact_lightning.defences.booster import BoosterModule
+    from pact_lightning.objectives.sft import SFT
+
+    policy, vocab = tiny_lora_policy()
+    naive = copy.deepcopy(policy)
+    batch, harmful, lam, alpha = lm_batch(vocab, 0), lm_batch(vocab, 1), 5.0, 0.1
+    module = BoosterModule(policy, SFT(), None, optimizer=sgd_lr0, harmful=iter([harmful] * 3), lam=lam, alpha=alpha)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    grads = one_step_gradients(module, batch)
+    assert all(torch.equal(before[n], p) for n, p in policy.named_parameters())  # θ restored after θ' (lr 0)
+
+    params = [p for p in naive.parameters() if p.requires_grad]
+    g = torch.autograd.grad(naive_ce(naive, harmful), params)
+    norm = torch.sqrt(sum((x ** 2).sum() for x in g)) + 1e-7
+    with torch.no_grad():
+        for p, x in zip(params, g):
+            p.sub_(alpha * x / norm)
+    g_after = torch.autograd.grad(naive_ce(naive, harmful), params)
+    with torch.no_grad():
+        for p, x in zip(params, g):
+            p.add_(alpha * x / norm)
+    g_f = torch.autograd.grad(naive_ce(naive, batch), params)
+    names = [n for n, p in naive.named_parameters() if p.requires_grad]
+    for name, gf, a, b in zip(names, g_f, g, g_after):
+        torch.testing.assert_close(grads[name], gf + lam * (a - b), rtol=1e-4, atol=1e-5)
+
+
+def test_alignment_defenses_build_their_own_aligned_model_and_train_two_steps(tmp_path):
+    """align.defense=vaccine|booster through the real train app (tiny model, 2 alignment steps, 2 fine-tuning steps):
+    each builds its own aligned checkpoint (another cache key than plain alignment SFT)."""
+    from runs import run_train
+
+    cache = tmp_path / "cache"
+    small = ["align.enabled=true", "align.data.num_samples=16", "align.data.batch_size=8", "align.eval.num_prompts=2",
+             "align.eval.max_new_tokens=2", "align.booster.num_samples=8", "method=sft", "trainer.max_steps=2",
+             f"paths.cache_dir={cache}"]
+    built = {}
+    for defense in ("null", "vaccine", "booster"):
+        run_train(tmp_path / defense, [*small, f"align.defense={defense}"])
+        results = json.loads((tmp_path / defense / "results.json").read_text())
+        built[defense] = results["model_weights"]
+        report = json.loads((Path(results["model_weights"]) / "alignment.json").read_text())
+        assert len(report["losses"]) == 2
+        assert report["recipe"].get("defense", {}).get("name") == (None if defense == "null" else defense)
+    assert len(set(built.values())) == 3
+    with pytest.raises(AssertionError, match="align.defense='lisa' is unknown"):
+        run_train(tmp_path / "bad", [*small, "align.defense=lisa"])

@@ -165,6 +165,22 @@ class PoisonMixDataModule(L.LightningDataModule):
     def collator(self) -> Collator:
         return Collator(self.tokenizer.pad_token_id)
 
+    def cycling_batches(self, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless batches of this rank's shard (``batch_size / world_size`` examples each), reshuffled on every pass:
+        the side data a defence draws from besides the training loader (Lisa's alignment data, Booster's harmful
+        data)."""
+        self._require_setup()
+        sampler = DistributedSampler(self.dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed,
+                                     drop_last=True)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size // world_size, sampler=sampler,
+                            collate_fn=self.collator(), drop_last=True)
+        if len(loader) == 0:
+            raise ConfigError(f"{self.name} data: {len(self.dataset)} examples give no batch of "
+                              f"{self.batch_size // world_size}; raise its num_samples")
+        for epoch in itertools.count():
+            sampler.set_epoch(epoch)
+            yield from loader
+
     def _require_setup(self) -> None:
         if self.dataset is None:
             raise RuntimeError("PoisonMixDataModule.setup() must run first")

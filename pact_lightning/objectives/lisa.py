@@ -30,7 +30,6 @@ from typing import Any, Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, DistributedSampler
 
 from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
@@ -54,13 +53,13 @@ class Lisa(Objective):
         self.anchor: list[Tensor] = []
         self._alignment = None
         self._batches: Iterator[dict] | None = None
-        self._epoch = 0
         self._state: str | None = None  # the state of the last step seen
         self._step, self._total = 0, 1
 
     def bind_alignment_data(self, policy, alignment) -> None:
         """The policy's trainable tensors (the proximal term's θ; the anchor starts at θ_0) and the alignment data (a
-        set-up PoisonMixDataModule whose ``batch_size`` is the user batch size)."""
+        set-up PoisonMixDataModule whose ``batch_size`` is the user batch size; its ``cycling_batches`` reshuffle on
+        every pass, as the authors' loader)."""
         self._params = [p for p in policy.parameters() if p.requires_grad]
         self.anchor = [p.detach().clone() for p in self._params]
         self._alignment = alignment
@@ -79,22 +78,10 @@ class Lisa(Objective):
         self._state = state
         if state == "finetune":
             return batch
+        if self._batches is None:
+            self._batches = self._alignment.cycling_batches(rank, world_size)
         device = batch["input_ids"].device
-        return {k: v.to(device) for k, v in self._next_alignment_batch(rank, world_size).items()}
-
-    def _next_alignment_batch(self, rank: int, world_size: int) -> dict:
-        while True:
-            if self._batches is None:
-                data = self._alignment
-                sampler = DistributedSampler(data.dataset, num_replicas=world_size, rank=rank, shuffle=True,
-                                             seed=data.seed, drop_last=True)
-                sampler.set_epoch(self._epoch)  # a fresh shuffle on every pass, as the authors' RandomSampler
-                self._batches = iter(DataLoader(data.dataset, batch_size=data.batch_size // world_size,
-                                                sampler=sampler, collate_fn=data.collator(), drop_last=True))
-            try:
-                return next(self._batches)
-            except StopIteration:
-                self._batches, self._epoch = None, self._epoch + 1
+        return {k: v.to(device) for k, v in next(self._batches).items()}
 
     def proximal_active(self) -> bool:
         return self._step > self.prox_warmup_frac * self._total
@@ -109,8 +96,8 @@ class Lisa(Objective):
         return reg, {"lisa/proximal": reg.detach(), "lisa/align_state": in_align}
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"anchor": [a.cpu() for a in self.anchor], "state": self._state, "epoch": self._epoch}
+        return {"anchor": [a.cpu() for a in self.anchor], "state": self._state}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.anchor = [a.to(p.device) for a, p in zip(state["anchor"], self._params)]
-        self._state, self._epoch = state["state"], state["epoch"]
+        self._state = state["state"]
