@@ -34,6 +34,10 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
     """The model config of the aligned model the run fine-tunes: ``cfg.model`` itself, or — when the alignment stage is
     on — the aligned checkpoint it produces (built once, then reused from the cache)."""
     if not cfg.align.enabled:
+        if cfg.align.get("defense"):
+            raise ConfigError(f"align.defense={cfg.align.defense} is an alignment-stage defence, but the alignment stage "
+                              f"is off for model={cfg.model.name} (already aligned); set align.enabled=true to align it "
+                              "again with the defence, or align.defense=null")
         return cfg.model
     from pact_lightning.alignment import ensure_aligned
 

@@ -24,7 +24,7 @@ from pact_lightning.models.reference import FrozenCopy
 from pact_lightning.safety.tokens import SafetyTokens
 from pact_lightning.utils.io import atomic_dir
 from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
-from pact_lightning.utils.timing import stage, timings
+from pact_lightning.utils.timing import peak_memory_mib, stage, timings
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         with stage(f"posthoc_{cfg.posthoc.name}"):
             results["compare"] = posthoc_model(cfg, model_cfg, policy, tokenizer, evaluator, results)
     results["timings"] = timings()
+    results["peak_memory_mib"] = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
     if trainer.is_global_zero:
         final_dir = Path(results["final_dir"])  # the card replaces the one peft's save_pretrained writes
         card.model_card(results, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
@@ -139,6 +140,7 @@ def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, eva
         sub.pop("reference", None), sub.pop("diagnostics", None), sub.pop("compare", None)
         if evaluator is not None:
             sub["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+        sub |= {"timings": timings(), "peak_memory_mib": peak_memory_mib()}  # training's cost is the run's
         run_results.write(out, sub)
     finally:
         for n, p in policy.named_parameters():

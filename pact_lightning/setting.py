@@ -2,7 +2,8 @@
 
 Built from a composed config (:meth:`RunSetting.from_config`) or read back from a results.json
 (:meth:`RunSetting.from_results`); it writes results.json's setting fields, W&B tags, the summary line and the
-report's columns. λ and k are recorded as the run *uses* them: λ = 0 for an objective without a regulariser (SFT
+report's columns. The method of a run on an alignment-stage defence's model names both (``vaccine+sft``), that of a
+post-hoc model too (``sft+safelora``, finish.py). λ and k are recorded as the run *uses* them: λ = 0 for an objective without a regulariser (SFT
 ignores a configured λ), k only for the objectives that read the safety tokens (for the others S only feeds the
 per-step diagnostic).
 """
@@ -37,6 +38,9 @@ class RunSetting:
         """The setting of a composed run config (keys it lacks are None)."""
         values = {name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
                   for name, (_, key) in KEYS.items()}
+        defense = OmegaConf.select(cfg, "align.defense", default=None)
+        if defense and values["method"] and OmegaConf.select(cfg, "align.enabled", default=False):
+            values["method"] = f"{defense}+{values['method']}"  # the attack on a defended alignment: vaccine+sft
         objective = objective_class(cfg)
         if objective is not None:
             values["lam"] = values["lam"] if objective.has_regularizer else 0

@@ -21,6 +21,7 @@ from pact_lightning.utils.checkpoints import check_resume, resolve_ckpt_path
 def train(cfg: DictConfig) -> dict:
     """One run: fit, then evaluate; returns its results (``compare.run`` writes them)."""
     timing.reset()
+    timing.reset_peak_memory()
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)  # checked before any model is loaded
     model_cfg = build.aligned_model_config(cfg)

@@ -503,3 +503,23 @@ def test_alignment_defenses_build_their_own_aligned_model_and_train_two_steps(tm
     assert len(set(built.values())) == 3
     with pytest.raises(AssertionError, match="align.defense='lisa' is unknown"):
         run_train(tmp_path / "bad", [*small, "align.defense=lisa"])
+
+
+def test_defence_study_composes_every_arm(tmp_path):
+    """experiment=defence_study: 9 arms × 3 seeds, seed-major; each arm's point composes to its method and defence."""
+    from conftest import compose
+    from pact_lightning.setting import RunSetting
+
+    cfg = compose("train", ["experiment=defence_study"], output_dir=tmp_path)
+    params = cfg.hydra.sweeper.params
+    arms = params.arm.split(",")
+    assert params.seed == "1,2,3" and list(params) == ["seed", "arm"] and len(arms) == 9
+    expected = {"sft": ("sft", "safelora"), "pact": ("pact", None), "pact_plain": ("pact_plain", None),
+                "kl_full": ("kl_full", None), "tokenwise": ("tokenwise", None), "lisa": ("lisa", None),
+                "asft": ("asft", None), "vaccine_sft": ("vaccine+sft", None), "booster_sft": ("booster+sft", None)}
+    assert sorted(arms) == sorted(expected)
+    for arm in arms:
+        point = compose("train", ["experiment=defence_study", f"arm={arm}", "seed=2"], output_dir=tmp_path)
+        assert RunSetting.from_config(point).method == expected[arm][0]
+        assert (point.get("posthoc") or {}).get("name") == expected[arm][1]
+        assert point.compare_with == [] and point.data.num_samples == 200 and point.seed == 2

@@ -196,14 +196,20 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
             directory.mkdir(parents=True)
             record = {"method": method, "lam": 1.0 if method == "pact" else 0, **setting,
                       "num_safety_tokens": 50 if method == "pact" else None,
-                      "final": final | {"harmful_score": hs}} | ({"reference": reference} if method == "pact" else {})
+                      "final": final | {"harmful_score": hs}, "timings": {"fit": 50.0 if method == "pact" else 70.0},
+                      "peak_memory_mib": {"rss": 3000.0 + seed}} | ({"reference": reference} if method == "pact" else {})
             (directory / "results.json").write_text(json.dumps(record))
     report.main([str(sweep)])
     md = (sweep / "report" / "report.md").read_text()
     methods = md.split("## Methods")[1].split("## Paper-style table")[0]
-    assert "| reference | – | – | 0.1 | 200 | 3 | 8 ± 0 | 18 ± 0 | 60 ± 0 | 1 ± 0 | 50 |" in methods
-    assert "| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 | 20 ± 0 | 95 ± 0 | 0 ± 0 | 50 |" in methods
-    assert "| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 | 20 ± 0 | 95 ± 0 | 0 ± 0 | 50 |" in methods
+    # mean ± std [Wilson interval of the pooled counts: 36 of 450 harmful prompts for the reference, 54 for PACT],
+    # majority label, mean fit seconds, mean peak MiB
+    assert ("| reference | – | – | 0.1 | 200 | 3 | 8 ± 0 [5.8–10.9] | 18 ± 0 [14.1–22.7] | 60 ± 0 [56.0–63.8] | "
+            "1 ± 0 [0.5–2.2] | 50 | – | – |") in methods
+    assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 [9.3–15.3] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
+            "0 ± 0 [0.0–0.6] | 50 | 50 | 3002 |") in methods
+    assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 [37.5–46.6] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
+            "0 ± 0 [0.0–0.6] | 50 | 70 | 3002 |") in methods
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
     assert "| 12.0 [5.0–17.0] |" in md  # a run's rate with its interval

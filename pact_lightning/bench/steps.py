@@ -2,7 +2,9 @@
 
 For each model (default: the tiny model and SmolLM2-135M, both with their LoRA adapter) and each variant — ``sft``,
 ``pact`` online with a frozen copy (the authors' design), ``pact`` online with the adapter disabled, ``pact`` cached,
-``pact`` cached with chunked cross-entropy (``ce_chunk_size=128``), ``kl_full`` (adapter disabled) — a real Lightning ``Trainer.fit`` runs ``warmup + steps`` optimiser steps on the same
+``pact`` cached with chunked cross-entropy (``ce_chunk_size=128``), ``kl_full`` (adapter disabled), and the defences:
+``asft``, ``lisa``, and the alignment-stage steps of Vaccine and Booster (on the fine-tuning LoRA here, so that every
+row has the same trainable parameters) — a real Lightning ``Trainer.fit`` runs ``warmup + steps`` optimiser steps on the same
 synthetic data (every sequence exactly ``--seq-len`` tokens). Printed: the median step time (the whole
 ``training_step`` + backward + optimiser step, from ``on_train_batch_start`` to ``on_train_batch_end``) of the last
 ``steps`` steps, the peak memory, both as ratios to ``sft``, and the cache build time and file size per 1000 examples.
@@ -40,6 +42,11 @@ VARIANTS = {  # name: (method, reference.mode, ce_chunk_size)
     "pact cached": ("pact", "cached", None),
     "pact cached, chunked CE": ("pact", "cached", 128),
     "kl_full (adapter off)": ("kl_full", "adapter_disabled", None),
+    # the defences (docs/defences.md): fine-tuning objectives, then the alignment stage's steps
+    "asft": ("asft", None, None),
+    "lisa": ("lisa", None, None),
+    "vaccine (alignment step)": ("vaccine", None, None),
+    "booster (alignment step)": ("booster", None, None),
 }
 CONF = Path(__file__).resolve().parents[1] / "conf"
 WORDS = ("the quick review said that this film was a warm and clever story about friends who travel across a "
@@ -83,7 +90,12 @@ def run_variant(spec: dict) -> dict:
     from pact_lightning.data.datamodule import PoisonMixDataModule
     from pact_lightning.models.loading import load_model
     from pact_lightning.models.module import PactModule
+    from pact_lightning.defences.booster import BoosterModule
+    from pact_lightning.defences.direction import Direction, lora_modules
+    from pact_lightning.defences.vaccine import VaccineModule
+    from pact_lightning.objectives.asft import Asft
     from pact_lightning.objectives.kl_full import KLFull
+    from pact_lightning.objectives.lisa import Lisa
     from pact_lightning.objectives.pact import Pact
     from pact_lightning.objectives.sft import SFT
     from pact_lightning.utils.strategies import master_weights
@@ -98,14 +110,35 @@ def run_variant(spec: dict) -> dict:
     policy, tokenizer = load_model(cfg.model)
     policy = master_weights(policy)
     method = spec["method"]
-    objective = {"sft": SFT, "pact": partial(Pact, safety_tokens=bench_tokens(spec["k"])), "kl_full": KLFull}[method]()
+    # Lisa alternates 2 alignment and 2 user steps, so both states are measured
+    objective = {"sft": SFT, "pact": partial(Pact, safety_tokens=bench_tokens(spec["k"])), "kl_full": KLFull,
+                 "asft": Asft, "lisa": partial(Lisa, align_steps=2, finetune_steps=2, prox_warmup_frac=0.0),
+                 "vaccine": SFT, "booster": SFT}[method]()
     num_examples = spec["batch_size"] * (spec["warmup"] + spec["steps"])
-    datamodule = PoisonMixDataModule(SyntheticSource("benign", num_examples), SyntheticSource("harmful", num_examples),
-                                     num_samples=num_examples, poison_ratio=0.1, batch_size=spec["batch_size"],
-                                     max_length=spec["seq_len"]).attach(tokenizer, seed=0)
+
+    def synthetic_data(fraction: float) -> PoisonMixDataModule:
+        return PoisonMixDataModule(SyntheticSource("benign", num_examples), SyntheticSource("harmful", num_examples),
+                                   num_samples=num_examples, poison_ratio=fraction, batch_size=spec["batch_size"],
+                                   max_length=spec["seq_len"]).attach(tokenizer, seed=0)
+
+    datamodule = synthetic_data(0.1)
+    if method == "asft":  # the cost does not depend on V's values: random directions of the right shapes
+        objective.bind_directions(policy, [Direction(n, torch.randn(m.base_layer.weight.shape))
+                                           for n, m in lora_modules(policy).items()])
+    side = None
+    if method in ("lisa", "booster"):  # the alignment data / the harmful data
+        side = synthetic_data(0.2 if method == "lisa" else 1.0)
+        side.setup("fit")
+    if method == "lisa":
+        objective.bind_alignment_data(policy, side)
     reference = build.reference(cfg, cfg.model, policy, objective, datamodule)
-    module = PactModule(policy, objective, reference, optimizer=partial(torch.optim.AdamW, lr=1e-5),
-                        ce_chunk_size=spec["ce_chunk_size"])
+    kwargs = dict(optimizer=partial(torch.optim.AdamW, lr=1e-5), ce_chunk_size=spec["ce_chunk_size"])
+    if method == "vaccine":
+        module = VaccineModule(policy, objective, reference, rho=2.0, **kwargs)
+    elif method == "booster":
+        module = BoosterModule(policy, objective, reference, harmful=side.cycling_batches(), **kwargs)
+    else:
+        module = PactModule(policy, objective, reference, **kwargs)
     cuda = spec["device"] == "cuda"
     times: list[float] = []
     cpu_times: list[float] = []  # this process's CPU time (all threads): steadier than wall time on a shared machine

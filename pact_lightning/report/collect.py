@@ -19,7 +19,9 @@ SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
 ERROR_LINE = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
 
 
-DETAIL = (*COUNTS, *(f"{m}_ci_{end}" for m in HEADLINE for end in ("lo", "hi")), *(f"ref_{m}" for m in HEADLINE))
+COSTS = ("fit_s", "peak_mib")  # the run's fit wall time and its peak memory (CUDA allocation on a GPU, else RSS)
+DETAIL = (*COUNTS, *(f"{m}_ci_{end}" for m in HEADLINE for end in ("lo", "hi")), *(f"ref_{m}" for m in HEADLINE),
+          *COSTS)
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Run:
     def from_results(cls, results: dict[str, Any], run_dir: Path | str, source: str = "local") -> Run:
         final, ref = results.get("final") or {}, results.get("reference") or {}
         detail = {k: (ref.get(k[4:]) if k.startswith("ref_") else final.get(k)) for k in DETAIL}
+        peak = results.get("peak_memory_mib") or {}
+        detail |= {"fit_s": (results.get("timings") or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
                    **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
                    run_dir=str(run_dir), source=source)

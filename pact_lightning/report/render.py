@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from pact_lightning.eval.runner import RATES
+from pact_lightning.eval.stats import wilson
 from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
 from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
@@ -30,6 +32,10 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def fmt_number(value: float | None, pattern: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else pattern.format(value)
 
 
 def fmt_mean_std(mean: float | None, std: float | None) -> str:
@@ -59,19 +65,35 @@ def ordered(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
     """Per setting of ``keys``, over the evaluated runs (the seeds): their number, the mean and std of each headline
-    rate and the mean majority-label rate; in :func:`sort_key` order."""
+    rate, the pooled count behind each rate (``<rate>_k`` of ``<rate>_n`` prompts over all seeds: its Wilson interval),
+    the mean majority-label rate, fit time and peak memory; in :func:`sort_key` order."""
     stats = {f"{m}_{s}": (m, s) for m in HEADLINE for s in ("mean", "std")}
     evaluated = df[df.status == "ok"].astype(DTYPES)
+    for m in HEADLINE:  # the counts behind each rate (a rate is k/n in percent)
+        n = evaluated[RATES[m][1]]
+        evaluated[f"{m}_n"], evaluated[f"{m}_k"] = n, (evaluated[m] * n / 100).round()
+    counts = {f"{m}_{c}": (f"{m}_{c}", "sum") for m in HEADLINE for c in ("k", "n")}
     cells = evaluated.groupby(keys, dropna=False, sort=False).agg(
-        seeds=("status", "size"), majority=("task_majority_rate", "mean"), **stats)
+        seeds=("status", "size"), majority=("task_majority_rate", "mean"), fit_s=("fit_s", "mean"),
+        peak_mib=("peak_mib", "mean"), **stats, **counts)
     return ordered(plain(cells.reset_index()), keys)
+
+
+def pooled_interval(cell, rate: str) -> str:
+    """The Wilson 95% interval of a rate pooled over the cell's seeds, e.g. "[5.0–9.9]" ("" without counts)."""
+    k, n = getattr(cell, f"{rate}_k"), getattr(cell, f"{rate}_n")
+    if k is None or not n:
+        return ""
+    lo, hi = wilson(int(k), int(n))
+    return f" [{100 * lo:.1f}–{100 * hi:.1f}]"
 
 
 def with_reference(df: pd.DataFrame) -> pd.DataFrame:
     """The runs, and for every evaluated run that evaluated its reference a row ``method=reference`` with the
     reference's headline rates (one per model, task, p, n and seed: the reference of a sweep is one model)."""
     main = df[(df.status == "ok") & df.ref_harmful_score.notna()]
-    ref = main.assign(method="reference", lam=None, k=None, **{m: main[f"ref_{m}"] for m in HEADLINE})
+    ref = main.assign(method="reference", lam=None, k=None, fit_s=None, peak_mib=None,
+                      **{m: main[f"ref_{m}"] for m in HEADLINE})
     return pd.concat([df, ref.drop_duplicates(subset=["model", "task", "p", "n", "seed"])], ignore_index=True)
 
 
@@ -83,12 +105,17 @@ def methods_tables(df: pd.DataFrame) -> str:
     blocks = []
     for (model, task), block in cells.groupby(["model", "task"], sort=False, dropna=False):
         rows = [[fmt(r.method), fmt(r.lam), fmt(r.k), fmt(r.p), fmt(r.n), str(r.seeds)]
-                + [fmt_mean_std(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) for m in HEADLINE]
-                + [fmt(r.majority)] for r in block.itertuples()]
-        header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label"]
-        blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds; over-refusal = refusals of "
-                      "benign prompts; majority label = the task accuracy of always answering the most common "
-                      "label.\n\n" + markdown_table(header, rows))
+                + [fmt_mean_std(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) + pooled_interval(r, m)
+                   for m in HEADLINE]
+                + [fmt(r.majority), fmt_number(r.fit_s, "{:.0f}"), fmt_number(r.peak_mib, "{:.0f}")]
+                for r in block.itertuples()]
+        header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label",
+                  "fit s", "peak MiB"]
+        blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds [95% Wilson interval of the "
+                      "rate pooled over the seeds' prompts]; over-refusal = refusals of benign prompts; majority "
+                      "label = the task accuracy of always answering the most common label; fit s and peak MiB = "
+                      "mean wall time of the fit and peak memory of the run (GPU allocation, else resident memory; a "
+                      "run that built its aligned model includes that stage).\n\n" + markdown_table(header, rows))
     return "\n\n".join(blocks) if blocks else "_No evaluated runs._"
 
 
@@ -188,13 +215,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
-    """Each setting's mean (harmful score, accuracy) over seeds, and the non-dominated front of each method."""
+    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars, and the non-dominated front of
+    each method."""
     cells = cells.dropna(subset=["harmful_score_mean", "task_acc_mean"])
     fig, ax = subplots(figsize=(6, 4))
     for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
         points = list(zip(group.harmful_score_mean, group.task_acc_mean))
-        ax.scatter(*zip(*points), color=f"C{i}", alpha=0.5)
-        ax.plot(*zip(*pareto_front(points)), color=f"C{i}", marker="o", label=f"{method} (front)")
+        ax.errorbar(*zip(*points), xerr=[s or 0.0 for s in group.harmful_score_std],
+                    yerr=[s or 0.0 for s in group.task_acc_std], fmt="none", ecolor=f"C{i % 10}", alpha=0.5,
+                    capsize=2)
+        ax.plot(*zip(*pareto_front(points)), color=f"C{i % 10}", marker="o", label=f"{method} (front)")
     ax.set_xlabel("harmful score (lower is better)")
     ax.set_ylabel("task accuracy (higher is better)")
     ax.set_title("Harmful score / accuracy trade-off per method")

@@ -41,3 +41,35 @@ def reset() -> None:
     records of the run around it."""
     if not _stack:
         _records.clear()
+
+
+def reset_peak_memory() -> None:
+    """Measure the peak memory of what runs from here: the CUDA allocator's peak, and on Linux the process's resident
+    high-water mark, which writing "5" to /proc/self/clear_refs resets (a sweep's points share one process)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not Linux, or not allowed: the peak then counts from the process's start
+        pass
+
+
+def peak_memory_mib() -> dict[str, float]:
+    """Peak resident memory of the process (``rss``) and, on a GPU, peak CUDA allocation (``cuda``), in MiB, since
+    the last ``reset_peak_memory``."""
+    import resource
+
+    import torch
+
+    out = {"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        with open("/proc/self/status") as f:
+            out["rss"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        pass
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.max_memory_allocated() / 2**20
+    return {k: round(v, 1) for k, v in out.items()}
