@@ -117,6 +117,23 @@ def alignment_data(data: DictConfig, tokenizer, seed: int, batch_size: int | Non
                                                                                                        seed=seed)
 
 
+def check_booster_data(harmful: DictConfig, poison, eval_prompts: list[str]) -> None:
+    """Booster's harmful examples share no prompt with the attack's poison candidates (``data.harmful``) or the
+    safety evaluation: the defence would otherwise have seen the attack's or the benchmark's own prompts."""
+    from pact_lightning.data.sources import normalize_prompt
+    from pact_lightning.errors import DataError
+
+    source = instantiate(harmful)
+    own = {normalize_prompt(e.prompt): e for e in source.load()}
+    for name, prompts in (("the poison source data.harmful", [e.prompt for e in poison.load()]),
+                          ("the safety evaluation's harmful prompts", eval_prompts)):
+        shared = [own[p] for p in {normalize_prompt(p) for p in prompts} if p in own]
+        if shared:
+            raise DataError(f"align.booster.harmful ({source.name}) shares {len(shared)} prompt(s) with {name} "
+                            f"(first: row {shared[0].row}: {shared[0].prompt[:80]!r}); give Booster a disjoint "
+                            "harmful split (the embedded default uses the offline harmful align split)")
+
+
 def alignment_module(a: DictConfig, policy, tokenizer, **optim: Any) -> PactModule:
     """SFT on the alignment mix, with the step of ``align.defense`` when one is chosen."""
     defense = defense_of(a)

@@ -39,8 +39,11 @@ def aligned_model_config(cfg: DictConfig) -> DictConfig:
                               f"is off for model={cfg.model.name} (already aligned); set align.enabled=true to align it "
                               "again with the defence, or align.defense=null")
         return cfg.model
-    from pact_lightning.alignment import ensure_aligned
+    from pact_lightning.alignment import check_booster_data, ensure_aligned
 
+    if cfg.align.get("defense") == "booster":  # before the (long) alignment stage, not after it
+        check_booster_data(cfg.align.booster.harmful, instantiate(cfg.data.harmful),
+                           safety_eval_prompts(cfg.eval, None))
     return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
                           precision=cfg.trainer.precision)
 

@@ -523,3 +523,19 @@ def test_defence_study_composes_every_arm(tmp_path):
         assert RunSetting.from_config(point).method == expected[arm][0]
         assert (point.get("posthoc") or {}).get("name") == expected[arm][1]
         assert point.compare_with == [] and point.data.num_samples == 200 and point.seed == 2
+
+
+def test_booster_refuses_harmful_data_that_is_the_attacks_poison(tmp_path):
+    """Booster's harmful rows must not be the poison candidates: refused before the alignment stage runs."""
+    from runs import train_command
+    import subprocess
+
+    from conftest import ROOT
+
+    proc = subprocess.run(train_command(tmp_path / "run", [
+        "align.enabled=true", "align.defense=booster", "align.booster.harmful.split=poison",
+        f"paths.cache_dir={tmp_path / 'cache'}"]), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "align.booster.harmful (offline/harmful/poison:compliant) shares" in proc.stderr
+    assert "the poison source data.harmful" in proc.stderr
+    assert not (tmp_path / "cache" / "aligned").exists()  # nothing was aligned
