@@ -88,7 +88,7 @@ def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | Non
     modules (AsFT), the alignment data (Lisa)."""
     obj = instantiate(cfg.method.objective, safety_tokens=tokens)
     if obj.needs_base_weights:
-        from pact_lightning.defences.direction import load_directions
+        from pact_lightning.defences.base_weights import load_directions
 
         obj.bind_directions(policy, load_directions(policy, model_cfg, f"method={cfg.method.name}"))
     if obj.needs_alignment_data:

@@ -58,7 +58,7 @@ def apply_posthoc(cfg: DictConfig, model) -> tuple[Any, dict]:
     what the projection did."""
     from pact_lightning import alignment
     from pact_lightning.defences import safelora
-    from pact_lightning.defences.direction import load_directions
+    from pact_lightning.defences.base_weights import load_directions
     from pact_lightning.finish import posthoc_settings
 
     if not is_lora(model):

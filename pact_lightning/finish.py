@@ -127,7 +127,7 @@ def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, eva
     written (results.json, final/, generations) in ``<run dir>/posthoc/safelora/``; the policy's own adapter is left
     as it was. Returns the ``compare`` entry the summary and the paired comparisons read."""
     from pact_lightning.defences import safelora
-    from pact_lightning.defences.direction import load_directions
+    from pact_lightning.defences.base_weights import load_directions
 
     name = f"{results.get('method') or 'final'}+{cfg.posthoc.name}"
     out = Path(cfg.paths.output_dir) / "posthoc" / cfg.posthoc.name

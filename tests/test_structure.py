@@ -17,7 +17,7 @@ LAYERS = [
     {"data"},
     {"objectives"},
     {"models"},
-    {"safety", "eval"},
+    {"safety", "eval", "defences"},
     {"alignment"},
     {"setting", "build", "finish", "results", "card", "compare", "sweep", "app", "rundir", "report", "bench"},
     {"train", "evaluate", "align", "safety_tokens"},

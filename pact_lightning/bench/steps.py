@@ -91,7 +91,7 @@ def run_variant(spec: dict) -> dict:
     from pact_lightning.models.loading import load_model
     from pact_lightning.models.module import PactModule
     from pact_lightning.defences.booster import BoosterModule
-    from pact_lightning.defences.direction import Direction, lora_modules
+    from pact_lightning.objectives.direction import Direction, lora_modules
     from pact_lightning.defences.vaccine import VaccineModule
     from pact_lightning.objectives.asft import Asft
     from pact_lightning.objectives.kl_full import KLFull

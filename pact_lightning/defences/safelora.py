@@ -1,7 +1,7 @@
 r"""SafeLoRA (Hsu et al., 2024): a post-hoc projection of a trained LoRA adapter onto the alignment subspace
 (docs/defences.md §3; the authors' code: IBM/SafeLoRA ``model.py``).
 
-For every adapted module i with alignment matrix C_i (pact_lightning/defences/direction.py) and trained factors
+For every adapted module i with alignment matrix C_i (pact_lightning/objectives/direction.py) and trained factors
 B_i, A_i (ΔW_i = s·B_i A_i):
 
 .. math::
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from pact_lightning.defences.direction import Direction, lora_modules
+from pact_lightning.objectives.direction import Direction, lora_modules
 from pact_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)

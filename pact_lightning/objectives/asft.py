@@ -7,7 +7,7 @@ update close to the alignment direction (docs/defences.md §4; the authors' code
     L = L_{CE} + λ · \sum_i \big\| (I − C_i)\, B_i A_i \big\|_F^2
 
 over every LoRA-adapted module i, with C_i = V_i V_iᵀ / ‖V_i‖_F and V_i = W_aligned,i − W_base,i
-(pact_lightning/defences/direction.py). As in the authors' code B_i A_i is the raw product, without the LoRA scale s
+(pact_lightning/objectives/direction.py). As in the authors' code B_i A_i is the raw product, without the LoRA scale s
 (so for ΔW = s·BA the penalty is λ/s² · ‖(I − C)ΔW‖²; ``include_lora_scale=true`` puts s² in), the squared norms are
 summed, not averaged, and C is fixed before training. At initialisation B = 0, so the term starts at 0.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pact_lightning.defences.direction import PROJECTORS, Direction, lora_modules
+from pact_lightning.objectives.direction import PROJECTORS, Direction, lora_modules
 from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
 

@@ -1,4 +1,5 @@
-r"""The alignment direction of each LoRA-adapted module, which SafeLoRA and AsFT project onto (docs/defences.md §2).
+r"""The alignment direction of each LoRA-adapted module, which AsFT's regulariser and SafeLoRA's projection read
+(docs/defences.md, "The alignment direction"; the pre-alignment weights are loaded by defences/base_weights.py).
 
 For an adapted linear module i with frozen aligned weight W_aligned,i (the LoRA's ``base_layer``) and the
 pre-alignment weight W_base,i of the same name and shape,
@@ -65,11 +66,13 @@ class Direction:
         return self._basis
 
 
+PEFT_PREFIX = "base_model.model."  # what peft's wrapper puts before the transformers model's module names
+
+
 def lora_modules(policy) -> dict[str, torch.nn.Module]:
     """The LoRA-adapted linear modules of a peft policy, by their name in the underlying transformers model."""
-    from pact_lightning.models.loading import base_of
-
-    modules = {name: m for name, m in base_of(policy).named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")}
+    modules = {name.removeprefix(PEFT_PREFIX): m for name, m in policy.named_modules()
+               if hasattr(m, "lora_A") and hasattr(m, "base_layer")}
     if not modules:
         raise ConfigError("this defence acts on a LoRA adapter, but the policy has none; set model.lora "
                           "(pact_lightning/conf/model/) instead of full fine-tuning")
@@ -104,19 +107,3 @@ def alignment_directions(policy, base_model) -> list[Direction]:
     norms = [d.norm for d in directions]
     log.info("alignment directions: %d modules, ‖V‖_F from %.3g to %.3g", len(directions), min(norms), max(norms))
     return directions
-
-
-def load_directions(policy, model_cfg, method: str) -> list[Direction]:
-    """The alignment directions of ``policy`` against the pre-alignment weights of ``model_cfg`` (``model.base``, or
-    the model the alignment stage started from), which ``method`` needs."""
-    from pact_lightning.models.loading import base_model_config, load_model
-
-    try:
-        base_cfg = base_model_config(model_cfg)
-    except ConfigError as err:
-        raise ConfigError(f"{method} needs the pre-alignment weights W_base (V = W_aligned − W_base): {err}") from None
-    base, _ = load_model(base_cfg, lora=False, require_chat_template=False)
-    try:
-        return alignment_directions(policy, base)
-    finally:
-        del base
