@@ -539,3 +539,13 @@ def test_booster_refuses_harmful_data_that_is_the_attacks_poison(tmp_path):
     assert "align.booster.harmful (offline/harmful/poison:compliant) shares" in proc.stderr
     assert "the poison source data.harmful" in proc.stderr
     assert not (tmp_path / "cache" / "aligned").exists()  # nothing was aligned
+
+
+def test_a_model_without_pre_alignment_weights_is_refused_with_the_key_to_set():
+    from omegaconf import OmegaConf
+
+    from pact_lightning.defences.base_weights import load_directions
+
+    no_base = OmegaConf.create({"name": "llama_chat", "pretrained": "some/chat-model", "base": None, "lora": None})
+    with pytest.raises(ConfigError, match=r"method=asft needs the pre-alignment weights W_base .*set model\.base"):
+        load_directions(None, no_base, "method=asft")
