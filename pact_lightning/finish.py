@@ -101,9 +101,10 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
                 results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
-    if cfg.get("posthoc") and trainer.is_global_zero:
+    if cfg.get("posthoc"):  # on every rank: the evaluation shards its prompts over them
         with stage(f"posthoc_{cfg.posthoc.name}"):
-            results["compare"] = posthoc_model(cfg, model_cfg, policy, tokenizer, evaluator, results)
+            results["compare"] = posthoc_model(cfg, model_cfg, policy, tokenizer, evaluator, results,
+                                               is_writer=trainer.is_global_zero)
     results["timings"] = timings()
     results["peak_memory_mib"] = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
     if trainer.is_global_zero:
@@ -121,11 +122,11 @@ def posthoc_settings(posthoc: DictConfig) -> dict[str, Any]:
     return {k: posthoc[k] for k in ("select", "num_proj_layers", "threshold", "projector")}
 
 
-def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator,
-                  results: dict[str, Any]) -> dict[str, Any]:
-    """SafeLoRA applied to the trained adapter, as a model of its own, ``<method>+safelora``: saved, evaluated and
-    written (results.json, final/, generations) in ``<run dir>/posthoc/safelora/``; the policy's own adapter is left
-    as it was. Returns the ``compare`` entry the summary and the paired comparisons read."""
+def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator, results: dict[str, Any],
+                  is_writer: bool = True) -> dict[str, Any]:
+    """SafeLoRA applied to the trained adapter, as a model of its own, ``<method>+safelora``: evaluated, and saved and
+    written by ``is_writer`` (results.json, final/, generations) in ``<run dir>/posthoc/safelora/``; the policy's own
+    adapter is left as it was. Returns the ``compare`` entry the summary and the paired comparisons read."""
     from pact_lightning.defences import safelora
     from pact_lightning.defences.base_weights import load_directions
 
@@ -135,13 +136,15 @@ def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, eva
     try:
         report = safelora.project(policy, load_directions(policy, model_cfg, f"posthoc={cfg.posthoc.name}"),
                                   **posthoc_settings(cfg.posthoc))
-        sub = {**results, "method": name, "run_dir": str(out), "posthoc": report,
-               "final_dir": str(save_final(policy, tokenizer, out / "final"))}
+        sub = {**results, "method": name, "run_dir": str(out), "posthoc": report, "final_dir": str(out / "final")}
         sub.pop("reference", None), sub.pop("diagnostics", None), sub.pop("compare", None)
+        if is_writer:
+            save_final(policy, tokenizer, out / "final")
         if evaluator is not None:
             sub["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         sub |= {"timings": timings(), "peak_memory_mib": peak_memory_mib()}  # training's cost is the run's
-        run_results.write(out, sub)
+        if is_writer:
+            run_results.write(out, sub)
     finally:
         for n, p in policy.named_parameters():
             if n in trained:
