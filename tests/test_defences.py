@@ -549,3 +549,11 @@ def test_a_model_without_pre_alignment_weights_is_refused_with_the_key_to_set():
     no_base = OmegaConf.create({"name": "llama_chat", "pretrained": "some/chat-model", "base": None, "lora": None})
     with pytest.raises(ConfigError, match=r"method=asft needs the pre-alignment weights W_base .*set model\.base"):
         load_directions(None, no_base, "method=asft")
+
+
+def test_asft_penalty_is_float32_under_bf16_autocast():
+    policy, base = example_policy()
+    asft = bound_asft(policy, base)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reg = asft.penalty()
+    assert reg.dtype == torch.float32 and float(reg) == pytest.approx(8.0)

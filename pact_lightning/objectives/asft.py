@@ -52,11 +52,13 @@ class Asft(Objective):
         if not self._factors:
             raise RuntimeError("Asft.bind_directions(policy, directions) was not called: build.objective binds it")
         total = None
-        for a, b, d, scale in self._factors:
-            mb = b.float() - d.apply(b, self.projector)
-            af = a.float()
-            term = ((mb.T @ mb) * (af @ af.T)).sum() * (scale ** 2 if self.include_lora_scale else 1.0)
-            total = term if total is None else total + term
+        # float32 even under bf16 autocast: the penalty is a sum of small squares
+        with torch.autocast(self._factors[0][0].device.type, enabled=False):
+            for a, b, d, scale in self._factors:
+                mb = b.float() - d.apply(b, self.projector)
+                af = a.float()
+                term = ((mb.T @ mb) * (af @ af.T)).sum() * (scale ** 2 if self.include_lora_scale else 1.0)
+                total = term if total is None else total + term
         return total
 
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
