@@ -213,3 +213,11 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
     assert "| 12.0 [5.0–17.0] |" in md  # a run's rate with its interval
+
+
+def test_runs_on_a_defended_alignment_name_their_own_reference():
+    """vaccine+sft and booster+sft fine-tune another aligned model than the other arms: each reference gets a row."""
+    from pact_lightning.report.render import reference_name
+
+    assert [reference_name(m) for m in ("pact", "sft+safelora", "vaccine+sft", "booster+pact")] == [
+        "reference", "reference", "reference (vaccine)", "reference (booster)"]

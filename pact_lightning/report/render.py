@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from pact_lightning.alignment import DEFENSES
 from pact_lightning.eval.runner import RATES
 from pact_lightning.eval.stats import wilson
 from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
@@ -88,19 +89,29 @@ def pooled_interval(cell, rate: str) -> str:
     return f" [{100 * lo:.1f}–{100 * hi:.1f}]"
 
 
+def reference_name(method: str | None) -> str:
+    """The reference a run evaluated: ``reference``, or ``reference (vaccine)`` for a run on a model aligned with an
+    alignment-stage defence (its method is ``vaccine+sft``)."""
+    defense = str(method).split("+")[0]
+    return f"reference ({defense})" if defense in DEFENSES else "reference"
+
+
 def with_reference(df: pd.DataFrame) -> pd.DataFrame:
     """The runs, and for every evaluated run that evaluated its reference a row ``method=reference`` with the
-    reference's headline rates (one per model, task, p, n and seed: the reference of a sweep is one model)."""
+    reference's headline rates (one per model, task, p, n, seed and aligned model: the plain one, or one per
+    alignment-stage defence)."""
     main = df[(df.status == "ok") & df.ref_harmful_score.notna()]
-    ref = main.assign(method="reference", lam=None, k=None, fit_s=None, peak_mib=None,
+    ref = main.assign(method=[reference_name(m) for m in main.method], lam=None, k=None, fit_s=None, peak_mib=None,
                       **{m: main[f"ref_{m}"] for m in HEADLINE})
-    return pd.concat([df, ref.drop_duplicates(subset=["model", "task", "p", "n", "seed"])], ignore_index=True)
+    return pd.concat([df, ref.drop_duplicates(subset=["model", "task", "p", "n", "seed", "method"])],
+                     ignore_index=True)
 
 
 def methods_tables(df: pd.DataFrame) -> str:
     """Per model × task: one row per method (the reference included) and setting, each headline rate as mean ± std
     over the seeds, and the task's majority-label rate (the accuracy of always giving the most common label)."""
-    cells = aggregate(with_reference(df)).assign(first=lambda c: c.method != "reference")  # the reference leads
+    # the references lead
+    cells = aggregate(with_reference(df)).assign(first=lambda c: ~c.method.astype(str).str.startswith("reference"))
     cells = ordered(cells, ["model", "task", "p", "n", "first", "method", "lam", "k"])
     blocks = []
     for (model, task), block in cells.groupby(["model", "task"], sort=False, dropna=False):
