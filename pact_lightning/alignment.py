@@ -103,7 +103,8 @@ class LossHistory(L.Callback):
         self.losses: list[float] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses.append(float(outputs["loss"]))
+        # the logged loss: the alignment loss, not what a defence's step differentiates (Booster's surrogate)
+        self.losses.append(float(trainer.callback_metrics["train/loss"]))
 
 
 def alignment_data(data: DictConfig, tokenizer, seed: int, batch_size: int | None = None,

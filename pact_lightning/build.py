@@ -87,6 +87,10 @@ def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | Non
     """The objective of ``method``, bound to what its defence reads: the alignment directions of the policy's adapted
     modules (AsFT), the alignment data (Lisa)."""
     obj = instantiate(cfg.method.objective, safety_tokens=tokens)
+    if (obj.needs_base_weights or obj.needs_alignment_data) and (uses_fsdp(cfg.trainer)
+                                                                 or zero_stage(cfg.trainer) == 3):
+        raise ConfigError(f"method={cfg.method.name} reads the LoRA parameters themselves, which FSDP and DeepSpeed "
+                          "ZeRO-3 shard across ranks; use trainer=ddp or deepspeed_zero2")
     if obj.needs_base_weights:
         from pact_lightning.defences.base_weights import load_directions
 
@@ -99,6 +103,26 @@ def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | Non
         data.setup("fit")
         obj.bind_alignment_data(policy, data)
     return obj
+
+
+def check_posthoc(cfg: DictConfig, model_cfg: DictConfig, policy) -> None:
+    """A post-hoc defence's settings and what it needs, checked before fit (after fit a refusal would cost the run)."""
+    if not cfg.get("posthoc"):
+        return
+    from pact_lightning.defences.safelora import SELECT
+    from pact_lightning.models.loading import base_model_config
+    from pact_lightning.objectives.direction import PROJECTORS
+
+    if not is_lora(policy):
+        raise ConfigError(f"posthoc={cfg.posthoc.name} edits the trained LoRA adapter; this run fine-tunes fully "
+                          "(model.lora=null): set model.lora or drop posthoc")
+    for key, options in (("select", SELECT), ("projector", PROJECTORS)):
+        if cfg.posthoc[key] not in options:
+            raise ConfigError(f"posthoc.{key}={cfg.posthoc[key]!r} is unknown; use one of {', '.join(options)}")
+    try:
+        base_model_config(model_cfg)
+    except ConfigError as err:
+        raise ConfigError(f"posthoc={cfg.posthoc.name} needs the pre-alignment weights W_base: {err}") from None
 
 
 def evaluator(eval_cfg: DictConfig | None):

@@ -28,6 +28,7 @@ def train(cfg: DictConfig) -> dict:
     policy, tokenizer = build.policy(cfg, model_cfg)
     tokens = build.safety_tokens(cfg, model_cfg, policy, tokenizer)
     objective = build.objective(cfg, model_cfg, tokens, policy, tokenizer)
+    build.check_posthoc(cfg, model_cfg, policy)
     evaluator = build.evaluator(cfg.eval)
     data = build.datamodule(cfg, tokenizer, evaluator)
     steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing

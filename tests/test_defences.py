@@ -557,3 +557,39 @@ def test_asft_penalty_is_float32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reg = asft.penalty()
     assert reg.dtype == torch.float32 and float(reg) == pytest.approx(8.0)
+
+
+def test_lisa_resumes_its_alignment_data_where_it_stopped():
+    items = [{"input_ids": torch.tensor([i])} for i in range(6)]
+    lisa = lisa_with([nn.Parameter(torch.zeros(1))], alignment_batches=items)
+    user = {"input_ids": torch.tensor([[99]])}
+    drawn = [int(lisa.step_batch(user, t, 10)["input_ids"]) for t in (0, 1)]  # two alignment steps
+    fresh = lisa_with([nn.Parameter(torch.zeros(1))], alignment_batches=items)
+    fresh.load_checkpoint_state(lisa.checkpoint_state())
+    assert drawn == [0, 1] and int(fresh.step_batch(user, 5, 10)["input_ids"]) == 2  # not item 0 again
+    with pytest.raises(RuntimeError, match="no Lisa state"):
+        fresh.load_checkpoint_state({})
+
+
+def test_defences_that_read_lora_parameters_refuse_sharded_strategies_and_posthoc_is_checked_before_fit(tmp_path):
+    from conftest import compose
+    from pact_lightning import build
+
+    cfg = compose("train", ["model=tiny", "method=asft", "trainer=fsdp", "~experiment"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="method=asft reads the LoRA parameters themselves"):
+        build.objective(cfg, cfg.model, None, None, None)
+    cfg = compose("train", ["model=tiny", "posthoc=safelora", "posthoc.select=top", "~experiment"], output_dir=tmp_path)
+    policy, _ = example_policy()
+    with pytest.raises(ConfigError, match="posthoc.select='top' is unknown"):
+        build.check_posthoc(cfg, cfg.model, policy)
+    with pytest.raises(ConfigError, match="posthoc=safelora edits the trained LoRA adapter"):
+        build.check_posthoc(cfg, cfg.model, nn.Linear(2, 2))
+
+
+def test_vaccine_removes_its_perturbation_after_backward():
+    from pact_lightning.defences.vaccine import VaccineModule
+    from pact_lightning.objectives.sft import SFT
+
+    policy, vocab = tiny_lora_policy()
+    one_step_gradients(VaccineModule(policy, SFT(), None, optimizer=sgd_lr0, rho=0.5), lm_batch(vocab, 0))
+    assert all(not m._forward_hooks for n, m in policy.named_modules() if n.endswith("self_attn"))

@@ -76,5 +76,11 @@ class VaccineModule(PactModule):
         def perturb(module, args, out):
             return (out[0] + eps[module].to(out[0].dtype), *out[1:])
 
-        with hooked(blocks, perturb):
-            return super().training_step(batch, batch_idx)
+        # kept until after backward: gradient checkpointing re-runs the layers' forward there, with ε again
+        self._perturbing = [b.register_forward_hook(perturb) for b in blocks]
+        return super().training_step(batch, batch_idx)
+
+    def on_after_backward(self) -> None:
+        for handle in getattr(self, "_perturbing", []):
+            handle.remove()
+        self._perturbing = []

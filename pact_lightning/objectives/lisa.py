@@ -26,6 +26,7 @@ draws its own shard of the alignment data (a DistributedSampler), and every rank
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator
 
 import torch
@@ -53,6 +54,7 @@ class Lisa(Objective):
         self.anchor: list[Tensor] = []
         self._alignment = None
         self._batches: Iterator[dict] | None = None
+        self._drawn = 0  # alignment batches trained on so far (a resume skips them)
         self._state: str | None = None  # the state of the last step seen
         self._step, self._total = 0, 1
 
@@ -76,10 +78,13 @@ class Lisa(Objective):
         if self._state is not None and state != self._state:  # a new phase: anchored where the last one ended
             self.anchor = [p.detach().clone() for p in self._params]
         self._state = state
+        if self.anchor and self.anchor[0].device != self._params[0].device:  # once: the policy moved to its device
+            self.anchor = [a.to(p.device) for a, p in zip(self.anchor, self._params)]
         if state == "finetune":
             return batch
-        if self._batches is None:
-            self._batches = self._alignment.cycling_batches(rank, world_size)
+        if self._batches is None:  # a resumed run continues where the alignment data stopped
+            self._batches = itertools.islice(self._alignment.cycling_batches(rank, world_size), self._drawn, None)
+        self._drawn += 1
         device = batch["input_ids"].device
         return {k: v.to(device) for k, v in next(self._batches).items()}
 
@@ -96,8 +101,12 @@ class Lisa(Objective):
         return reg, {"lisa/proximal": reg.detach(), "lisa/align_state": in_align}
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"anchor": [a.cpu() for a in self.anchor], "state": self._state}
+        return {"anchor": [a.cpu() for a in self.anchor], "state": self._state, "drawn": self._drawn}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if not state:
+            raise RuntimeError("this checkpoint holds no Lisa state (anchor, phase, alignment batches drawn): it was "
+                               "not written by a Lisa run of this version; resume from the run's own checkpoint or "
+                               "start afresh (ckpt_path=null)")
         self.anchor = [a.to(p.device) for a, p in zip(state["anchor"], self._params)]
-        self._state = state["state"]
+        self._state, self._drawn, self._batches = state["state"], state["drawn"], None
