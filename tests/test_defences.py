@@ -1,5 +1,5 @@
 """The defences PACT is compared with, against plain re-implementations of their update rules written from the spec
-(docs/defences.md), on hand-checked numbers and tiny tensors; then each one through the real train/evaluate apps."""
+(docs/defence_methods.md), on hand-checked numbers and tiny tensors; then each one through the real train/evaluate apps."""
 
 from __future__ import annotations
 

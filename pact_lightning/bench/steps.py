@@ -42,7 +42,7 @@ VARIANTS = {  # name: (method, reference.mode, ce_chunk_size)
     "pact cached": ("pact", "cached", None),
     "pact cached, chunked CE": ("pact", "cached", 128),
     "kl_full (adapter off)": ("kl_full", "adapter_disabled", None),
-    # the defences (docs/defences.md): fine-tuning objectives, then the alignment stage's steps
+    # the defences (docs/defence_methods.md): fine-tuning objectives, then the alignment stage's steps
     "asft": ("asft", None, None),
     "lisa": ("lisa", None, None),
     "vaccine (alignment step)": ("vaccine", None, None),

@@ -1,4 +1,4 @@
-"""The pre-alignment weights that SafeLoRA and AsFT compare the aligned model with (docs/defences.md)."""
+"""The pre-alignment weights that SafeLoRA and AsFT compare the aligned model with (docs/defence_methods.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 r"""Booster (Huang et al., 2024, "Booster: Tackling Harmful Fine-tuning for Large Language Models via Attenuating
 Harmful Perturbation"): the alignment stage also minimises how much one harmful step would lower the harmful loss
-(docs/defences.md §6; the authors' code: git-disl/Booster ``trainer.py → BoosterAlignmentTrainer``).
+(docs/defence_methods.md, "Booster"; the authors' code: git-disl/Booster ``trainer.py → BoosterAlignmentTrainer``).
 ``align.defense=booster``.
 
 With f the alignment loss (harmful prompt → refusal, benign → helpful) and h the loss on harmful prompt → harmful

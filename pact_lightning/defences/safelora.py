@@ -1,5 +1,5 @@
 r"""SafeLoRA (Hsu et al., 2024): a post-hoc projection of a trained LoRA adapter onto the alignment subspace
-(docs/defences.md §3; the authors' code: IBM/SafeLoRA ``model.py``).
+(docs/defence_methods.md, "SafeLoRA"; the authors' code: IBM/SafeLoRA ``model.py``).
 
 For every adapted module i with alignment matrix C_i (pact_lightning/objectives/direction.py) and trained factors
 B_i, A_i (ΔW_i = s·B_i A_i):

@@ -1,5 +1,5 @@
 r"""Vaccine (Huang et al., 2024, "Vaccine: Perturbation-aware Alignment for Large Language Models"): the alignment
-stage trains against the worst-case perturbation of the hidden states (docs/defences.md §5; the authors' code:
+stage trains against the worst-case perturbation of the hidden states (docs/defence_methods.md, "Vaccine"; the authors' code:
 git-disl/Vaccine ``trainer.py → VaccineTrainer``). ``align.defense=vaccine``.
 
 Each alignment batch x is used twice. Pass 1 runs the model unperturbed, records the output a_l of every decoder

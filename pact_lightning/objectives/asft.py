@@ -1,5 +1,5 @@
 r"""AsFT (Yang et al., 2025, "Anchoring Safety During LLM Fine-Tuning Within Narrow Safety Basin"): keep the LoRA
-update close to the alignment direction (docs/defences.md §4; the authors' code: PKU-YuanGroup/AsFT
+update close to the alignment direction (docs/defence_methods.md, "AsFT"; the authors' code: PKU-YuanGroup/AsFT
 ``utils/AsFT_train_utils.py → train``).
 
 .. math::

@@ -1,5 +1,5 @@
 r"""The alignment direction of each LoRA-adapted module, which AsFT's regulariser and SafeLoRA's projection read
-(docs/defences.md, "The alignment direction"; the pre-alignment weights are loaded by defences/base_weights.py).
+(docs/defence_methods.md, "The alignment direction"; the pre-alignment weights are loaded by defences/base_weights.py).
 
 For an adapted linear module i with frozen aligned weight W_aligned,i (the LoRA's ``base_layer``) and the
 pre-alignment weight W_base,i of the same name and shape,

@@ -1,5 +1,5 @@
 r"""Lisa (Huang et al., 2024, "Lazy Safety Alignment for Large Language Models against Harmful Fine-tuning"):
-Bi-State Optimisation with a proximal term (docs/defences.md §1; the authors' code: git-disl/Lisa
+Bi-State Optimisation with a proximal term (docs/defence_methods.md, "Lisa"; the authors' code: git-disl/Lisa
 ``trainer.py → LisaTrainer``).
 
 The run alternates two states on the optimiser-step clock t (0-based), starting with alignment:
