@@ -109,8 +109,8 @@ def check_posthoc(cfg: DictConfig, model_cfg: DictConfig, policy) -> None:
     """A post-hoc defence's settings and what it needs, checked before fit (after fit a refusal would cost the run)."""
     if not cfg.get("posthoc"):
         return
+    from pact_lightning.defences.base_weights import pre_alignment_config
     from pact_lightning.defences.safelora import SELECT
-    from pact_lightning.models.loading import base_model_config
     from pact_lightning.objectives.direction import PROJECTORS
 
     if not is_lora(policy):
@@ -119,10 +119,7 @@ def check_posthoc(cfg: DictConfig, model_cfg: DictConfig, policy) -> None:
     for key, options in (("select", SELECT), ("projector", PROJECTORS)):
         if cfg.posthoc[key] not in options:
             raise ConfigError(f"posthoc.{key}={cfg.posthoc[key]!r} is unknown; use one of {', '.join(options)}")
-    try:
-        base_model_config(model_cfg)
-    except ConfigError as err:
-        raise ConfigError(f"posthoc={cfg.posthoc.name} needs the pre-alignment weights W_base: {err}") from None
+    pre_alignment_config(model_cfg, f"posthoc={cfg.posthoc.name}")
 
 
 def evaluator(eval_cfg: DictConfig | None):
