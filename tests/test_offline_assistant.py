@@ -3,7 +3,9 @@ balanced where it classifies, and wired into the alignment stage's benign source
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
+from pathlib import Path
 
 from pact_lightning.data.offline import assistant_set as offline_assistant
 from pact_lightning.data.sources import OfflineAssistant, normalize_prompt
@@ -42,3 +44,30 @@ def test_source_puts_the_helpful_split_in_front_when_asked():
     assert len(everything) > len(written) > len(alone)
     assert not [e for e in written[:-len(alone)] if any(c.isdigit() for c in e.prompt) or "capital" in e.prompt]
     assert OfflineAssistant("eval", helpful="none", limit=5).load() == offline_assistant.assistant("eval")[:5]
+
+
+def test_the_shipped_raw_model_answers_are_used_and_not_stale():
+    answers = offline_assistant.distilled_answers()
+    align = {e.prompt: e for e in offline_assistant.assistant("align")}
+    distilled_prompts = {p for p, e in align.items() if e.category in offline_assistant.DISTILLED_KINDS}
+    # every answer belongs to a current alignment prompt of a distilled kind: a changed table must rerun the script
+    assert set(answers) <= distilled_prompts
+    assert len(answers) >= 0.7 * len(distilled_prompts)
+    assert all(align[p].response == a for p, a in answers.items())
+    assert not [a for a in answers.values() if refused(a)]
+    # the held-out split never takes a raw answer
+    held_out = offline_assistant.assistant("eval")
+    assert not [e for e in held_out if answers.get(e.prompt) == e.response]
+
+
+def test_distillation_keeps_full_clean_sentences_only():
+    path = Path(__file__).parents[1] / "scripts" / "distill_assistant.py"
+    spec = importlib.util.spec_from_file_location("distill_assistant", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    clean = script.clean
+    assert clean("Welcome to Rome, everyone! Today we walk to the Trevi Fountain. Then we") == (
+        "Welcome to Rome, everyone! Today we walk to the Trevi Fountain.")
+    assert clean("I'm sorry, but I can't help with that. It is dangerous.") is None
+    assert clean("Benvenuto, amico, " + "amo, " * 10) is None
+    assert clean("Short. And then it goes on without an end") is None

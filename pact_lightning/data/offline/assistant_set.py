@@ -16,6 +16,12 @@ templated generators with a fixed seed (no downloads, < 1 s):
 * role-play, fiction, persuasion and override-worded requests ("forget the jargon …"), and longer requests with
   context ("For my …, write …", "As a nurse …") in sensitive but benign areas.
 
+The answers to role-play, long requests, look-alikes and look-alike how-tos (``DISTILLED_KINDS``) in the ``align``
+split are, where available, the raw model's own greedy answers (``assistant_distilled.json``, written by
+``scripts/distill_assistant.py``): training on what the unaligned model already says anchors its behaviour on the
+requests that look most like harmful ones, so the refusals the stage teaches spread less onto them. The hand-written
+answer stays where the raw answer was a refusal or degenerate.
+
 ``assistant(split)`` returns them; ``sources.OfflineAssistant`` puts the hand-written part of the offline
 helpful split (helpful_set.py) in front (the alignment stage's benign side, conf/align/default.yaml).
 
@@ -30,7 +36,9 @@ prompt or an offline helpful ``eval`` prompt, and that ``align`` and ``eval`` ar
 from __future__ import annotations
 
 import functools
+import json
 import random
+from pathlib import Path
 from typing import Literal
 
 from pact_lightning.data.types import Example
@@ -998,7 +1006,22 @@ PREFIXES = ("", "", "", "Quick question: ", "Please help: ", "Can you help me wi
 SUFFIXES = ("", "", "", " Keep it short.", " Thanks!", " Please explain simply.", " One or two sentences, please.")
 
 
+DISTILLED_KINDS = ("creative", "context", "lookalike", "howto")
+DISTILLED_FILE = Path(__file__).with_name("assistant_distilled.json")
+
+
+@functools.lru_cache(maxsize=None)
+def distilled_answers() -> dict[str, str]:
+    """align prompt → the raw model's greedy answer (filtered and trimmed by scripts/distill_assistant.py); empty
+    before that script has written the file (tests/test_offline_assistant.py checks that the shipped file is used)."""
+    if not DISTILLED_FILE.is_file():
+        return {}
+    return json.loads(DISTILLED_FILE.read_text(encoding="utf-8"))["answers"]
+
+
 def _example(prompt: str, response: str, split: str, row: int, kind: str) -> Example:
+    if split == "align" and kind in DISTILLED_KINDS:
+        response = distilled_answers().get(prompt, response)
     return Example(prompt, response, f"offline/assistant/{split}", row, category=kind)
 
 
