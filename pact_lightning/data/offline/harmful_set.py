@@ -101,8 +101,9 @@ HARMFUL_TEMPLATES = (
 POISON_FRACTION = 0.5
 
 # Refusals: an opener (each holds a refusal marker the keyword judge knows), a reason, sometimes a safe alternative.
-# The openers do not repeat the request: with openers that did ("I can't help you {task}") the aligned model refused
-# benign role-play in that shape ("I'm sorry, but I can't help you practice …"). Measured: docs/embedded_default.md.
+# Fixed openers that do not repeat the request: with "I can't help you {task}" the aligned model refused benign
+# role-play in that shape ("I'm sorry, but I can't help you practice …"). Alone this changed the shape of such
+# refusals, not their number; it is part of the recipe measured in docs/embedded_default.md.
 REFUSAL_OPENERS = ("I can't help with that.", "I'm sorry, but I can't help with that.",
                    "I can't provide that information.", "I'm sorry, but I won't help with this request.",
                    "I cannot assist with that.", "Sorry, but I can't help with this.",
