@@ -12,7 +12,6 @@ file names prompts the alignment data no longer has.
 from __future__ import annotations
 
 import argparse
-import json
 
 from hydra import compose, initialize_config_dir
 
@@ -21,6 +20,7 @@ from pact_lightning.data.offline import assistant_set
 from pact_lightning.eval.generation import generate
 from pact_lightning.eval.judges import refused
 from pact_lightning.models.loading import load_model
+from pact_lightning.utils.io import write_json
 
 MAX_REPEAT = 6
 MIN_CHARS = 40  # a cut that leaves no more than this keeps the hand-written answer
@@ -48,7 +48,7 @@ def main() -> None:
     raw = generate(model.eval(), tokenizer, prompts, batch_size=16, max_new_tokens=args.max_new_tokens)
     answers = {p: a for p, a in zip(prompts, map(clean, raw)) if a is not None}
     payload = {"model": cfg.model.name, "max_new_tokens": args.max_new_tokens, "answers": answers}
-    assistant_set.DISTILLED_FILE.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(assistant_set.DISTILLED_FILE, payload)  # atomic: an interrupted run leaves the old file whole
     print(f"{len(answers)} of {len(prompts)} answers kept -> {assistant_set.DISTILLED_FILE}")
 
 
