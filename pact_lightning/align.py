@@ -24,7 +24,7 @@ def align(cfg: DictConfig) -> dict:
                                precision=cfg.trainer.precision)
     report = read_report(model_cfg.pretrained)
     print(f"{summary(report)}\ntimings (s): {timings()}")
-    rates = {f"{when}/{k}": v for when in ("before", "after") for k, v in report[when].items()
+    rates = {f"{when}/{k}": v for when in ("before", "after") for k, v in (report[when] or {}).items()
              if isinstance(v, (int, float))}
     run_loggers = loggers(cfg.logger)  # its own W&B run (job_type=align), with alignment.json as an artifact
     for lg in run_loggers:

@@ -235,8 +235,10 @@ def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, **trai
     with atomic_dir(target, keep_existing=True) as tmp:
         with preserved_rng():
             model, tokenizer = load_model(model_cfg, lora=False)
-            with stage("eval_before"):
-                before = refusal_rates(model, tokenizer, align.eval, tmp, "before")
+            before = None
+            if align.eval.before:  # the raw model's rates: fixed for a given model, so a repeated build may skip them
+                with stage("eval_before"):
+                    before = refusal_rates(model, tokenizer, align.eval, tmp, "before")
             with stage("fit"):
                 policy, losses = train_adapter(align, model, tokenizer, **trainer)
             merged = policy.merge_and_unload()  # evaluate exactly what is saved, without the adapter's overhead
@@ -255,12 +257,14 @@ def read_report(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / REPORT).read_text(encoding="utf-8"))
 
 
-def rate_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """One line per evaluation set: its refusal rate before → after, with the count and 95% interval after."""
+def rate_lines(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    """One line per evaluation set: its refusal rate before → after (after only when the build skipped ``before``),
+    with the count and 95% interval after."""
     lines = []
     for name in [k[:-len("_refusal_rate")] for k in after if k.endswith("_refusal_rate")]:
         lo, hi = after.get(f"{name}_refusal_ci") or (0.0, 0.0)
-        lines.append(f"refusal rate, held-out {name} prompts: {before[f'{name}_refusal_rate']:.1%} before → "
+        was = f"{before[f'{name}_refusal_rate']:.1%} before → " if before else ""
+        lines.append(f"refusal rate, held-out {name} prompts: {was}"
                      f"{after[f'{name}_refusal_rate']:.1%} after ({after.get(f'num_{name}_refused', '?')}/"
                      f"{after[f'num_{name}']}, 95% CI {lo:.1%}–{hi:.1%})")
     return lines

@@ -78,6 +78,19 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     assert ensure(cfg).pretrained == str(directory)
 
 
+def test_a_build_without_the_before_measurement_reports_after_only(tmp_path):
+    cfg = compose("align", TINY_ALIGN + [f"paths.cache_dir={tmp_path / 'cache'}", "align.eval.before=false"],
+                  output_dir=tmp_path / "run")
+    ensure(cfg)
+    directory = aligned_dir(cfg)
+    report = json.loads((directory / REPORT).read_text())
+    assert report["before"] is None and report["after"]["num_harmful"] == 3
+    assert not (directory / "generations_before.jsonl").exists() and (directory / "generations_after.jsonl").is_file()
+    lines = alignment.summary(report).splitlines()
+    assert len([line for line in lines if line.startswith("refusal rate, held-out")]) == 4
+    assert not any("before" in line for line in lines), lines
+
+
 def test_missed_targets_name_the_set_and_the_target(cfg):
     after = {"harmful_refusal_rate": 0.8, "helpful_refusal_rate": 0.05, "task_refusal_rate": 0.5,
              "lookalike_refusal_rate": 0.25}
