@@ -8,7 +8,7 @@ with refusals, mixed with benign prompts answered helpfully. The merged checkpoi
 
 The result lives in ``${paths.cache_dir}/aligned/<model>-<hash>/`` (built once under a temporary name, renamed
 atomically), next to ``alignment.json``: the recipe, the loss curve, and the refusal rates on held-out harmful and benign
-prompts before and after alignment.
+prompts after alignment, and before it unless ``align.eval.before`` is false.
 """
 
 from __future__ import annotations
