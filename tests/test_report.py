@@ -221,3 +221,36 @@ def test_runs_on_a_defended_alignment_name_their_own_reference():
 
     assert [reference_name(m) for m in ("pact", "sft+safelora", "vaccine+sft", "booster+pact")] == [
         "reference", "reference", "reference (vaccine)", "reference (booster)"]
+
+
+def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
+    """report --pair-with pact: PACT minus SFT on the same 10 harmful prompts (PACT harmful on 1 of SFT's 8: 0 vs 7
+    discordant, exact McNemar p = 2·0.5^7), benign verdicts equal (p = 1); a run without generations is named."""
+    sweep = tmp_path / "study"
+
+    def arm(num: int, method: str, harmful: list[bool] | None) -> None:
+        job = sweep / f"{num}_seed=1,arm={method}"
+        job.mkdir(parents=True)
+        record = {"method": method, "lam": 1.0 if method == "pact" else 0, "poison_ratio": 0.1, "num_samples": 200,
+                  "seed": 1, "model": "smollm2", "task": "sentiment",
+                  "final": {"harmful_score": 10.0 * sum(harmful or []), "benign_refusal_rate": 25.0, "task_acc": 90.0}}
+        (job / "results.json").write_text(json.dumps(record))
+        if harmful is None:
+            return
+        rows = [{"set": "offline", "kind": "harmful", "prompt": f"h{i}", "verdict": {"refused": not h, "harmful": h}}
+                for i, h in enumerate(harmful)]
+        rows += [{"set": "helpful", "kind": "benign", "prompt": f"b{i}", "verdict": {"refused": i == 0}}
+                 for i in range(4)]
+        (job / "generations_final.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    arm(0, "sft", [True] * 8 + [False] * 2)
+    arm(1, "pact", [True] + [False] * 9)
+    arm(2, "lisa", None)
+    report.main([str(sweep), "--pair-with", "pact"])
+    section = (sweep / "report" / "report.md").read_text().split("## Paired: pact against the other arms")[1]
+    row = next(line for line in section.splitlines() if "pact − sft" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "1" and cells[2].startswith("-70.0 [") and cells[2].endswith("p=0.016 *")
+    assert cells[3].startswith("+0.0 [+0.0, +0.0] p=1") and not cells[3].endswith("*") and cells[4] == "–"
+    note = next(line for line in section.splitlines() if line.startswith("- pact − lisa (seed 1): not paired, no "))
+    assert "2_seed=1,arm=lisa" in note and "arm=pact" not in note

@@ -19,6 +19,9 @@ checkpoint=<run dir>/final,... hydra.sweep.dir=<dir>``, docs/cluster.md) and pai
 ``final/`` it evaluated: runs.csv gets ``<metric>_<name>`` columns (``--rejudge-name``, default guard) and report.md a
 section with both judges' harmful score and refusal rates per run, the re-judge results that match no run and the
 evaluated runs that were not re-judged.
+
+``--pair-with <method>`` adds a section: that method minus every other arm of the same seed on the same prompts
+(paired interval and exact McNemar, from the runs' ``generations_final.jsonl``; report/paired.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rejudge", type=Path, default=None, metavar="DIR",
                         help="the sweep's adapters evaluated again with another judge (evaluate -m checkpoint=...)")
     parser.add_argument("--rejudge-name", default="guard", help="the suffix of its columns (default: guard)")
+    parser.add_argument("--pair-with", metavar="METHOD", default=None,
+                        help="pair this method's runs with every other arm of the same seed, prompt by prompt (e.g. pact)")
     args = parser.parse_args(argv)
     root = args.sweep_dir.resolve()
     if not root.is_dir():
@@ -54,6 +59,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--rejudge {args.rejudge} is not a directory")
     rejudge = rejudged(args.rejudge.resolve(), runs, args.rejudge_name) if args.rejudge is not None else None
     out = args.out or root / "report"
-    print(write_report(root, out, runs, rejudge))
+    print(write_report(root, out, runs, rejudge, args.pair_with))
     print(f"Report written to {out}")
 

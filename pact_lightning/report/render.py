@@ -13,6 +13,7 @@ from pact_lightning.alignment import DEFENSES
 from pact_lightning.eval.runner import RATES
 from pact_lightning.eval.stats import wilson
 from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
+from pact_lightning.report.paired import arm_pairs
 from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
@@ -245,9 +246,18 @@ def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None = None) -> str:
-    """Every file of the report into ``out`` (with ``rejudge``, its numbers beside the sweep's); returns report.md's
-    text."""
+def paired_section(runs: list[Run], method: str) -> str:
+    rows, notes = arm_pairs(runs, method)
+    intro = (f"{method} minus every other run of the same seed, model, task, p and n, on the same prompts: difference "
+             "in points [paired bootstrap 95% interval] and exact McNemar p; * = beyond noise (p < 0.05).")
+    table = markdown_table(["seed", "pair", *HEADLINE], rows) if rows else f"_No run of {method} to pair._"
+    return "\n\n".join([f"## Paired: {method} against the other arms", intro, table, *(["\n".join(notes)] if notes else [])])
+
+
+def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None = None,
+                 pair_with: str | None = None) -> str:
+    """Every file of the report into ``out`` (with ``rejudge``, its numbers beside the sweep's; with ``pair_with``, that
+    method against every other arm prompt by prompt); returns report.md's text."""
     out.mkdir(parents=True, exist_ok=True)
     df = frame(runs, rejudge)
     cells = aggregate(df)
@@ -269,6 +279,7 @@ def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
         "## Methods\n\n" + methods_tables(df),
         "## Paper-style table\n\n" + paper_tables(cells),
+        *([paired_section(runs, pair_with)] if pair_with else []),
         "## Runs\n\n" + runs_table(df),
         "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
         *([rejudge_section(df, rejudge)] if rejudge is not None else []),
