@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the sweep's adapters evaluated again with another judge (evaluate -m checkpoint=...)")
     parser.add_argument("--rejudge-name", default="guard", help="the suffix of its columns (default: guard)")
     parser.add_argument("--pair-with", metavar="METHOD", default=None,
-                        help="pair this method's runs with every other arm of the same seed, prompt by prompt (e.g. pact)")
+                        help="pair this method's runs with every other arm of the same seed, prompt by prompt "
+                             "(e.g. pact)")
     args = parser.parse_args(argv)
     root = args.sweep_dir.resolve()
     if not root.is_dir():

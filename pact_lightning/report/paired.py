@@ -16,7 +16,8 @@ GENERATIONS = "generations_final.jsonl"
 
 
 def cell(d: dict[str, Any] | None) -> str:
-    """"−64.7 [−73.3, −55.3] p=1.4e-24 *": the difference in points, its 95% interval, the test; * = beyond noise."""
+    """"−64.7 [−73.3, −55.3] p=1.4e-24 *": the difference in points, its 95% interval, the test (* = beyond
+    noise)."""
     if d is None:
         return "–"
     return (f"{d['diff']:+.1f} [{d['ci'][0]:+.1f}, {d['ci'][1]:+.1f}] p={d['p_value']:.2g}"

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pact_lightning.alignment import DEFENSES
 from pact_lightning.eval.runner import RATES
-from pact_lightning.eval.stats import wilson
+from pact_lightning.eval.stats import ALPHA, wilson
 from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
 from pact_lightning.report.paired import arm_pairs
 from pact_lightning.results import HEADLINE, rate_with_interval
@@ -249,9 +249,10 @@ def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
 def paired_section(runs: list[Run], method: str) -> str:
     rows, notes = arm_pairs(runs, method)
     intro = (f"{method} minus every other run of the same seed, model, task, p and n, on the same prompts: difference "
-             "in points [paired bootstrap 95% interval] and exact McNemar p; * = beyond noise (p < 0.05).")
+             f"in points [paired bootstrap 95% interval] and exact McNemar p; * = beyond noise (p < {ALPHA}).")
     table = markdown_table(["seed", "pair", *HEADLINE], rows) if rows else f"_No run of {method} to pair._"
-    return "\n\n".join([f"## Paired: {method} against the other arms", intro, table, *(["\n".join(notes)] if notes else [])])
+    blocks = [f"## Paired: {method} against the other arms", intro, table]
+    return "\n\n".join(blocks + (["\n".join(notes)] if notes else []))
 
 
 def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None = None,
