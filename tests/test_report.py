@@ -82,6 +82,8 @@ def test_report_lists_every_run_with_its_numbers(sweep, capsys):
     assert by_point[(1.0, 0.1, 1)] == pytest.approx(0.12)
     text = capsys.readouterr().out
     assert "failed" in text and "ValueError: poison_ratio too high" in text
+    missing_row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| missing |"))
+    assert "nan" not in missing_row and missing_row.startswith("| missing | – | – |")
     for name in ("harmful_vs_lam.png", "harmful_vs_k.png", "harmful_vs_p.png", "pareto.png"):
         assert (out / name).stat().st_size > 1000
 

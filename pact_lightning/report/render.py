@@ -163,7 +163,7 @@ def runs_table(df: pd.DataFrame) -> str:
     rows = [[fmt(r[c]) for c in setting] + [rate_with_interval(r, m) for m in HEADLINE]
             + ["/".join(fmt(r[c]) for c in counts), fmt(r["task_majority_rate"])]
             + [fmt(r[f"ref_{m}"]) for m in HEADLINE] + [fmt(r["run_dir"]), fmt(r["note"])]
-            for _, r in plain(df).iterrows()]
+            for r in plain(df).to_dict("records")]  # iterrows would turn a row's None into nan
     header = setting + [f"{LABELS[m]} [95% CI]" for m in HEADLINE] + ["prompts (harmful/benign/task)",
                                                                       "majority label"] \
         + [f"reference {LABELS[m]}" for m in HEADLINE] + ["run_dir", "note"]
