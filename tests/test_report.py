@@ -184,7 +184,8 @@ def test_rejudge_puts_a_second_judges_numbers_beside_the_first(sweep, tmp_path):
 
 def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     """experiment=embedded_seeds' shape: per seed a PACT run with its reference and an SFT comparison run; the Methods
-    table gives each method's headline rates as mean ± std over the seeds, the reference once per seed."""
+    table gives each method's headline rates as mean ± std over the seeds; the reference, the same weights evaluated
+    once and reused by every seed, is counted once."""
     sweep = tmp_path / "seeds"
     for seed, (pact_hs, sft_hs) in enumerate([(10.0, 40.0), (12.0, 44.0), (14.0, 42.0)], start=1):
         job = sweep / f"{seed - 1}_seed={seed}"
@@ -199,15 +200,16 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
             record = {"method": method, "lam": 1.0 if method == "pact" else 0, **setting,
                       "num_safety_tokens": 50 if method == "pact" else None,
                       "final": final | {"harmful_score": hs}, "timings": {"fit": 50.0 if method == "pact" else 70.0},
-                      "peak_memory_mib": {"rss": 3000.0 + seed}} | ({"reference": reference} if method == "pact" else {})
+                      "peak_memory_mib": {"rss": 3000.0 + seed}, "model_weights": "/cache/aligned/smollm2-95ba"} \
+                | ({"reference": reference} if method == "pact" else {})
             (directory / "results.json").write_text(json.dumps(record))
     report.main([str(sweep)])
     md = (sweep / "report" / "report.md").read_text()
     methods = md.split("## Methods")[1].split("## Paper-style table")[0]
-    # mean ± std [Wilson interval of the pooled counts: 36 of 450 harmful prompts for the reference, 54 for PACT],
-    # majority label, mean fit seconds, mean peak MiB
-    assert ("| reference | – | – | 0.1 | 200 | 3 | 8 ± 0 [5.8–10.9] | 18 ± 0 [14.1–22.7] | 60 ± 0 [56.0–63.8] | "
-            "1 ± 0 [0.5–2.2] | 50 | – | – |") in methods
+    # mean ± std [Wilson interval of the pooled counts: 12 of 150 harmful prompts for the one reference evaluation,
+    # 54 of 450 for PACT's three seeds], majority label, mean fit seconds, mean peak MiB
+    assert ("| reference | – | – | 0.1 | 200 | 1 | 8 [4.6–13.5] | 18 [11.7–26.7] | 60 [53.1–66.5] | "
+            "1 [0.3–3.6] | 50 | – | – |") in methods
     assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 [9.3–15.3] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
             "0 ± 0 [0.0–0.6] | 50 | 50 | 3002 |") in methods
     assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 [37.5–46.6] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "

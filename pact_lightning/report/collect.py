@@ -36,6 +36,7 @@ class Run:
     # the rest of the evaluation: prompt counts, majority-label rate, intervals, the reference's headline rates
     detail: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(DETAIL))
     judge: str | None = None  # the judge of its evaluation (results.json's "judge")
+    reference_weights: str | None = None  # what its reference evaluation ran on (results.json's "model_weights")
     run_dir: str = ""
     source: str = "local"
     note: str = ""
@@ -48,6 +49,7 @@ class Run:
         detail |= {"fit_s": (results.get("timings") or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
                    **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
+                   reference_weights=results.get("model_weights") if ref else None,
                    run_dir=str(run_dir), source=source)
 
     def row(self) -> dict[str, Any]:

@@ -102,10 +102,13 @@ def with_reference(df: pd.DataFrame) -> pd.DataFrame:
     reference's headline rates (one per model, task, p, n, seed and aligned model: the plain one, or one per
     alignment-stage defence)."""
     main = df[(df.status == "ok") & df.ref_harmful_score.notna()]
+    # the same weights with the same rates are one evaluation however many seeds reused it (the evaluation cache):
+    # counted once, so copies do not narrow its pooled interval; a run that names no weights counts per seed
+    evaluation = [w if w is not None else f"seed={s}" for w, s in zip(main.reference_weights, main.seed)]
     ref = main.assign(method=[reference_name(m) for m in main.method], lam=None, k=None, fit_s=None, peak_mib=None,
-                      **{m: main[f"ref_{m}"] for m in HEADLINE})
-    return pd.concat([df, ref.drop_duplicates(subset=["model", "task", "p", "n", "seed", "method"])],
-                     ignore_index=True)
+                      evaluation=evaluation, **{m: main[f"ref_{m}"] for m in HEADLINE})
+    ref = ref.drop_duplicates(subset=["model", "task", "p", "n", "method", "evaluation", *HEADLINE])
+    return pd.concat([df, ref.drop(columns="evaluation")], ignore_index=True)
 
 
 def methods_tables(df: pd.DataFrame) -> str:
@@ -124,7 +127,9 @@ def methods_tables(df: pd.DataFrame) -> str:
         header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label",
                   "fit s", "peak MiB"]
         blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds [95% Wilson interval of the "
-                      "rate pooled over the seeds' prompts]; over-refusal = refusals of benign prompts; majority "
+                      "rate pooled over the seeds' answers; the seeds answer the same prompts, so it is narrower than an "
+                      "interval over new prompts would be]; a reference that several seeds reused is one evaluation "
+                      "(seeds 1); over-refusal = refusals of benign prompts; majority "
                       "label = the task accuracy of always answering the most common label; fit s and peak MiB = "
                       "mean wall time of the fit and peak memory of the run (GPU allocation, else resident memory; a "
                       "run that built its aligned model includes that stage).\n\n" + markdown_table(header, rows))
