@@ -232,21 +232,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
-    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars, and the non-dominated front of
-    each method."""
+    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars, joined along its method's own
+    front when the method has several settings (a λ or k sweep), and the front over all methods (ringed, dashed)."""
     cells = cells.dropna(subset=["harmful_score_mean", "task_acc_mean"])
     fig, ax = subplots(figsize=(6, 4))
     for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
         points = list(zip(group.harmful_score_mean, group.task_acc_mean))
         ax.errorbar(*zip(*points), xerr=[s or 0.0 for s in group.harmful_score_std],
-                    yerr=[s or 0.0 for s in group.task_acc_std], fmt="none", ecolor=f"C{i % 10}", alpha=0.5,
-                    capsize=2)
-        ax.plot(*zip(*pareto_front(points)), color=f"C{i % 10}", marker="o", label=f"{method} (front)")
+                    yerr=[s or 0.0 for s in group.task_acc_std], fmt="o", color=f"C{i % 10}", alpha=0.8,
+                    capsize=2, label=str(method))
+        if len(points) > 1:
+            ax.plot(*zip(*pareto_front(points)), color=f"C{i % 10}")
+    if len(cells):
+        front = pareto_front(list(zip(cells.harmful_score_mean, cells.task_acc_mean)))
+        ax.plot(*zip(*front), color="black", linestyle="--", linewidth=1, marker="o", markersize=11,
+                markerfacecolor="none", label="not dominated (front over all methods)")
+        ax.legend(fontsize=7)
     ax.set_xlabel("harmful score (lower is better)")
     ax.set_ylabel("task accuracy (higher is better)")
     ax.set_title("Harmful score / accuracy trade-off per method")
-    if len(cells):
-        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 
