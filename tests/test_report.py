@@ -109,6 +109,19 @@ def test_pareto_front_keeps_only_undominated_points():
     assert report.pareto_front(points) == [(0.05, 0.70), (0.1, 0.80), (0.2, 0.90)]
 
 
+def test_fronts_compare_only_settings_of_the_same_poison_ratio():
+    """A p sweep: the p = 0.05 points would dominate every p = 0.2 point, so each p gets its own front."""
+    import pandas as pd
+
+    from pact_lightning.report.render import fronts
+
+    cells = pd.DataFrame({"model": "tiny", "task": "sentiment", "n": 16, "p": [0.05, 0.05, 0.05, 0.2, 0.2],
+                          "method": ["pact", "pact", "sft", "pact", "sft"], "harmful_score_mean": [10.0, 12.0, 40.0, 30.0, 60.0],
+                          "task_acc_mean": [90.0, 80.0, 95.0, 85.0, 88.0]})
+    assert fronts(cells, ["model", "task", "p", "n"]) == [[(10.0, 90.0), (40.0, 95.0)], [(30.0, 85.0), (60.0, 88.0)]]
+    assert (30.0, 85.0) not in fronts(cells, ["model"])[0]  # pooled over p, it would drop out
+
+
 def test_wandb_runs_fill_in_runs_without_a_local_results_json(sweep, monkeypatch):
     """Online W&B (faked here): the failed point's run finished on the cluster and its summary is in W&B."""
     failed_dir = next(d for d in sweep.iterdir() if d.is_dir() and d.name.startswith("7_"))
@@ -217,6 +230,27 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
     assert "| 12.0 [5.0–17.0] |" in md  # a run's rate with its interval
+
+
+def test_a_reference_is_one_row_per_seed_at_most_and_one_for_all_seeds_that_reused_it():
+    from pact_lightning.report.collect import Run
+    from pact_lightning.report.render import frame, with_reference
+
+    def run(seed: int, lam: float, ref_hs: float, weights: str | None) -> Run:
+        return Run.from_results({"method": "pact", "lam": lam, "num_safety_tokens": 50, "poison_ratio": 0.1,
+                                 "num_samples": 16, "seed": seed, "model": "tiny", "task": "sentiment",
+                                 "model_weights": weights, "reference": {"harmful_score": ref_hs},
+                                 "final": {"harmful_score": 20.0}}, f"/runs/{seed}-{lam}")
+
+    def references(runs: list[Run]) -> list[int]:
+        return sorted(with_reference(frame(runs)).query("method == 'reference'").seed)
+
+    # a λ sweep whose reference rates differ a little from run to run (no cache, nondeterministic kernels)
+    assert references([run(s, lam, 14.0 + s + lam / 10, "/w") for s in (1, 2) for lam in (0.1, 1.0, 10.0)]) == [1, 2]
+    # the same weights and rates in every run: one evaluation, reused
+    assert references([run(s, lam, 14.0, "/w") for s in (1, 2) for lam in (0.1, 1.0)]) == [1]
+    # runs that do not name their weights: one per seed
+    assert references([run(s, 1.0, 14.0, None) for s in (1, 2, 3)]) == [1, 2, 3]
 
 
 def test_runs_on_a_defended_alignment_name_their_own_reference():

@@ -11,8 +11,9 @@ Writes into ``<sweep dir>/report/`` (or ``--out``):
 * ``runs.csv`` — one row per run: status, setting, final and reference metrics, judge, run directory, note;
 * ``table.csv`` and ``report.md`` — shaped like the paper's tables: per model × task, one row per method (λ, k) and one
   column per poison ratio p, harmful score and task accuracy as mean ± std over seeds;
-* ``harmful_vs_lam.png``, ``harmful_vs_k.png``, ``harmful_vs_p.png`` and ``pareto.png`` (harmful score vs task accuracy,
-  the non-dominated front of each method).
+* ``harmful_vs_lam.png``, ``harmful_vs_k.png``, ``harmful_vs_p.png`` and ``pareto.png`` (harmful score vs task accuracy
+  per setting with ± std error bars; per model, task, p and n, the front over all methods ringed and each method's own
+  front across its λ and k).
 
 ``--rejudge <dir>`` reads the results.json files of a re-judging of the sweep's adapters (``evaluate -m
 checkpoint=<run dir>/final,... hydra.sweep.dir=<dir>``, docs/cluster.md) and pairs each with the run whose

@@ -82,9 +82,9 @@ def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
 
 
 def pooled_interval(cell, rate: str) -> str:
-    """The Wilson 95% interval of a rate pooled over the cell's seeds, e.g. "[5.0–9.9]" ("" without counts)."""
+    """The Wilson 95% interval of a rate pooled over the cell's seeds, e.g. "[5.0–9.9]" ("" without a rate)."""
     k, n = getattr(cell, f"{rate}_k"), getattr(cell, f"{rate}_n")
-    if k is None or not n:
+    if getattr(cell, f"{rate}_mean") is None or k is None or not n:
         return ""
     lo, hi = wilson(int(k), int(n))
     return f" [{100 * lo:.1f}–{100 * hi:.1f}]"
@@ -98,16 +98,17 @@ def reference_name(method: str | None) -> str:
 
 
 def with_reference(df: pd.DataFrame) -> pd.DataFrame:
-    """The runs, and for every evaluated run that evaluated its reference a row ``method=reference`` with the
-    reference's headline rates (one per model, task, p, n, seed and aligned model: the plain one, or one per
-    alignment-stage defence)."""
+    """The runs, and a row ``method=reference`` with the reference's headline rates for each reference evaluation
+    (per model, task, p, n and aligned model: the plain one, or one per alignment-stage defence): at most one per seed,
+    and one for all seeds when they reused the same evaluation."""
     main = df[(df.status == "ok") & df.ref_harmful_score.notna()]
     # the same weights with the same rates are one evaluation however many seeds reused it (the evaluation cache):
-    # counted once, so copies do not narrow its pooled interval; a run that names no weights counts per seed
+    # counted once, so copies do not narrow its pooled interval; runs that name no weights keep one row per seed
     evaluation = [w if w is not None else f"seed={s}" for w, s in zip(main.reference_weights, main.seed)]
     ref = main.assign(method=[reference_name(m) for m in main.method], lam=None, k=None, fit_s=None, peak_mib=None,
                       evaluation=evaluation, **{m: main[f"ref_{m}"] for m in HEADLINE})
-    ref = ref.drop_duplicates(subset=["model", "task", "p", "n", "method", "evaluation", *HEADLINE])
+    ref = ref.drop_duplicates(subset=["model", "task", "p", "n", "seed", "method"]).drop_duplicates(
+        subset=["model", "task", "p", "n", "method", "evaluation", *HEADLINE])
     return pd.concat([df, ref.drop(columns="evaluation")], ignore_index=True)
 
 
@@ -127,8 +128,8 @@ def methods_tables(df: pd.DataFrame) -> str:
         header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label",
                   "fit s", "peak MiB"]
         blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds [95% Wilson interval of the "
-                      "rate pooled over the seeds' answers; the seeds answer the same prompts, so it is narrower than an "
-                      "interval over new prompts would be]; a reference that several seeds reused is one evaluation "
+                      "rate pooled over the seeds' answers; the seeds answer the same prompts, so it understates the "
+                      "uncertainty about new prompts]; a reference that several seeds reused is one evaluation "
                       "(seeds 1); over-refusal = refusals of benign prompts; majority "
                       "label = the task accuracy of always answering the most common label; fit s and peak MiB = "
                       "mean wall time of the fit and peak memory of the run (GPU allocation, else resident memory; a "
@@ -231,22 +232,29 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def fronts(cells: pd.DataFrame, by: list[str]) -> list[list[tuple[float, float]]]:
+    """The Pareto front of each group of ``cells`` that shares the values of ``by``."""
+    return [pareto_front(list(zip(group.harmful_score_mean, group.task_acc_mean)))
+            for _, group in cells.groupby(by, dropna=False, sort=False)]
+
+
 def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
-    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars, joined along its method's own
-    front when the method has several settings (a λ or k sweep), and the front over all methods (ringed, dashed)."""
+    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars. Only settings of the same model,
+    task, p and n are compared: per such group, the front over all methods (ringed, dashed) and each method's own front
+    across its λ and k (a line)."""
     cells = cells.dropna(subset=["harmful_score_mean", "task_acc_mean"])
+    comparable = ["model", "task", "p", "n"]
     fig, ax = subplots(figsize=(6, 4))
     for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
-        points = list(zip(group.harmful_score_mean, group.task_acc_mean))
-        ax.errorbar(*zip(*points), xerr=[s or 0.0 for s in group.harmful_score_std],
-                    yerr=[s or 0.0 for s in group.task_acc_std], fmt="o", color=f"C{i % 10}", alpha=0.8,
-                    capsize=2, label=str(method))
-        if len(points) > 1:
-            ax.plot(*zip(*pareto_front(points)), color=f"C{i % 10}")
-    if len(cells):
-        front = pareto_front(list(zip(cells.harmful_score_mean, cells.task_acc_mean)))
+        ax.errorbar(group.harmful_score_mean, group.task_acc_mean,
+                    xerr=[s or 0.0 for s in group.harmful_score_std], yerr=[s or 0.0 for s in group.task_acc_std],
+                    fmt="o", color=f"C{i % 10}", alpha=0.8, capsize=2, label=str(method))
+        for front in fronts(group, comparable):
+            ax.plot(*zip(*front), color=f"C{i % 10}")
+    for j, front in enumerate(fronts(cells, comparable)):
         ax.plot(*zip(*front), color="black", linestyle="--", linewidth=1, marker="o", markersize=11,
-                markerfacecolor="none", label="not dominated (front over all methods)")
+                markerfacecolor="none", label=None if j else "not dominated (front over all methods)")
+    if len(cells):
         ax.legend(fontsize=7)
     ax.set_xlabel("harmful score (lower is better)")
     ax.set_ylabel("task accuracy (higher is better)")
