@@ -253,6 +253,17 @@ def test_a_reference_is_one_row_per_seed_at_most_and_one_for_all_seeds_that_reus
     assert references([run(s, 1.0, 14.0, None) for s in (1, 2, 3)]) == [1, 2, 3]
 
 
+def test_a_rate_no_run_measured_gets_no_interval():
+    from types import SimpleNamespace
+
+    from pact_lightning.report.render import pooled_interval
+
+    # the runs evaluated 200 task prompts but recorded no task-refusal rate: the counts sum to 0 of 200
+    assert pooled_interval(SimpleNamespace(task_acc_mean=None, task_acc_k=0.0, task_acc_n=200.0), "task_acc") == ""
+    assert pooled_interval(SimpleNamespace(task_acc_mean=95.0, task_acc_k=190.0, task_acc_n=200.0),
+                           "task_acc") == " [91.0–97.3]"
+
+
 def test_runs_on_a_defended_alignment_name_their_own_reference():
     """vaccine+sft and booster+sft fine-tune another aligned model than the other arms: each reference gets a row."""
     from pact_lightning.report.render import reference_name
