@@ -253,15 +253,20 @@ def test_a_reference_is_one_row_per_seed_at_most_and_one_for_all_seeds_that_reus
     assert references([run(s, 1.0, 14.0, None) for s in (1, 2, 3)]) == [1, 2, 3]
 
 
-def test_a_rate_no_run_measured_gets_no_interval():
-    from types import SimpleNamespace
+def test_a_rate_no_run_measured_gets_no_pooled_count_and_no_interval():
+    from pact_lightning.report.collect import Run
+    from pact_lightning.report.render import aggregate, frame, pooled_interval
 
-    from pact_lightning.report.render import pooled_interval
-
-    # the runs evaluated 200 task prompts but recorded no task-refusal rate: the counts sum to 0 of 200
-    assert pooled_interval(SimpleNamespace(task_acc_mean=None, task_acc_k=0.0, task_acc_n=200.0), "task_acc") == ""
-    assert pooled_interval(SimpleNamespace(task_acc_mean=95.0, task_acc_k=190.0, task_acc_n=200.0),
-                           "task_acc") == " [91.0–97.3]"
+    # two seeds evaluated 200 task prompts each; both measured accuracy, neither recorded a task-refusal rate
+    runs = [Run.from_results({"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.1,
+                              "num_samples": 200, "seed": seed, "model": "tiny", "task": "sentiment",
+                              "final": {"harmful_score": 20.0, "task_acc": acc, "num_task_prompts": 200}},
+                             f"/runs/{seed}") for seed, acc in ((1, 95.0), (2, 96.0))]
+    cell = next(aggregate(frame(runs)).itertuples())
+    assert (cell.task_acc_k, cell.task_acc_n) == (382.0, 400.0)
+    assert pooled_interval(cell, "task_acc") == " [93.0–97.1]"
+    assert (cell.task_refusal_rate_k, cell.task_refusal_rate_mean) == (None, None)
+    assert pooled_interval(cell, "task_refusal_rate") == ""
 
 
 def test_runs_on_a_defended_alignment_name_their_own_reference():

@@ -74,7 +74,8 @@ def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
     for m in HEADLINE:  # the counts behind each rate (a rate is k/n in percent)
         n = evaluated[RATES[m][1]]
         evaluated[f"{m}_n"], evaluated[f"{m}_k"] = n, (evaluated[m] * n / 100).round()
-    counts = {f"{m}_{c}": (f"{m}_{c}", "sum") for m in HEADLINE for c in ("k", "n")}
+    # min_count: a rate no run measured has no pooled count (not "0 of n", which would print an interval)
+    counts = {f"{m}_{c}": (f"{m}_{c}", lambda v: v.sum(min_count=1)) for m in HEADLINE for c in ("k", "n")}
     cells = evaluated.groupby(keys, dropna=False, sort=False).agg(
         seeds=("status", "size"), majority=("task_majority_rate", "mean"), fit_s=("fit_s", "mean"),
         peak_mib=("peak_mib", "mean"), **stats, **counts)
@@ -82,9 +83,9 @@ def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
 
 
 def pooled_interval(cell, rate: str) -> str:
-    """The Wilson 95% interval of a rate pooled over the cell's seeds, e.g. "[5.0–9.9]" ("" without a rate)."""
+    """The Wilson 95% interval of a rate pooled over the cell's seeds, e.g. "[5.0–9.9]" ("" without counts)."""
     k, n = getattr(cell, f"{rate}_k"), getattr(cell, f"{rate}_n")
-    if getattr(cell, f"{rate}_mean") is None or k is None or not n:
+    if k is None or not n:
         return ""
     lo, hi = wilson(int(k), int(n))
     return f" [{100 * lo:.1f}–{100 * hi:.1f}]"
@@ -267,7 +268,7 @@ def paired_section(runs: list[Run], method: str) -> str:
     rows, notes = arm_pairs(runs, method)
     intro = (f"{method} minus every other run of the same seed, model, task, p and n, on the same prompts: difference "
              f"in points [paired bootstrap 95% interval] and exact McNemar p; * = beyond noise (p < {ALPHA}).")
-    table = markdown_table(["seed", "pair", *HEADLINE], rows) if rows else f"_No run of {method} to pair._"
+    table = markdown_table(["seed", "pair", *(LABELS[m] for m in HEADLINE)], rows) if rows else f"_No run of {method} to pair._"
     blocks = [f"## Paired: {method} against the other arms", intro, table]
     return "\n\n".join(blocks + (["\n".join(notes)] if notes else []))
 
