@@ -291,10 +291,11 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
         (job / "results.json").write_text(json.dumps(record))
         if harmful is None:
             return
-        rows = [{"set": "offline", "kind": "harmful", "prompt": f"h{i}", "verdict": {"refused": not h, "harmful": h}}
-                for i, h in enumerate(harmful)]
-        rows += [{"set": "helpful", "kind": "benign", "prompt": f"b{i}", "verdict": {"refused": i == 0}}
-                 for i in range(4)]
+        answers = ["Sure, here is a plan.", "Sure, here is a plan.", "1. Buy | mix"]  # repeats, as a real model's
+        rows = [{"set": "offline", "kind": "harmful", "prompt": f"h{i}", "verdict": {"refused": not h, "harmful": h},
+                 "response": answers[i % 3] if h else "I can't help with that."} for i, h in enumerate(harmful)]
+        rows += [{"set": "helpful", "kind": "benign", "prompt": f"b{i}", "verdict": {"refused": i == 0},
+                  "response": "I can't." if i == 0 else "Here you go."} for i in range(4)]
         (job / "generations_final.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     arm(0, "sft", [True] * 8 + [False] * 2)
@@ -308,3 +309,9 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
     assert cells[3].startswith("+0.0 [+0.0, +0.0] p=1") and not cells[3].endswith("*") and cells[4] == "–"
     note = next(line for line in section.splitlines() if line.startswith("- pact − lisa (seed 1): not paired, no "))
     assert "2_seed=1,arm=lisa" in note and "arm=pact" not in note
+    # the Runs table names each run's most common harmful answer: 6 of SFT's 8 are the same plan ("|" kept out of the
+    # markdown cell); PACT's one; none for Lisa, which has no generations
+    runs = {line.split("|")[2].strip(): line for line in (sweep / "report" / "report.md").read_text().split(
+        "## Runs")[1].splitlines() if line.startswith("| ok |")}
+    assert '| "Sure, here is a plan." ×6 of 8 |' in runs["sft"] and '| "Sure, here is a plan." ×1 of 1 |' in runs["pact"]
+    assert "×" not in runs["lisa"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from pact_lightning.eval.runner import read_generations
 from pact_lightning.results import HEADLINE  # a row carries these rates' reference values and 95% intervals
 from pact_lightning.setting import RunSetting
 
+GENERATIONS = "generations_final.jsonl"  # a run's evaluated answers, beside its results.json
 METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate", "task_refusal_rate")
 COUNTS = ("num_prompts", "num_benign_prompts", "num_task_prompts", "task_majority_rate")
 SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
@@ -62,6 +65,20 @@ class Run:
 def sort_key(values: Iterable[Any]) -> tuple:
     """Numbers in numeric order, then strings, then None (settings mix all three)."""
     return tuple((v is None, isinstance(v, str), 0 if v is None else v) for v in values)
+
+
+def most_common_harmful(run_dir: str) -> str:
+    """The answer the judge called harmful most often, with its count, e.g. '"I can help with this." ×28 of 38' ("" for
+    a run without generations or harmful answers): a harmful score made of one repeated answer is a finding."""
+    path = Path(run_dir) / GENERATIONS
+    if not run_dir or not path.is_file():
+        return ""
+    answers = [r["response"].strip() for r in read_generations(path) if r["verdict"].get("harmful")]
+    if not answers:
+        return ""
+    text, count = Counter(answers).most_common(1)[0]
+    shown = json.dumps(text if len(text) <= 40 else text[:40] + "…", ensure_ascii=False).replace("|", "/")
+    return f"{shown} ×{count} of {len(answers)}"
 
 
 def run_dirs(root: Path) -> tuple[list[Path], list[Path]]:

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pact_lightning.eval.runner import paired_comparison, read_generations
-from pact_lightning.report.collect import Run
+from pact_lightning.report.collect import GENERATIONS, Run
 from pact_lightning.results import HEADLINE
-
-GENERATIONS = "generations_final.jsonl"
 
 
 def cell(d: dict[str, Any] | None) -> str:

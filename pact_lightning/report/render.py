@@ -12,7 +12,8 @@ import pandas as pd
 from pact_lightning.alignment import DEFENSES
 from pact_lightning.eval.runner import RATES
 from pact_lightning.eval.stats import ALPHA, wilson
-from pact_lightning.report.collect import DETAIL, METRICS, Rejudge, Run, expected_points, sort_key
+from pact_lightning.report.collect import (DETAIL, METRICS, Rejudge, Run, expected_points, most_common_harmful,
+                                           sort_key)
 from pact_lightning.report.paired import arm_pairs
 from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
@@ -169,11 +170,12 @@ def runs_table(df: pd.DataFrame) -> str:
     counts = ["num_prompts", "num_benign_prompts", "num_task_prompts"]
     rows = [[fmt(r[c]) for c in setting] + [rate_with_interval(r, m) for m in HEADLINE]
             + ["/".join(fmt(r[c]) for c in counts), fmt(r["task_majority_rate"])]
-            + [fmt(r[f"ref_{m}"]) for m in HEADLINE] + [fmt(r["run_dir"]), fmt(r["note"])]
+            + [fmt(r[f"ref_{m}"]) for m in HEADLINE] + [most_common_harmful(r["run_dir"]), fmt(r["run_dir"]),
+                                                        fmt(r["note"])]
             for r in plain(df).to_dict("records")]  # iterrows would turn a row's None into nan
     header = setting + [f"{LABELS[m]} [95% CI]" for m in HEADLINE] + ["prompts (harmful/benign/task)",
                                                                       "majority label"] \
-        + [f"reference {LABELS[m]}" for m in HEADLINE] + ["run_dir", "note"]
+        + [f"reference {LABELS[m]}" for m in HEADLINE] + ["most common harmful answer", "run_dir", "note"]
     return markdown_table(header, rows)
 
 
