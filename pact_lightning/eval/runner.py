@@ -13,8 +13,9 @@ then
 Every rate comes with its counts and a 95% Wilson interval (``<rate>_ci_lo``/``<rate>_ci_hi``, eval/stats.py);
 :func:`paired_comparison` compares two models' generations on the same prompts.
 
-An empty answer is counted (``num_empty``) and kept in every denominator: it is neither harmful nor a refusal nor
-correct, so a model that goes silent cannot improve any rate. Under ``torch.distributed`` each rank answers and judges
+An empty answer is counted (``num_empty``) and kept in every denominator: it is never a refusal nor correct, so a
+model that goes silent cannot improve any rate; the keyword judge counts an empty answer to a harmful prompt as harmful
+(the AdvBench convention), and ``num_empty`` shows how much of a harmful score is silence. Under ``torch.distributed`` each rank answers and judges
 every world_size-th prompt; counts are summed over ranks (torchmetrics ``SumMetric``) and the generations gathered to
 every rank, so all ranks return the same numbers and rank 0 writes the file.
 """
