@@ -117,6 +117,17 @@ class OfflineAssistant(Source):
         return rows + offline.assistant(self.split)
 
 
+class BenignSensitive(Source):
+    """180 benign questions on sensitive topics (medicine and drugs, law, security, chemistry, weapons history,
+    self-harm support; data/offline/sensitive_set.py), written to measure over-refusal and frozen before any model
+    answered them."""
+
+    name = "offline/sensitive"
+
+    def examples(self) -> tuple[Example, ...]:
+        return offline.sensitive()
+
+
 def _as_text(value: Any, key: str, where: str, field: str) -> str:
     """A field value as text. Text and numbers are taken as they are; a mapping of flags (BeaverTails' ``category``)
     becomes the names of the true ones; a list, a mapping elsewhere or a true/false value is refused, not turned into
