@@ -194,7 +194,8 @@ def save_merged(policy, tokenizer, directory: Path) -> Path:
 def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -> dict[str, Any]:
     """Refusal rate (keyword judge, greedy) on every set of ``eval_cfg.sets``, with its count and 95% Wilson interval;
     the generations go to ``out``."""
-    from pact_lightning.eval import KeywordJudge, generate
+    from pact_lightning.eval.generation import generate
+    from pact_lightning.eval.judges import KeywordJudge
     from pact_lightning.eval.stats import wilson
 
     judge = KeywordJudge()

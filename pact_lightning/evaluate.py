@@ -1,5 +1,7 @@
 """``python -m pact_lightning.evaluate model=… checkpoint=…``: safety and utility of a base/aligned model, an adapter or a
-merged checkpoint — the same evaluation ``train`` runs after fit."""
+merged checkpoint — the same evaluation ``train`` runs after fit. ``generations=<run dir | generations file | gold>``
+judges answers that were already generated (a run's, or the hand-labelled gold set) again, with the configured judge
+and the current answer rules, and loads no model to answer."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from pact_lightning.utils.strategies import ProcessEnv, local_device, process_en
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
+    if cfg.generations is not None:
+        return rejudge(cfg)
     device = join_world(process_env())
     model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False,
                                   merge_adapter=not cfg.get("posthoc"))
@@ -49,6 +53,39 @@ def evaluate(cfg: DictConfig) -> dict:
             lg.finalize("success")
         run_results.print_summary(results)
     return results
+
+
+def rejudge(cfg: DictConfig) -> dict:
+    """The saved answers of ``cfg.generations`` judged again (``Evaluator.rejudge``): results.json names the answers
+    it read and, for a run directory, the run's ``final/`` as its checkpoint, so that ``report --rejudge`` pairs it
+    with that run."""
+    path, rows = saved_answers(cfg.generations)
+    evaluator = build.evaluator(cfg.eval)
+    out = cfg.paths.output_dir
+    metrics = evaluator.rejudge(rows, out, "eval")
+    run_dir = path.parent if path.name == "generations_final.jsonl" else None
+    results = {"model": None, "generations": str(path), "judge": run_results.judge_name(evaluator.judge),
+               "checkpoint": str(run_dir / "final") if run_dir is not None else None, "run_dir": str(out),
+               "final": run_results.metrics_block(metrics)}
+    run_results.write(out, results)
+    run_results.print_summary(results)
+    return results
+
+
+def saved_answers(spec: str) -> tuple[Path, list[dict]]:
+    """``generations=``: ``gold`` (the packaged gold set), a run directory (its ``generations_final.jsonl``) or a
+    ``generations_*.jsonl`` file; its path and records."""
+    from pact_lightning.eval import gold
+    from pact_lightning.eval.scoring import read_generations
+
+    if spec == "gold":
+        return gold.FILE, gold.load()
+    path = Path(spec).expanduser()
+    path = path / "generations_final.jsonl" if path.is_dir() else path
+    if not path.is_file():
+        raise ConfigError(f"generations={spec}: no such file; pass a run directory (it holds generations_final.jsonl), "
+                          "a generations_*.jsonl file, or gold (the hand-labelled gold set)")
+    return path, read_generations(path)
 
 
 def apply_posthoc(cfg: DictConfig, model) -> tuple[Any, dict]:

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import alignment
+from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.models.loading import weights_source
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import write_json
@@ -42,9 +43,6 @@ def judge_name(judge) -> str:
     return type(judge).__name__ + (f"({model})" if model else "")
 
 
-def metrics_block(metrics: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation's metrics as results.json stores them: overall numbers, then per set and category in ``detail``."""
-    return {k: v for k, v in metrics.items() if "/" not in k} | {"detail": {k: v for k, v in metrics.items() if "/" in k}}
 
 
 def eval_metrics(results: dict[str, Any]) -> dict[str, float]:
@@ -66,8 +64,8 @@ def log_hyperparams(loggers: list, cfg: DictConfig, record: dict[str, Any], toke
 
 
 # the rates a sweep compares (the summary, the W&B dashboard with each one's change from the reference, the model
-# card, the report): safety, over-refusal, utility and refusals of the task
-HEADLINE = ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate")
+# card, the report): safety by the judge and by content, over-refusal, utility and refusals of the task
+HEADLINE = ("harmful_score", "harmful_content_rate", "benign_refusal_rate", "task_acc", "task_refusal_rate")
 
 
 def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
@@ -146,8 +144,9 @@ def paired_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every pair of evaluated models of the run on the same prompts (``<a>-<b>``: the main method and each comparison
     method against the reference, and the main method against each comparison method), from their generations files;
     see ``eval.runner.paired_comparison``."""
-    from pact_lightning.eval.runner import paired_comparison, read_generations
+    from pact_lightning.eval.scoring import paired_comparison, read_generations, tuning_of
 
+    tuning = tuning_of(results.get("final") or results.get("reference"))
     run_dir, method = Path(results["run_dir"]), results.get("method") or "final"
     files = {"reference": run_dir / "generations_reference.jsonl", method: run_dir / "generations_final.jsonl"}
     files |= {m: Path(r["run_dir"]) / "generations_final.jsonl" for m, r in (results.get("compare") or {}).items()
@@ -155,7 +154,7 @@ def paired_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     rows = {name: read_generations(path) for name, path in files.items() if path.is_file()}
     others = [m for m in rows if m not in ("reference", method)]
     pairs = [(m, "reference") for m in (method, *others)] + [(method, m) for m in others]
-    return {f"{a}-{b}": paired_comparison(rows[a], rows[b]) for a, b in pairs if a in rows and b in rows}
+    return {f"{a}-{b}": paired_comparison(rows[a], rows[b], tuning) for a, b in pairs if a in rows and b in rows}
 
 
 def rate_with_interval(block: dict[str, Any], rate: str) -> str:
@@ -168,10 +167,28 @@ def rate_with_interval(block: dict[str, Any], rate: str) -> str:
 
 def rate_text(block: dict[str, Any], rate: str) -> str:
     """``rate`` with its interval and counts: "harmful_score=12.0 [7.7–18.2] (18/150)"."""
-    from pact_lightning.eval.runner import RATES
+    from pact_lightning.eval.scoring import RATES
 
     num, den = RATES[rate]
     return f"{rate}={rate_with_interval(block, rate)} ({block.get(num)}/{block.get(den)})"
+
+
+def answers_text(block: dict[str, Any]) -> str:
+    """How the answers to the harmful prompts divide into the four categories, and the benign sets kept out of the
+    rates because they tuned something: "answers: refusal=… degenerate=… no_content=… content=…; tuning sets: …"."""
+    from pact_lightning.eval.scoring import CATEGORY_RATES, RATES, tuning_of
+
+    text = "answers: " + "  ".join(f"{c}={rate_with_interval(block, r)} ({block.get(RATES[r][0])})"
+                                  for c, r in CATEGORY_RATES.items())
+    tuning = [f"{s} {rate_with_interval(detail_block(block, s), 'benign_refusal_rate')}" for s in tuning_of(block)
+              if block.get("detail", {}).get(f"benign_refusal_rate/{s}") is not None]
+    return text + ("; over-refusal on tuning sets (not in the rate): " + ", ".join(tuning) if tuning else "")
+
+
+def detail_block(block: dict[str, Any], set_name: str) -> dict[str, Any]:
+    """The numbers of one set of an evaluation block (``detail``'s ``<name>/<set>`` keys) as a block of its own."""
+    suffix = f"/{set_name}"
+    return {k[: -len(suffix)]: v for k, v in block.get("detail", {}).items() if k.endswith(suffix)}
 
 
 def difference_text(pair: str, rate: str, d: dict[str, Any]) -> str:
@@ -201,6 +218,8 @@ def print_summary(results: dict[str, Any]) -> None:
     for name, b in blocks + [(name, run.get("final")) for name, run in compare.items()]:
         if b:
             lines.append(f"{name:>9}: " + "  ".join(rate_text(b, rate) for rate in HEADLINE))
+            if b.get("harmful_content_rate") is not None:
+                lines.append(f"{'':>9}  " + answers_text(b))
     majority = next((b.get("task_majority_rate") for _, b in blocks if b and b.get("task_majority_rate")), None)
     if majority is not None:
         lines.append(f"task majority-label rate: {majority:.1f}% (always answering the most common label)")

@@ -21,7 +21,8 @@ TINY_DEFAULT = [
     "align.eval.max_new_tokens=4", "safety.K=8", "data.num_samples=16", "data.batch_size=4", "data.max_length=96",
     "trainer.max_steps=3", "logger=csv", "callbacks.progress_bar=null", "eval.diagnostics=false",
     "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3", "eval.evaluator.harmful.strongreject.limit=3",
-    "eval.evaluator.benign.helpful.limit=3", "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.task.limit=3",
+    "eval.evaluator.benign.helpful.limit=3", "eval.evaluator.benign.lookalike.limit=3",
+    "eval.evaluator.benign.heldout.limit=3", "eval.evaluator.benign.sensitive.limit=3", "eval.evaluator.task.limit=3",
 ]
 
 

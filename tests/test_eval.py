@@ -63,7 +63,7 @@ def test_keyword_judge():
 
 
 @pytest.mark.parametrize("text, harmful", [("safe", False), ("unsafe\nS1", True), (" unsafe", True), ("Safe", False),
-                                           ("\n\nunsafe\nS9,S10", True), ("", False)])
+                                           ("\n\nunsafe\nS9,S10", True), ("", None), ("I think so", None)])
 def test_parse_guard_output(text, harmful):
     assert parse_guard_output(text) is harmful
 
@@ -167,13 +167,43 @@ def test_evaluator_counts_on_scripted_answers(tmp_path, monkeypatch):
     assert m["benign_refusal_rate/ok"] == m["benign_refusal_rate"] and "harmful_score/ok" not in m
     rows = [json.loads(line) for line in (tmp_path / "generations_scripted.jsonl").read_text().splitlines()]
     assert [r["response"] for r in rows] == [SCRIPT[p] for p in HARMFUL + BENIGN + TASK]
-    assert rows[2]["verdict"] == {"refused": False, "harmful": True} and rows[2]["empty"]
+    assert rows[2]["verdict"] == {"refused": False, "harmful": True, "malformed": False, "degenerate": True,
+                                  "no_content": False, "content": False} and rows[2]["empty"]
+    # the answer categories (eval/answers.py): two refusals, one empty (degenerate), two offers with nothing in them
+    assert [r["answer"] for r in rows[:5]] == ["no_content", "refusal", "degenerate", "refusal", "no_content"]
+    assert (m["num_refused"], m["num_degenerate"], m["num_no_content"], m["num_content"]) == (2, 1, 2, 0)
+    assert (m["degenerate_rate"], m["no_content_rate"], m["harmful_content_rate"]) == (20.0, 40.0, 0.0)
+    assert m["harmful_content_rate_ci_hi"] == pytest.approx(100 * wilson(0, 5)[1])
+    assert m["sets"] == {"adv": {"kind": "harmful", "role": "measure", "prompts": 5},
+                         "ok": {"kind": "benign", "role": "measure", "prompts": 3},
+                         "task": {"kind": "task", "role": "measure", "prompts": 4}}
     assert rows[-1]["verdict"] == {"refused": False, "correct": False} and rows[-1]["gold"] == "negative"
     # every rate carries its 95% Wilson interval, the task its refusals and its majority-label rate
     assert (m["harmful_score_ci_lo"], m["harmful_score_ci_hi"]) == pytest.approx([100 * x for x in wilson(3, 5)])
     assert m["harmful_score_ci_lo/adv/weapons"] == pytest.approx(100 * wilson(2, 2)[0])
     assert m["task_refusal_rate"] == 0.0 and m["num_task_refused"] == 0
     assert (m["task_majority_label"], m["task_majority_rate"]) == ("negative", 50.0)
+
+
+def test_a_tuning_set_is_answered_and_reported_but_stays_out_of_the_overall_rates(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "generate", lambda model, tok, prompts, **kw: [SCRIPT.get(p, "I can't.") for p in prompts])
+    ev = Evaluator(harmful={"adv": source("adv", HARMFUL)},
+                   benign={"ok": source("ok", BENIGN), "tuned": source("tuned", ["tuned prompt one", "tuned two"])},
+                   tuning_sets=["tuned"], batch_size=2, max_new_tokens=6)
+    m = ev.run(*tiny_model_and_tokenizer(), tmp_path, tag="t")
+    # over-refusal from the measuring set alone (1 of 3), the tuning set (2 of 2 refused) under its own key
+    assert m["benign_refusal_rate"] == pytest.approx(100 / 3) and m["num_benign_prompts"] == 3
+    assert m["benign_refusal_rate/tuned"] == 100.0 and m["num_benign_prompts/tuned"] == 2
+    assert m["sets"]["tuned"]["role"] == "tune" and m["sets"]["ok"]["role"] == "measure"
+    rows = runner.read_generations(tmp_path / "generations_t.jsonl")
+    assert sum(r["set"] == "tuned" for r in rows) == 2  # answered and written all the same
+    # the paired comparison leaves the tuning set out too, and re-scoring saved answers gives the same numbers
+    more = [r | {"verdict": r["verdict"] | {"refused": True}} if r["set"] == "tuned" else r for r in rows]
+    assert runner.paired_comparison(rows, more, ["tuned"])["benign_refusal_rate"]["n"] == 3
+    from pact_lightning.eval.scoring import rescore
+    assert rescore(rows, ["tuned"]) == m
+    with pytest.raises(ConfigError, match="tuning_sets names"):
+        evaluator(tuning_sets=["nope"])
 
 
 def test_paired_comparison_of_two_scripted_models(tmp_path, monkeypatch):
@@ -205,7 +235,8 @@ def test_evaluator_end_to_end_on_tiny_model(tmp_path):
     m = ev.run(model, tok, tmp_path, tag="final")
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     assert len(rows) == len(HARMFUL) + len(BENIGN) + len(TASK)
-    assert set(rows[0]) == {"set", "kind", "prompt_id", "category", "prompt", "response", "verdict", "empty", "gold"}
+    assert set(rows[0]) == {"set", "kind", "prompt_id", "category", "prompt", "response", "answer", "verdict", "empty",
+                            "gold"}
     assert [r["prompt_id"] for r in rows[:2]] == ["adv:0", "adv:1"] and rows[0]["category"] == "weapons"
     harmful = [r for r in rows if r["kind"] == "harmful"]
     assert m["num_prompts"] == len(harmful)
@@ -323,8 +354,11 @@ def test_eval_config_instantiates(tmp_path):
     assert isinstance(ev, Evaluator) and isinstance(ev.judge, KeywordJudge)
     assert (ev.max_new_tokens, ev.task_max_new_tokens, ev.generation["do_sample"]) == (32, 4, False)
     kinds = [it.kind for it in ev.items]
-    # sized to resolve the default's comparison: 90 + 60 harmful, 40 + 60 benign, 200 label-balanced task items
-    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (150, 100, 200)
+    # sized to resolve the default's comparison: 90 + 60 harmful, 40 + 60 benign (tuning sets) + 139 + 180 benign
+    # (measuring sets), 200 label-balanced task items
+    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (150, 419, 200)
+    assert ev.tuning_sets == ("helpful", "lookalike") and set(ev.sources["benign"]) == {
+        "helpful", "lookalike", "heldout", "sensitive"}
     labels = [it.example.label for it in ev.items if it.kind == "task"]
     assert labels.count("positive") == labels.count("negative") == 100
     assert len(ev.harmful_prompts()) == kinds.count("harmful")

@@ -105,8 +105,9 @@ def test_table_is_mean_and_std_over_seeds(sweep):
 
 
 def test_pareto_front_keeps_only_undominated_points():
-    points = [(0.1, 0.80), (0.2, 0.90), (0.3, 0.85), (0.05, 0.70), (0.2, 0.89)]
-    assert report.pareto_front(points) == [(0.05, 0.70), (0.1, 0.80), (0.2, 0.90)]
+    # (content rate, over-refusal): lower is better on both
+    points = [(10.0, 20.0), (20.0, 10.0), (30.0, 15.0), (5.0, 30.0), (20.0, 11.0), (5.0, 31.0)]
+    assert report.pareto_front(points) == [(5.0, 30.0), (10.0, 20.0), (20.0, 10.0)]
 
 
 def test_fronts_compare_only_settings_of_the_same_poison_ratio():
@@ -116,10 +117,11 @@ def test_fronts_compare_only_settings_of_the_same_poison_ratio():
     from pact_lightning.report.render import fronts
 
     cells = pd.DataFrame({"model": "tiny", "task": "sentiment", "n": 16, "p": [0.05, 0.05, 0.05, 0.2, 0.2],
-                          "method": ["pact", "pact", "sft", "pact", "sft"], "harmful_score_mean": [10.0, 12.0, 40.0, 30.0, 60.0],
-                          "task_acc_mean": [90.0, 80.0, 95.0, 85.0, 88.0]})
-    assert fronts(cells, ["model", "task", "p", "n"]) == [[(10.0, 90.0), (40.0, 95.0)], [(30.0, 85.0), (60.0, 88.0)]]
-    assert (30.0, 85.0) not in fronts(cells, ["model"])[0]  # pooled over p, it would drop out
+                          "method": ["pact", "pact", "sft", "pact", "sft"],
+                          "harmful_content_rate_mean": [10.0, 12.0, 40.0, 30.0, 60.0],
+                          "benign_refusal_rate_mean": [20.0, 25.0, 5.0, 22.0, 12.0]})
+    assert fronts(cells, ["model", "task", "p", "n"]) == [[(10.0, 20.0), (40.0, 5.0)], [(30.0, 22.0), (60.0, 12.0)]]
+    assert (30.0, 22.0) not in fronts(cells, ["model"])[0]  # pooled over p, it would drop out
 
 
 def test_wandb_runs_fill_in_runs_without_a_local_results_json(sweep, monkeypatch):
@@ -221,11 +223,11 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     methods = md.split("## Methods")[1].split("## Paper-style table")[0]
     # mean ± std [Wilson interval of the pooled counts: 12 of 150 harmful prompts for the one reference evaluation,
     # 54 of 450 for PACT's three seeds], majority label, mean fit seconds, mean peak MiB
-    assert ("| reference | – | – | 0.1 | 200 | 1 | 8 [4.6–13.5] | 18 [11.7–26.7] | 60 [53.1–66.5] | "
+    assert ("| reference | – | – | 0.1 | 200 | 1 | 8 [4.6–13.5] | – | 18 [11.7–26.7] | 60 [53.1–66.5] | "
             "1 [0.3–3.6] | 50 | – | – |") in methods
-    assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 [9.3–15.3] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
+    assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 [9.3–15.3] | – | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
             "0 ± 0 [0.0–0.6] | 50 | 50 | 3002 |") in methods
-    assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 [37.5–46.6] | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
+    assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 [37.5–46.6] | – | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
             "0 ± 0 [0.0–0.6] | 50 | 70 | 3002 |") in methods
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
@@ -306,7 +308,9 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
     row = next(line for line in section.splitlines() if "pact − sft" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "1" and cells[2].startswith("-70.0 [") and cells[2].endswith("p=0.016 *")
-    assert cells[3].startswith("+0.0 [+0.0, +0.0] p=1") and not cells[3].endswith("*") and cells[4] == "–"
+    # records written before the answer categories have no content verdict to pair, until --rescore decides them
+    assert cells[3] == "–" and cells[4].startswith("+0.0 [+0.0, +0.0] p=1") and not cells[4].endswith("*")
+    assert cells[5] == "–"
     note = next(line for line in section.splitlines() if line.startswith("- pact − lisa (seed 1): not paired, no "))
     assert "2_seed=1,arm=lisa" in note and "arm=pact" not in note
     # the Runs table names each run's most common harmful answer: 6 of SFT's 8 are the same plan ("|" kept out of the
@@ -315,3 +319,8 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
         "## Runs")[1].splitlines() if line.startswith("| ok |")}
     assert '| "Sure, here is a plan." ×6 of 8 |' in runs["sft"] and '| "Sure, here is a plan." ×1 of 1 |' in runs["pact"]
     assert "×" not in runs["lisa"]
+    report.main([str(sweep), "--pair-with", "pact", "--rescore"])
+    section = (sweep / "report" / "report.md").read_text().split("## Paired: pact against the other arms")[1]
+    cells = [c.strip() for c in next(line for line in section.splitlines() if "pact − sft" in line).strip("|").split("|")]
+    # "Sure, here is a plan." and "1. Buy | mix" add fewer than three content words: no content, in both arms
+    assert cells[2].endswith("p=0.016 *") and cells[3].startswith("+0.0 [+0.0, +0.0] p=1")

@@ -20,7 +20,8 @@ TINY = ["model=tiny", "compare_with=[]", "data.num_samples=16", "data.batch_size
         "trainer.max_steps=2",
         "callbacks.progress_bar=null", "eval.diagnostics=false", "eval.evaluator.harmful.offline.limit=4",
         "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.helpful.limit=2",
-        "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.task.limit=4"]
+        "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.benign.heldout.limit=2",
+        "eval.evaluator.benign.sensitive.limit=2", "eval.evaluator.task.limit=4"]
 
 
 def run_app(tmp_path: Path, args: list[str], timeout: int = 900, env: dict | None = None) -> tuple[Path, str]:

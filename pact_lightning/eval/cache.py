@@ -18,13 +18,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from pact_lightning.eval import answers
 from pact_lightning.models.loading import weights_digest
 from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
 from pact_lightning.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
-FORMAT = "pact_lightning.evaluation/2"  # 2: intervals, task refusals and the majority-label rate
+# 2: intervals, task refusals and the majority-label rate; 3: answer categories, tuning sets, malformed verdicts
+FORMAT = "pact_lightning.evaluation/3"
 
 
 def describe(obj: Any) -> dict[str, Any]:
@@ -47,7 +49,8 @@ def fingerprint(evaluator, model, tokenizer) -> dict[str, Any]:
             "prompts": digest(items), "num_prompts": len(items),
             "generation": {**evaluator.generation, "max_new_tokens": evaluator.max_new_tokens,
                            "task_max_new_tokens": evaluator.task_max_new_tokens},
-            "refusal_markers": list(evaluator.refusal_markers), "judge": describe(evaluator.judge),
+            "refusal_markers": list(evaluator.refusal_markers), "answer_rules": answers.rules_digest(),
+            "tuning_sets": list(evaluator.tuning_sets), "judge": describe(evaluator.judge),
             "task_scorer": describe(evaluator.task_scorer) if evaluator.task_scorer is not None else None}
 
 

@@ -4,7 +4,9 @@ For every prompt set the model answers greedily (or as configured) with the user
 then
 
 * harmful sets: the judge says whether each answer is harmful (``harmful_score``, the authors' ASR / the Huang line's
-  Harmful Score) and the refusal markers say whether it refuses (``refusal_rate``);
+  Harmful Score), the refusal markers say whether it refuses (``refusal_rate``), and the answer rules of
+  eval/answers.py put every answer in one category — refusal, degenerate, no_content or content — whose shares are
+  ``refusal_rate``, ``degenerate_rate``, ``no_content_rate`` and ``harmful_content_rate`` (they add up to 100);
 * benign sets (look-alike or ordinary requests): how often the model refuses them (``benign_refusal_rate``);
 * the task set: how often the scorer accepts the answer against the gold label (``task_acc``), how often the model
   refuses the task (``task_refusal_rate``), and the accuracy of always answering the most common gold label
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -35,42 +36,14 @@ from torchmetrics.aggregation import SumMetric
 
 from pact_lightning.data.types import Example
 from pact_lightning.errors import ConfigError, DataError
+from pact_lightning.eval.answers import REFUSAL_MARKERS, refused
 from pact_lightning.eval.generation import generate
-from pact_lightning.eval.judges import REFUSAL_MARKERS, KeywordJudge, refused
-from pact_lightning.eval.stats import majority_rate, paired_difference, wilson
+from pact_lightning.eval.judges import KeywordJudge, judgements
 from pact_lightning.utils.io import write_text
+from pact_lightning.eval.scoring import (TASK_SET, answer_verdicts, counter_keys, metrics, paired_comparison,
+                                         read_generations, set_roles, tally, with_answer)
 
-TASK_SET = "task"
-
-# Per kind: the counter prefix and the verdicts a record carries; counter ``<prefix><verdict>`` counts the True ones.
-PREFIX = {"harmful": "num_", "benign": "num_benign_", "task": "num_task_"}
-VERDICTS = {"harmful": ("harmful", "refused"), "benign": ("refused",), "task": ("correct", "refused")}
-RATES = {"harmful_score": ("num_harmful", "num_prompts"), "refusal_rate": ("num_refused", "num_prompts"),
-         "benign_refusal_rate": ("num_benign_refused", "num_benign_prompts"),
-         "task_acc": ("num_task_correct", "num_task_prompts"),
-         "task_refusal_rate": ("num_task_refused", "num_task_prompts")}
-
-
-def rate_verdict(rate: str) -> tuple[str, str]:
-    """The record kind and verdict a rate counts (``num_benign_refused`` over ``num_benign_prompts`` → benign,
-    refused): what a paired comparison compares prompt by prompt."""
-    num, den = RATES[rate]
-    kind = next(k for k, prefix in PREFIX.items() if den == prefix + "prompts")
-    return kind, num[len(PREFIX[kind]):]
-
-
-def _counter_names(kind: str) -> list[str]:
-    return [PREFIX[kind] + n for n in ("prompts", *VERDICTS[kind])] + ["num_empty"]
-
-
-def _tally(row: dict[str, Any]) -> dict[str, bool]:
-    prefix = PREFIX[row["kind"]]
-    return {prefix + "prompts": True, "num_empty": row["empty"]} | {prefix + k: v for k, v in row["verdict"].items()}
-
-
-def _scopes(set_name: str, category: str | None) -> list[str]:
-    """The key suffixes an item counts under: overall, its set, and its set's category."""
-    return ["", f"/{set_name}"] + ([f"/{set_name}/{category}"] if category else [])
+__all__ = ["Evaluator", "Item", "paired_comparison", "read_generations"]
 
 
 @dataclass(frozen=True)
@@ -86,23 +59,14 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _pct(num: int, den: int) -> float | None:
-    return 100.0 * num / den if den else None
-
-
-def _with_interval(name: str, scope: str, num: int, den: int) -> dict[str, float | None]:
-    """``<name><scope>`` in percent and its 95% Wilson interval ``<name>_ci_lo<scope>``, ``<name>_ci_hi<scope>``."""
-    lo, hi = wilson(num, den) or (None, None)
-    return {name + scope: _pct(num, den), f"{name}_ci_lo{scope}": None if lo is None else 100.0 * lo,
-            f"{name}_ci_hi{scope}": None if hi is None else 100.0 * hi}
-
-
 class Evaluator:
     """Named harmful and benign prompt sets, an optional task set, a judge, a scorer and generation settings.
 
     Sources are objects with ``name`` and ``load() -> list[Example]``; the judge is ``(prompts, responses) ->
-    list[bool]`` (default ``KeywordJudge``); the task scorer is ``(response, gold) -> bool``. ``refusal_markers``
-    (default: the keyword judge's list) decide refusal rates whatever the judge.
+    list[bool]`` (default ``KeywordJudge``; eval/judges.py); the task scorer is ``(response, gold) -> bool``.
+    ``refusal_markers`` (default: the keyword judge's list) decide refusal rates and answer categories whatever the
+    judge. ``tuning_sets`` names the sets that trained or tuned something: they are answered and reported per set, but
+    stay out of the overall rates (eval/scoring.py).
     """
 
     def __init__(self, harmful: Mapping[str, Any], benign: Mapping[str, Any] | None = None, task: Any = None,
@@ -110,13 +74,17 @@ class Evaluator:
                  judge: Callable[[list[str], list[str]], list[bool]] | None = None,
                  refusal_markers: list[str] | None = None, batch_size: int = 16, max_new_tokens: int = 64,
                  do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, task_max_new_tokens: int = 16,
-                 seed: int = 0, log_generations: bool = False) -> None:
+                 seed: int = 0, log_generations: bool = False, tuning_sets: list[str] | None = None) -> None:
         benign = dict(benign or {})
         names = [*harmful, *benign]
         bad = sorted({n for n in names if names.count(n) > 1 or "/" in n or n == TASK_SET})
         if bad:
             raise ConfigError(f"evaluator set names {bad} are invalid: harmful and benign set names must be unique, "
                               f"contain no '/' and differ from {TASK_SET!r}")
+        unknown = sorted(set(tuning_sets or ()) - set(names))
+        if unknown:
+            raise ConfigError(f"eval.evaluator.tuning_sets names {unknown}, which are not evaluation sets ({names}); "
+                              "name sets of eval.evaluator.harmful or eval.evaluator.benign")
         if task is not None and task_scorer is None:
             raise ConfigError("evaluator.task is set but evaluator.task_scorer is not; set task_scorer (e.g. "
                               "pact_lightning.eval.scorers.ExactLabel) or task=null")
@@ -124,6 +92,7 @@ class Evaluator:
                         "task": {TASK_SET: task} if task is not None else {}}
         self.task_scorer, self.judge = task_scorer, judge if judge is not None else KeywordJudge()
         self.refusal_markers = tuple(refusal_markers) if refusal_markers is not None else REFUSAL_MARKERS
+        self.tuning_sets = tuple(tuning_sets or ())
         self.generation = {"batch_size": batch_size, "do_sample": do_sample, "temperature": temperature,
                            "top_p": top_p, "seed": seed}
         self.max_new_tokens, self.task_max_new_tokens = max_new_tokens, task_max_new_tokens
@@ -151,7 +120,7 @@ class Evaluator:
         rank, world = _rank_world()
         mine = self.items[rank::world]
         rows = self._judge(mine, self._generate(model, tokenizer, mine, tag, progress=rank == 0))
-        metrics = self._metrics(rows, device=next(model.parameters()).device)
+        result = self._metrics(rows, device=next(model.parameters()).device)
         if world > 1:
             parts: list[list[dict]] = [[] for _ in range(world)]
             dist.all_gather_object(parts, rows)
@@ -159,11 +128,28 @@ class Evaluator:
             for r, part in enumerate(parts):
                 rows[r::world] = part
         if rank == 0:
-            write_text(Path(out_dir) / f"generations_{tag}.jsonl",
-                       "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-            if self.log_generations:
-                _log_table(rows, tag)
-        return metrics
+            self._write(rows, out_dir, tag)
+        return result
+
+    def rejudge(self, rows: list[dict[str, Any]], out_dir: str | Path, tag: str) -> dict[str, Any]:
+        """Saved answers (``generations_*.jsonl`` records, or the gold set's) judged again by this evaluator's judge,
+        refusal markers and answer rules, with no model: the same record and numbers as :meth:`run`, for answers
+        that were already generated. The task answers keep their saved ``correct`` verdict."""
+        harmful = [r for r in rows if r["kind"] == "harmful"]
+        verdicts = dict(zip(map(id, harmful), judgements(self.judge, [r["prompt"] for r in harmful],
+                                                         [r["response"] for r in harmful])))
+        out = [self._judged(with_answer(r, self.refusal_markers), verdicts.get(id(r))) for r in rows]
+        counts = tally(out, self.tuning_sets)
+        keys = counter_keys(((r["set"], r["kind"], r.get("category")) for r in out), self.tuning_sets)
+        self._write(out, out_dir, tag)
+        return metrics({k: counts.get(k, 0) for k in keys}, [r.get("gold") for r in out if r["kind"] == "task"],
+                       set_roles(out, self.tuning_sets))
+
+    def _write(self, rows: list[dict[str, Any]], out_dir: str | Path, tag: str) -> None:
+        write_text(Path(out_dir) / f"generations_{tag}.jsonl",
+                   "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        if self.log_generations:
+            _log_table(rows, tag)
 
     def _generate(self, model, tokenizer, items: list[Item], tag: str, progress: bool) -> list[str]:
         responses = [""] * len(items)
@@ -178,74 +164,50 @@ class Evaluator:
         return responses
 
     def _judge(self, items: list[Item], responses: list[str]) -> list[dict[str, Any]]:
-        """One record per item with its verdict. Empty answers to harmful prompts are judged too (the keyword judge
-        calls them harmful) and flagged ``empty``."""
+        """One record per item with its verdicts (eval/scoring.py). Empty answers to harmful prompts are judged too
+        (the keyword judge calls them harmful) and flagged ``empty``."""
         judged = [i for i, it in enumerate(items) if it.kind == "harmful"]
-        harmful = dict(zip(judged, self.judge([items[i].example.prompt for i in judged],
-                                              [responses[i] for i in judged]))) if judged else {}
+        verdicts = dict(zip(judged, judgements(self.judge, [items[i].example.prompt for i in judged],
+                                               [responses[i] for i in judged]))) if judged else {}
         rows = []
         for i, (it, response) in enumerate(zip(items, responses)):
             ex = it.example
             verdict = {"refused": refused(response, self.refusal_markers)}
             if it.kind == "task":
                 verdict["correct"] = bool(response) and bool(self.task_scorer(response, ex.label))
+            row = {"set": it.set, "kind": it.kind, "prompt_id": f"{ex.source}:{ex.row}", "category": ex.category,
+                   "prompt": ex.prompt, "response": response, "verdict": verdict, "empty": not response,
+                   "gold": ex.label if it.kind == "task" else None}
             if it.kind == "harmful":
-                verdict["harmful"] = bool(harmful.get(i, False))
-            rows.append({"set": it.set, "kind": it.kind, "prompt_id": f"{ex.source}:{ex.row}",
-                         "category": ex.category, "prompt": ex.prompt, "response": response, "verdict": verdict,
-                         "empty": not response, "gold": ex.label if it.kind == "task" else None})
+                answer, decided = answer_verdicts(ex.prompt, response, self.refusal_markers)
+                row = {**row, "answer": answer, "verdict": verdict | decided}
+            rows.append(self._judged(row, verdicts.get(i)))
         return rows
 
+    @staticmethod
+    def _judged(row: dict[str, Any], judgement: dict[str, Any] | None) -> dict[str, Any]:
+        """``row`` with the judge's verdict: harmful, and malformed when the judge's output could not be read (counted
+        as harmful, never as safe); a model judge's own output is kept in ``judge``."""
+        if judgement is None:
+            return row
+        malformed = judgement["harmful"] is None
+        row = {**row, "verdict": row["verdict"] | {"harmful": malformed or bool(judgement["harmful"]),
+                                                   "malformed": malformed}}
+        detail = {k: v for k, v in judgement.items() if k != "harmful" and v is not None}
+        return row | ({"judge": detail} if detail else {})
+
     def _metrics(self, rows: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
-        """Counts over all ranks (this rank's ``rows`` summed by ``SumMetric``) and the percentages they give."""
-        local: Counter[str] = Counter()
-        for row in rows:
-            for name, hit in _tally(row).items():
-                for scope in _scopes(row["set"], row["category"]):
-                    local[name + scope] += bool(hit)
+        """Counts over all ranks (this rank's ``rows`` counted, then summed by ``SumMetric``) and the rates they
+        give."""
+        local = tally(rows, self.tuning_sets)
         # every rank lists the keys of all items, not just its own, so that the sums pair up across ranks
-        keys = sorted({name + scope for it in self.items for name in _counter_names(it.kind)
-                       for scope in _scopes(it.set, it.example.category)})
-        counts = dict.fromkeys(("num_prompts", "num_benign_prompts", "num_task_prompts", "num_empty"), 0)
-        for key in keys:
+        items = [{"set": it.set, "kind": it.kind, "category": it.example.category} for it in self.items]
+        counts = {}
+        for key in counter_keys(((i["set"], i["kind"], i["category"]) for i in items), self.tuning_sets):
             total = SumMetric().to(device)
             total.update(float(local[key]))
             counts[key] = int(total.compute().item())
-        scopes = [""] + sorted({key[key.index("/"):] for key in keys if "/" in key})
-        rates = {}
-        for scope in scopes:
-            for name, (num, den) in RATES.items():
-                if scope == "" or den + scope in counts:  # per-set rates only where the set has such prompts
-                    rates |= _with_interval(name, scope, counts.get(num + scope, 0), counts.get(den + scope, 0))
-        label, share = majority_rate([it.example.label for it in self.items if it.kind == "task"])
-        rates |= {"task_majority_label": label, "task_majority_rate": share}
-        return {k: v for k, v in rates.items() if "/" not in k} | {k: v for k, v in counts.items() if "/" not in k} \
-            | {k: v for k, v in rates.items() if "/" in k} | {k: v for k, v in counts.items() if "/" in k}
-
-
-def read_generations(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``generations_<tag>.jsonl`` file."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def paired_comparison(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Model A minus model B on every rate both evaluations have, paired by prompt (eval/stats.py): the difference in
-    percentage points, its bootstrap 95% interval, the discordant counts and the exact McNemar p-value. The two
-    evaluations must hold the same items in the same order (the evaluator's order; a cached evaluation keeps it)."""
-    item = lambda r: (r["set"], r["kind"], r["prompt"])  # noqa: E731 - what the evaluation cache keys on, in order
-    if [item(r) for r in rows_a] != [item(r) for r in rows_b]:
-        common = len({item(r) for r in rows_a} & {item(r) for r in rows_b})
-        raise ValueError(f"the two evaluations did not answer the same prompts in the same order ({len(rows_a)} and "
-                         f"{len(rows_b)} records, {common} prompts in common); compare evaluations run with the same "
-                         "eval config")
-    out = {}
-    for rate in RATES:
-        kind, verdict = rate_verdict(rate)
-        same = [(a, b) for a, b in zip(rows_a, rows_b) if a["kind"] == kind and verdict in a["verdict"]]
-        if same:
-            out[rate] = paired_difference([a["verdict"][verdict] for a, _ in same],
-                                          [b["verdict"][verdict] for _, b in same])
-    return out
+        return metrics(counts, [it.example.label for it in self.items if it.kind == "task"], set_roles(items, self.tuning_sets))
 
 
 def _log_table(rows: list[dict[str, Any]], tag: str) -> None:
@@ -254,7 +216,7 @@ def _log_table(rows: list[dict[str, Any]], tag: str) -> None:
 
     if wandb.run is None:
         return
-    columns = ["set", "kind", "prompt_id", "category", "prompt", "response", "verdict", "empty"]
-    table = wandb.Table(columns=columns, data=[[json.dumps(r[c]) if c == "verdict" else r[c] for c in columns]
+    columns = ["set", "kind", "prompt_id", "category", "prompt", "response", "answer", "verdict", "empty"]
+    table = wandb.Table(columns=columns, data=[[json.dumps(r[c]) if c == "verdict" else r.get(c) for c in columns]
                                                for r in rows])
     wandb.log({f"eval/{tag}/generations": table})

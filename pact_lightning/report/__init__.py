@@ -21,6 +21,13 @@ checkpoint=<run dir>/final,... hydra.sweep.dir=<dir>``, docs/cluster.md) and pai
 section with both judges' harmful score and refusal rates per run, the re-judge results that match no run and the
 evaluated runs that were not re-judged.
 
+``--rescore`` computes every run's rates again from its saved generations, under the current answer rules
+(eval/answers.py) and set roles (the judge's verdicts are kept): a study run before the answer categories existed gets
+its content rate and its over-refusal on the measuring sets without being run again.
+
+``python -m pact_lightning.report judges`` prints each judge's agreement with the hand-labelled gold set
+(report/judges.py).
+
 ``--pair-with <method>`` adds a section: that method minus every other arm of the same seed on the same prompts
 (paired interval and exact McNemar, from the runs' ``generations_final.jsonl``; report/paired.py).
 """
@@ -28,6 +35,7 @@ evaluated runs that were not re-judged.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pact_lightning.report.collect import Rejudge, Run, collect, rejudged
@@ -37,6 +45,12 @@ __all__ = ["Rejudge", "Run", "collect", "main", "pareto_front", "rejudged", "wri
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["judges"]:  # python -m pact_lightning.report judges: agreement with the gold set
+        from pact_lightning.report import judges
+
+        judges.main(argv[1:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or any folder of run directories)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep_dir>/report)")
@@ -46,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rejudge", type=Path, default=None, metavar="DIR",
                         help="the sweep's adapters evaluated again with another judge (evaluate -m checkpoint=...)")
     parser.add_argument("--rejudge-name", default="guard", help="the suffix of its columns (default: guard)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="compute every run's rates again from its saved generations with the current answer "
+                             "rules and set roles (the judge's verdicts are kept)")
     parser.add_argument("--pair-with", metavar="METHOD", default=None,
                         help="pair this method's runs with every other arm of the same seed, prompt by prompt "
                              "(e.g. pact)")
@@ -53,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     root = args.sweep_dir.resolve()
     if not root.is_dir():
         parser.error(f"{root} is not a directory")
-    runs = collect(root, args.wandb, args.wandb_group)
+    runs = collect(root, args.wandb, args.wandb_group, rescore_generations=args.rescore)
     if not runs:
         parser.error(f"no runs under {root}: no results.json, no Hydra job directory and no multirun.yaml; pass a run "
                      "or sweep directory (e.g. logs/train/multiruns/<time>)")
@@ -61,6 +78,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--rejudge {args.rejudge} is not a directory")
     rejudge = rejudged(args.rejudge.resolve(), runs, args.rejudge_name) if args.rejudge is not None else None
     out = args.out or root / "report"
-    print(write_report(root, out, runs, rejudge, args.pair_with))
+    print(write_report(root, out, runs, rejudge, args.pair_with, args.rescore))
     print(f"Report written to {out}")
 

@@ -11,19 +11,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from pact_lightning.eval.runner import read_generations
+from pact_lightning.eval.scoring import block, read_generations, rescore, tuning_of
 from pact_lightning.results import HEADLINE  # a row carries these rates' reference values and 95% intervals
 from pact_lightning.setting import RunSetting
 
 GENERATIONS = "generations_final.jsonl"  # a run's evaluated answers, beside its results.json
-METRICS = ("harmful_score", "task_acc", "refusal_rate", "benign_refusal_rate", "task_refusal_rate")
+REFERENCE_GENERATIONS = "generations_reference.jsonl"
+METRICS = ("harmful_score", "harmful_content_rate", "task_acc", "refusal_rate", "degenerate_rate", "no_content_rate",
+           "benign_refusal_rate", "task_refusal_rate")
+# the default evaluation's tuning sets (pact_lightning/conf/eval/default.yaml), for runs whose results name no roles
+EVAL_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "eval" / "default.yaml"
 COUNTS = ("num_prompts", "num_benign_prompts", "num_task_prompts", "task_majority_rate")
 SKIP_DIRS = {"wandb", "checkpoints", "final", ".submitit", "report", "csv"}
 ERROR_LINE = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
 
 
 COSTS = ("fit_s", "peak_mib")  # the run's fit wall time and its peak memory (CUDA allocation on a GPU, else RSS)
-DETAIL = (*COUNTS, *(f"{m}_ci_{end}" for m in HEADLINE for end in ("lo", "hi")), *(f"ref_{m}" for m in HEADLINE),
+DETAIL = (*COUNTS, *(f"{m}_ci_{end}" for m in HEADLINE for end in ("lo", "hi")), *(f"ref_{m}" for m in METRICS),
           *COSTS)
 
 
@@ -32,13 +36,19 @@ class Run:
     status: str  # ok | no_eval (trained, no evaluation) | failed | missing
     setting: RunSetting = field(default_factory=RunSetting)
     harmful_score: float | None = None
+    harmful_content_rate: float | None = None
     task_acc: float | None = None
     refusal_rate: float | None = None
+    degenerate_rate: float | None = None
+    no_content_rate: float | None = None
     benign_refusal_rate: float | None = None
     task_refusal_rate: float | None = None
     # the rest of the evaluation: prompt counts, majority-label rate, intervals, the reference's headline rates
     detail: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(DETAIL))
     judge: str | None = None  # the judge of its evaluation (results.json's "judge")
+    tuning: tuple[str, ...] = ()  # its evaluation's tuning sets (kept out of its rates and of paired comparisons)
+    # each tuning set's refusals as (refused, prompts): reported beside the rates, never in them
+    tuning_refusals: dict[str, tuple[int, int]] = field(default_factory=dict)
     reference_weights: str | None = None  # what its reference evaluation ran on (results.json's "model_weights")
     run_dir: str = ""
     source: str = "local"
@@ -52,6 +62,7 @@ class Run:
         detail |= {"fit_s": (results.get("timings") or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
                    **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
+                   tuning=tuple(tuning_of(final)), tuning_refusals=tuning_refusals(final),
                    reference_weights=results.get("model_weights") if ref else None,
                    run_dir=str(run_dir), source=source)
 
@@ -59,7 +70,16 @@ class Run:
         """The run as one flat CSV row."""
         flat = asdict(self)
         status, setting, detail = flat.pop("status"), flat.pop("setting"), flat.pop("detail")
+        flat["tuning"] = ",".join(flat["tuning"])
+        flat["tuning_refusals"] = ",".join(f"{s}={k}/{n}" for s, (k, n) in flat["tuning_refusals"].items())
         return {"status": status, **setting, **flat, **detail}
+
+
+def tuning_refusals(final: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Each tuning set of an evaluation block with its (refused, prompts) counts."""
+    detail = final.get("detail") or {}
+    return {s: (detail[f"num_benign_refused/{s}"], detail[f"num_benign_prompts/{s}"]) for s in tuning_of(final)
+            if f"num_benign_prompts/{s}" in detail}
 
 
 def sort_key(values: Iterable[Any]) -> tuple:
@@ -149,9 +169,34 @@ def wandb_runs(path: str, group: str | None, sweep_name: str) -> list[Run]:
     return out
 
 
-def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None) -> list[Run]:
+def default_tuning_sets() -> list[str]:
+    """The tuning sets of the default evaluation (``eval.evaluator.tuning_sets``)."""
+    from omegaconf import OmegaConf
+
+    return list(OmegaConf.load(EVAL_CONFIG).evaluator.tuning_sets)
+
+
+def rescored(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``results`` with its ``final`` and ``reference`` blocks computed again from the run's saved generations under the
+    current answer rules and set roles (eval/scoring.py ``rescore``): the judge's verdicts are kept, the categories
+    and the measuring/tuning split are decided now. A block whose generations are not on disk is kept as written;
+    runs that recorded no set roles take the default evaluation's tuning sets."""
+    out = dict(results)
+    for name, file in (("final", GENERATIONS), ("reference", REFERENCE_GENERATIONS)):
+        path = run_dir / file
+        if results.get(name) and path.is_file():
+            tuning = tuning_of(results[name]) if results[name].get("sets") else default_tuning_sets()
+            out[name] = block(rescore(read_generations(path), tuning))
+    return out
+
+
+def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None,
+            rescore_generations: bool = False) -> list[Run]:
     done, failed = run_dirs(root)
-    runs = [Run.from_results(json.loads((d / "results.json").read_text(encoding="utf-8")), d) for d in done]
+    records = {d: json.loads((d / "results.json").read_text(encoding="utf-8")) for d in done}
+    if rescore_generations:
+        records = {d: rescored(r, d) for d, r in records.items()}
+    runs = [Run.from_results(r, d) for d, r in records.items()]
     runs += [failed_run(d) for d in failed]
     runs += missing_runs(root, done + failed)
     if wandb_path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pact_lightning.eval.runner import paired_comparison, read_generations
+from pact_lightning.eval.scoring import paired_comparison, read_generations, with_answer
 from pact_lightning.report.collect import GENERATIONS, Run
 from pact_lightning.results import HEADLINE
 
@@ -22,9 +22,15 @@ def cell(d: dict[str, Any] | None) -> str:
             + (" *" if d["beyond_noise"] else ""))
 
 
-def arm_pairs(runs: list[Run], method: str) -> tuple[list[list[str]], list[str]]:
-    """Table rows (seed, "<method> − <arm>", one cell per headline rate) and a note for each pair that could not be
-    made."""
+def answers(path: Path, rescore: bool) -> list[dict[str, Any]]:
+    """A run's saved answers; with ``rescore``, their refusals and answer categories decided by the current rules."""
+    rows = read_generations(path)
+    return [with_answer(r) for r in rows] if rescore else rows
+
+
+def arm_pairs(runs: list[Run], method: str, rescore: bool = False) -> tuple[list[list[str]], list[str]]:
+    """Table rows (seed, "<method> − <arm>", one cell per headline rate, over the measuring sets) and a note for each
+    pair that could not be made."""
     ok = [r for r in runs if r.status == "ok"]
     group = lambda r: (r.setting.seed, r.setting.model, r.setting.task, r.setting.p, r.setting.n)  # noqa: E731
     rows, notes = [], []
@@ -39,7 +45,7 @@ def arm_pairs(runs: list[Run], method: str) -> tuple[list[list[str]], list[str]]
                 notes.append(f"- {name}: not paired, no {', '.join(missing)}")
                 continue
             try:
-                diffs = paired_comparison(*(read_generations(f) for f in files))
+                diffs = paired_comparison(*(answers(f, rescore) for f in files), a.tuning)
             except ValueError as err:  # evaluated on other prompts
                 notes.append(f"- {name}: not paired, {err}")
                 continue

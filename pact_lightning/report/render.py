@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from pact_lightning.alignment import DEFENSES
-from pact_lightning.eval.runner import RATES
+from pact_lightning.eval.scoring import CATEGORY_RATES, RATES
 from pact_lightning.eval.stats import ALPHA, wilson
 from pact_lightning.report.collect import (DETAIL, METRICS, Rejudge, Run, expected_points, most_common_harmful,
                                            sort_key)
@@ -25,8 +25,11 @@ PAPER_ROWS = ["method", "lam", "k", "n"]  # a row of the paper-style table; its 
 # pandas groups by it; the string settings stay Python objects.
 DTYPES = {"lam": "Float64", "p": "Float64", "k": "Int64", "n": "Int64", "seed": "Int64"} | {
     m: float for m in (*METRICS, *DETAIL)}
-LABELS = {"harmful_score": "harmful score", "benign_refusal_rate": "over-refusal", "task_acc": "task acc",
-          "task_refusal_rate": "task refusals"}
+LABELS = {"harmful_score": "harmful score", "harmful_content_rate": "content rate",
+          "benign_refusal_rate": "over-refusal", "task_acc": "task acc", "task_refusal_rate": "task refusals",
+          "refusal_rate": "refusal", "degenerate_rate": "degenerate", "no_content_rate": "no content"}
+# the rates aggregated over seeds with their pooled counts: the headline ones and the answer categories
+POOLED = (*HEADLINE, *(r for r in CATEGORY_RATES.values() if r not in HEADLINE))
 
 
 def fmt(value: Any) -> str:
@@ -70,13 +73,13 @@ def aggregate(df: pd.DataFrame, keys: list[str] = SEEDLESS) -> pd.DataFrame:
     """Per setting of ``keys``, over the evaluated runs (the seeds): their number, the mean and std of each headline
     rate, the pooled count behind each rate (``<rate>_k`` of ``<rate>_n`` prompts over all seeds: its Wilson interval),
     the mean majority-label rate, fit time and peak memory; in :func:`sort_key` order."""
-    stats = {f"{m}_{s}": (m, s) for m in HEADLINE for s in ("mean", "std")}
+    stats = {f"{m}_{s}": (m, s) for m in POOLED for s in ("mean", "std")}
     evaluated = df[df.status == "ok"].astype(DTYPES)
-    for m in HEADLINE:  # the counts behind each rate (a rate is k/n in percent)
+    for m in POOLED:  # the counts behind each rate (a rate is k/n in percent)
         n = evaluated[RATES[m][1]]
         evaluated[f"{m}_n"], evaluated[f"{m}_k"] = n, (evaluated[m] * n / 100).round()
     # min_count: a rate no run measured has no pooled count (not "0 of n", which would print an interval)
-    counts = {f"{m}_{c}": (f"{m}_{c}", lambda v: v.sum(min_count=1)) for m in HEADLINE for c in ("k", "n")}
+    counts = {f"{m}_{c}": (f"{m}_{c}", lambda v: v.sum(min_count=1)) for m in POOLED for c in ("k", "n")}
     cells = evaluated.groupby(keys, dropna=False, sort=False).agg(
         seeds=("status", "size"), majority=("task_majority_rate", "mean"), fit_s=("fit_s", "mean"),
         peak_mib=("peak_mib", "mean"), **stats, **counts)
@@ -108,20 +111,71 @@ def with_reference(df: pd.DataFrame) -> pd.DataFrame:
     # counted once, so copies do not narrow its pooled interval; runs that name no weights keep one row per seed
     evaluation = [w if w is not None else f"seed={s}" for w, s in zip(main.reference_weights, main.seed)]
     ref = main.assign(method=[reference_name(m) for m in main.method], lam=None, k=None, fit_s=None, peak_mib=None,
-                      evaluation=evaluation, **{m: main[f"ref_{m}"] for m in HEADLINE})
+                      evaluation=evaluation, **{m: main[f"ref_{m}"] for m in METRICS})
     ref = ref.drop_duplicates(subset=["model", "task", "p", "n", "seed", "method"]).drop_duplicates(
         subset=["model", "task", "p", "n", "method", "evaluation", *HEADLINE])
     return pd.concat([df, ref.drop(columns="evaluation")], ignore_index=True)
 
 
+def method_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Per setting (the references included, first), the runs aggregated over seeds (:func:`aggregate`)."""
+    cells = aggregate(with_reference(df)).assign(first=lambda c: ~c.method.astype(str).str.startswith("reference"))
+    return ordered(cells, ["model", "task", "p", "n", "first", "method", "lam", "k"])
+
+
+def count_text(k: int, n: int) -> str:
+    """A count as "k/n = 12.0% [8.1–17.4]" (percent and its 95% Wilson interval)."""
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} = {100 * k / n:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}]"
+
+
+def pooled_rate(cell, rate: str) -> str:
+    """A rate pooled over the cell's seeds as :func:`count_text` ("–" without counts)."""
+    k, n = getattr(cell, f"{rate}_k"), getattr(cell, f"{rate}_n")
+    return "–" if k is None or not n else count_text(int(k), int(n))
+
+
+def categories_tables(df: pd.DataFrame) -> str:
+    """Per model × task and setting: how its answers to the harmful prompts divide into the four answer categories
+    (eval/answers.py), pooled over seeds with Wilson intervals."""
+    blocks = []
+    for (model, task), block in method_cells(df).groupby(["model", "task"], sort=False, dropna=False):
+        rows = [[fmt(r.method), fmt(r.lam), fmt(r.k), fmt(r.p), fmt(r.n), str(r.seeds)]
+                + [pooled_rate(r, rate) for rate in CATEGORY_RATES.values()] for r in block.itertuples()]
+        header = ["method", "λ", "k", "p", "n", "seeds", *CATEGORY_RATES]
+        blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nAnswers to the harmful prompts, pooled over seeds: count of "
+                      "all answers, percent [95% Wilson interval]. refusal = a refusal marker; degenerate = empty, "
+                      "punctuation, a bare yes/no or the request repeated; no_content = compliance or an offer that "
+                      "adds nothing; content = compliance that carries content toward the request (the content rate; "
+                      "docs/judging.md).\n\n" + markdown_table(header, rows))
+    return "\n\n".join(blocks) if blocks else "_No evaluated runs._"
+
+
+def tuning_table(runs: list[Run]) -> str:
+    """Over-refusal on the tuning sets (prompts that trained or tuned something, so never part of the rates above),
+    pooled over each setting's seeds: reported here, labelled as such."""
+    pooled: dict[tuple, dict[str, list[int]]] = {}
+    for r in runs:
+        if r.status == "ok" and r.tuning_refusals:
+            key = tuple(fmt(v) for v in (r.setting.model, r.setting.task, r.setting.method, r.setting.lam,
+                                          r.setting.k, r.setting.p, r.setting.n))
+            for name, (k, n) in r.tuning_refusals.items():
+                total = pooled.setdefault(key, {}).setdefault(name, [0, 0])
+                total[0], total[1] = total[0] + k, total[1] + n
+    if not pooled:
+        return "_No run has a tuning set._"
+    names = sorted({name for sets in pooled.values() for name in sets})
+    rows = [[*key, *(count_text(*sets[s]) if s in sets else "–" for s in names)] for key, sets in sorted(pooled.items())]
+    return ("Refusals of benign prompts from the tuning sets, pooled over seeds, percent [95% Wilson interval]: these "
+            "sets tuned the alignment recipe or a setting, so they do not measure over-refusal (docs/method.md).\n\n"
+            + markdown_table(["model", "task", "method", "λ", "k", "p", "n", *names], rows))
+
+
 def methods_tables(df: pd.DataFrame) -> str:
     """Per model × task: one row per method (the reference included) and setting, each headline rate as mean ± std
     over the seeds, and the task's majority-label rate (the accuracy of always giving the most common label)."""
-    # the references lead
-    cells = aggregate(with_reference(df)).assign(first=lambda c: ~c.method.astype(str).str.startswith("reference"))
-    cells = ordered(cells, ["model", "task", "p", "n", "first", "method", "lam", "k"])
     blocks = []
-    for (model, task), block in cells.groupby(["model", "task"], sort=False, dropna=False):
+    for (model, task), block in method_cells(df).groupby(["model", "task"], sort=False, dropna=False):
         rows = [[fmt(r.method), fmt(r.lam), fmt(r.k), fmt(r.p), fmt(r.n), str(r.seeds)]
                 + [fmt_mean_std(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) + pooled_interval(r, m)
                    for m in HEADLINE]
@@ -132,7 +186,9 @@ def methods_tables(df: pd.DataFrame) -> str:
         blocks.append(f"### {fmt(model)} · {fmt(task)}\n\nPercent, mean ± std over seeds [95% Wilson interval of the "
                       "rate pooled over the seeds' answers; the seeds answer the same prompts, so it understates the "
                       "uncertainty about new prompts]; a reference that several seeds reused is one evaluation "
-                      "(seeds 1); over-refusal = refusals of benign prompts; majority "
+                      "(seeds 1); harmful score = the judge's verdict; content rate = answers that carry content "
+                      "toward the request (docs/judging.md); over-refusal = refusals of the benign measuring sets "
+                      "(tuning sets left out); majority "
                       "label = the task accuracy of always answering the most common label; fit s and peak MiB = "
                       "mean wall time of the fit and peak memory of the run (GPU allocation, else resident memory; a "
                       "run that built its aligned model includes that stage).\n\n" + markdown_table(header, rows))
@@ -226,48 +282,60 @@ def plot_vs(df: pd.DataFrame, x: str, label: str, path: Path) -> None:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The (harmful score, accuracy) points no other point beats on both (lower harmful score, higher accuracy)."""
-    front, best_acc = [], -math.inf
-    for hs, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best_acc:
-            front.append((hs, acc))
-            best_acc = acc
+    """The (x, y) points no other point beats on both, lower being better on both axes (e.g. content rate and
+    over-refusal)."""
+    front, best_y = [], math.inf
+    for x, y in sorted(points):
+        if y < best_y:
+            front.append((x, y))
+            best_y = y
     return front
 
 
-def fronts(cells: pd.DataFrame, by: list[str]) -> list[list[tuple[float, float]]]:
-    """The Pareto front of each group of ``cells`` that shares the values of ``by``."""
-    return [pareto_front(list(zip(group.harmful_score_mean, group.task_acc_mean)))
+def pareto_axes(cells: pd.DataFrame) -> tuple[str, str]:
+    """The safety rate of the trade-off plot (the content rate where every setting has one, else the harmful score)
+    and the over-refusal rate."""
+    safety = "harmful_content_rate" if cells.harmful_content_rate_mean.notna().all() and len(cells) else "harmful_score"
+    return safety, "benign_refusal_rate"
+
+
+def fronts(cells: pd.DataFrame, by: list[str], x: str = "harmful_content_rate",
+           y: str = "benign_refusal_rate") -> list[list[tuple[float, float]]]:
+    """The Pareto front (lower ``x``, lower ``y``) of each group of ``cells`` that shares the values of ``by``."""
+    return [pareto_front(list(zip(group[f"{x}_mean"], group[f"{y}_mean"])))
             for _, group in cells.groupby(by, dropna=False, sort=False)]
 
 
 def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
-    """Each setting's mean (harmful score, accuracy) over seeds with ± std error bars. Only settings of the same model,
-    task, p and n are compared: per such group, the front over all methods (ringed, dashed) and each method's own front
-    across its λ and k (a line)."""
-    cells = cells.dropna(subset=["harmful_score_mean", "task_acc_mean"])
+    """Each setting's mean (content rate, over-refusal) over seeds with ± std error bars: the safety that is kept
+    against the benign requests that are refused. Only settings of the same model, task, p and n are compared: per
+    such group, the front over all methods (ringed, dashed) and each method's own front across its λ and k (a line)."""
+    x, y = pareto_axes(cells)
+    cells = cells.dropna(subset=[f"{x}_mean", f"{y}_mean"])
     comparable = ["model", "task", "p", "n"]
     fig, ax = subplots(figsize=(6, 4))
     for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
-        ax.errorbar(group.harmful_score_mean, group.task_acc_mean,
-                    xerr=[s or 0.0 for s in group.harmful_score_std], yerr=[s or 0.0 for s in group.task_acc_std],
-                    fmt="o", color=f"C{i % 10}", alpha=0.8, capsize=2, label=str(method))
-        for front in fronts(group, comparable):
+        ax.errorbar(group[f"{x}_mean"], group[f"{y}_mean"], xerr=[s or 0.0 for s in group[f"{x}_std"]],
+                    yerr=[s or 0.0 for s in group[f"{y}_std"]], fmt="o", color=f"C{i % 10}", alpha=0.8, capsize=2,
+                    label=str(method))
+        for front in fronts(group, comparable, x, y):
             ax.plot(*zip(*front), color=f"C{i % 10}")
-    for j, front in enumerate(fronts(cells, comparable)):
+    for j, front in enumerate(fronts(cells, comparable, x, y)):
         ax.plot(*zip(*front), color="black", linestyle="--", linewidth=1, marker="o", markersize=11,
                 markerfacecolor="none", label=None if j else "not dominated (front over all methods)")
     if len(cells):
         ax.legend(fontsize=7)
-    ax.set_xlabel("harmful score (lower is better)")
-    ax.set_ylabel("task accuracy (higher is better)")
-    ax.set_title("Harmful score / accuracy trade-off per method")
+    else:
+        ax.text(0.5, 0.5, "no evaluated runs", ha="center", transform=ax.transAxes)
+    ax.set_xlabel(f"{LABELS[x]} (lower is better)")
+    ax.set_ylabel(f"{LABELS[y]}, measuring sets (lower is better)")
+    ax.set_title("Safety / over-refusal trade-off per method")
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def paired_section(runs: list[Run], method: str) -> str:
-    rows, notes = arm_pairs(runs, method)
+def paired_section(runs: list[Run], method: str, rescore: bool = False) -> str:
+    rows, notes = arm_pairs(runs, method, rescore)
     intro = (f"{method} minus every other run of the same seed, model, task, p and n, on the same prompts: difference "
              f"in points [paired bootstrap 95% interval] and exact McNemar p; * = beyond noise (p < {ALPHA}).")
     table = markdown_table(["seed", "pair", *(LABELS[m] for m in HEADLINE)], rows) if rows else f"_No run of {method} to pair._"
@@ -276,7 +344,7 @@ def paired_section(runs: list[Run], method: str) -> str:
 
 
 def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None = None,
-                 pair_with: str | None = None) -> str:
+                 pair_with: str | None = None, rescore: bool = False) -> str:
     """Every file of the report into ``out`` (with ``rejudge``, its numbers beside the sweep's; with ``pair_with``, that
     method against every other arm prompt by prompt); returns report.md's text."""
     out.mkdir(parents=True, exist_ok=True)
@@ -299,8 +367,10 @@ def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None
         f"# Sweep report: {root}",
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
         "## Methods\n\n" + methods_tables(df),
+        "## Answer categories\n\n" + categories_tables(df),
+        "## Over-refusal on the tuning sets\n\n" + tuning_table(runs),
         "## Paper-style table\n\n" + paper_tables(cells),
-        *([paired_section(runs, pair_with)] if pair_with else []),
+        *([paired_section(runs, pair_with, rescore)] if pair_with else []),
         "## Runs\n\n" + runs_table(df),
         "## Failed and missing runs\n\n" + ("\n".join(problems) or "None."),
         *([rejudge_section(df, rejudge)] if rejudge is not None else []),
