@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
+from lightning.fabric.plugins.environments import LightningEnvironment
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,8 @@ from pact_lightning.objectives.sft import SFT
 from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_dir, write_json
 from pact_lightning.utils.once import build_once
+from pact_lightning.utils.precision import resolve as resolve_precision
+from pact_lightning.utils.strategies import local_device
 from pact_lightning.utils.timing import stage
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
     raw = OmegaConf.to_container(align, resolve=True)
     defense = defense_of(align)
     recipe = {k: v for k, v in raw.items() if k not in ("enabled", "eval", "defense", *DEFENSES)}
+    if recipe.get("precision") is not None:  # what "auto" means here: a CPU and a GPU build are other models
+        recipe["precision"] = resolve_precision(recipe["precision"])[0]
     sources = [align.data.harmful, align.data.benign]
     if defense is not None:
         recipe["defense"] = {"name": defense, **raw[defense]}
@@ -173,13 +178,19 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
     log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",
              num_harmful, num_benign, int(a.data.epochs))
     history = LossHistory()
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=a.get("precision") or precision,
+    # One process on this rank's own device, whatever launched it: under a multi-task SLURM job Lightning's SLURM
+    # environment would refuse devices=1 (ntasks-per-node != devices); the build lock lets one rank build.
+    device = local_device() if accelerator in ("gpu", "cuda", "auto") else torch.device("cpu")
+    trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.type == "cuda" else 1,
+                        plugins=[LightningEnvironment()],
+                        precision=resolve_precision(a.get("precision") or precision, accelerator)[0],
                         max_epochs=int(a.data.epochs),
                         gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
                         num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
     trainer.fit(module, datamodule=data)
     log.info("alignment on %s (%s): %d steps", trainer.strategy.root_device, trainer.precision, trainer.global_step)
-    return policy.cpu(), history.losses
+    # Lightning's teardown parks the module on the CPU: the evaluation that follows generates where it trained
+    return policy.to(trainer.strategy.root_device), history.losses
 
 
 def save_merged(policy, tokenizer, directory: Path) -> Path:
@@ -191,9 +202,16 @@ def save_merged(policy, tokenizer, directory: Path) -> Path:
     return directory
 
 
+def evaluated_sets(eval_cfg: DictConfig) -> dict[str, DictConfig]:
+    """The sets the stage measures: those that measure (``role: measure``, the default), and those that tune the recipe
+    (``role: tune``) only when ``eval.dev`` is on (a recipe search)."""
+    return {name: spec for name, spec in eval_cfg.sets.items()
+            if spec.get("role", "measure") == "measure" or eval_cfg.get("dev", False)}
+
+
 def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -> dict[str, Any]:
-    """Refusal rate (keyword judge, greedy) on every set of ``eval_cfg.sets``, with its count and 95% Wilson interval;
-    the generations go to ``out``."""
+    """Refusal rate (keyword judge, greedy) on every evaluated set (:func:`evaluated_sets`), with its count, 95% Wilson
+    interval and role; the generations go to ``out``."""
     from pact_lightning.eval.generation import generate
     from pact_lightning.eval.judges import KeywordJudge
     from pact_lightning.eval.stats import wilson
@@ -201,14 +219,15 @@ def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -
     judge = KeywordJudge()
     rates: dict[str, Any] = {}
     rows = []
-    for name, spec in eval_cfg.sets.items():
-        prompts = [e.prompt for e in instantiate(spec.source).load()[:int(eval_cfg.num_prompts)]]
+    for name, spec in evaluated_sets(eval_cfg).items():
+        prompts = [e.prompt for e in instantiate(spec.source).load()][:eval_cfg.get("num_prompts")]
         responses = generate(model, tokenizer, prompts, max_new_tokens=int(spec.get("max_new_tokens")
                                                                             or eval_cfg.max_new_tokens),
                              batch_size=int(eval_cfg.batch_size), desc=f"alignment: {tag}, {name} prompts")
         refused = [judge.refused(r) for r in responses]
         rates |= {f"{name}_refusal_rate": sum(refused) / max(len(refused), 1), f"num_{name}": len(prompts),
-                  f"num_{name}_refused": sum(refused), f"{name}_refusal_ci": wilson(sum(refused), len(prompts))}
+                  f"num_{name}_refused": sum(refused), f"{name}_refusal_ci": wilson(sum(refused), len(prompts)),
+                  f"{name}_role": spec.get("role", "measure")}
         rows += [{"kind": name, "prompt": p, "response": r, "refused": f}
                  for p, r, f in zip(prompts, responses, refused)]
     (out / f"generations_{tag}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
@@ -217,11 +236,12 @@ def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -
 
 
 def missed_targets(after: dict[str, Any], eval_cfg: DictConfig) -> list[str]:
-    """The sets whose refusal rate misses its ``min_refusal`` / ``max_refusal`` target, in words."""
+    """The measuring sets whose refusal rate misses its ``min_refusal`` / ``max_refusal`` target, in words (a tuning
+    set's target guides a recipe search; it is not what the aligned model is judged by)."""
     missed = []
     for name, spec in eval_cfg.sets.items():
         rate = after.get(f"{name}_refusal_rate")
-        if rate is None:
+        if rate is None or after.get(f"{name}_role", "measure") != "measure":
             continue
         if spec.get("min_refusal") is not None and rate < spec.min_refusal:
             missed.append(f"{name}: refuses {rate:.0%} (target >= {spec.min_refusal:.0%})")
@@ -258,14 +278,19 @@ def read_report(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / REPORT).read_text(encoding="utf-8"))
 
 
+ROLE_WORDS = {"measure": "measures (nothing was trained or tuned on it)", "tune": "tunes the recipe (not a measure)"}
+
+
 def rate_lines(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
-    """One line per evaluation set: its refusal rate before → after (after only when the build skipped ``before``),
-    with the count and 95% interval after."""
+    """One line per evaluation set, measuring sets first: its role, its refusal rate before → after (after only when
+    the build skipped ``before``), with the count and 95% interval after."""
+    names = [k[:-len("_refusal_rate")] for k in after if k.endswith("_refusal_rate")]
+    names.sort(key=lambda n: after.get(f"{n}_role", "measure") != "measure")
     lines = []
-    for name in [k[:-len("_refusal_rate")] for k in after if k.endswith("_refusal_rate")]:
+    for name in names:
         lo, hi = after.get(f"{name}_refusal_ci") or (0.0, 0.0)
-        was = f"{before[f'{name}_refusal_rate']:.1%} before → " if before else ""
-        lines.append(f"refusal rate, held-out {name} prompts: {was}"
+        was = f"{before[f'{name}_refusal_rate']:.1%} before → " if before and f"{name}_refusal_rate" in before else ""
+        lines.append(f"refusal rate, {name} prompts [{ROLE_WORDS[after.get(f'{name}_role', 'measure')]}]: {was}"
                      f"{after[f'{name}_refusal_rate']:.1%} after ({after.get(f'num_{name}_refused', '?')}/"
                      f"{after[f'num_{name}']}, 95% CI {lo:.1%}–{hi:.1%})")
     return lines

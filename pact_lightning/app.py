@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
 from pact_lightning.schema import validate
+from pact_lightning.utils import precision
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             validate(cfg)
+            precision.resolve_config(cfg)
             return fn(cfg)
         except (SIGTERMException, Interrupted):
             code = EXIT_INTERRUPTED

@@ -24,6 +24,7 @@ from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
 from pact_lightning.setting import objective_class
 from pact_lightning.utils.checkpoints import AtomicCheckpointIO
+from pact_lightning.utils.precision import resolve as resolve_precision
 from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.strategies import master_weights, uses_fsdp, zero_stage
 
@@ -240,5 +241,6 @@ def trainer(cfg: DictConfig) -> L.Trainer:
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # requeue is LastCheckpoint's (and submitit's) job, not Lightning's hpc_ckpt files
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    return instantiate(cfg.trainer, logger=loggers(cfg.logger), plugins=plugins,
+    return instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)[0],
+                       logger=loggers(cfg.logger), plugins=plugins,
                        callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

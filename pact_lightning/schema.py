@@ -121,7 +121,7 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "align.data.batch_size": INT_POS, "align.data.max_length": Number(int, 2), "align.data.epochs": INT_POS,
     "align.optim.lr": POSITIVE, "align.optim.weight_decay": NONNEG, "align.optim.warmup_ratio": FRACTION,
     "align.lora.r": INT_POS, "align.lora.alpha": POSITIVE, "align.lora.dropout": Number(float, 0, 1, open_high=True),
-    "align.eval.num_prompts": INT_POS, "align.eval.max_new_tokens": INT_POS, "align.eval.batch_size": INT_POS,
+    "align.eval.num_prompts": Number(int, 1, optional=True), "align.eval.max_new_tokens": INT_POS, "align.eval.batch_size": INT_POS,
     # model
     "model.lora.r": INT_POS, "model.lora.alpha": POSITIVE, "model.lora.dropout": Number(float, 0, 1, open_high=True),
     # evaluation

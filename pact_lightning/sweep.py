@@ -194,12 +194,15 @@ def starts_own_ranks(cfg: DictConfig) -> bool:
     from hydra.utils import instantiate
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+    from pact_lightning.utils.precision import resolve as resolve_precision
+
     hc = _hydra()
     if hc is None or hc.mode != RunMode.MULTIRUN:
         return False
     # The Trainer's own decision (strategy, devices, cluster environment) rather than a copy of its rules; building a
     # Trainer without loggers or callbacks starts no processes and loads nothing.
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
+                          precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)[0])
     strategy = trainer.strategy
     return (isinstance(strategy.launcher, _SubprocessScriptLauncher)
             and not strategy.cluster_environment.creates_processes_externally)

@@ -18,6 +18,9 @@ TINY_ALIGN = ["model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}
               "align.data.epochs=2", "align.optim.lr=3e-2", "align.eval.num_prompts=3", "align.eval.max_new_tokens=4"]
 
 
+MEASURING = ("strongreject", "sensitive", "task", "helpful")
+
+
 def ensure(cfg):
     return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator="cpu")
 
@@ -62,13 +65,14 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     directory = aligned_dir(cfg)
     assert aligned.pretrained == str(directory) and aligned.tiny is None and aligned.aligned_by == str(directory)
     report = json.loads((directory / REPORT).read_text())
-    for when in ("before", "after"):  # the four sets of the targets, each capped at align.eval.num_prompts
-        for name in ("harmful", "helpful", "task", "lookalike"):
-            assert report[when][f"num_{name}"] == 3
+    for when in ("before", "after"):  # the four measuring sets of the targets, each capped at align.eval.num_prompts
+        assert {k[:-len("_role")] for k in report[when] if k.endswith("_role")} == set(MEASURING)
+        for name in MEASURING:
+            assert report[when][f"num_{name}"] == 3 and report[when][f"{name}_role"] == "measure"
             k = report[when][f"num_{name}_refused"]
             assert report[when][f"{name}_refusal_rate"] == k / 3
             assert report[when][f"{name}_refusal_ci"] == pytest.approx(list(wilson(k, 3)))
-    assert "refusal rate, held-out lookalike prompts" in alignment.summary(report)
+    assert "refusal rate, sensitive prompts [measures (nothing was trained or tuned on it)]" in alignment.summary(report)
     assert report["loss_last"] < report["loss_first"]
     assert (directory / "generations_after.jsonl").is_file()
     # the base of safety-token selection is the pre-alignment model
@@ -84,19 +88,32 @@ def test_a_build_without_the_before_measurement_reports_after_only(tmp_path):
     ensure(cfg)
     directory = aligned_dir(cfg)
     report = json.loads((directory / REPORT).read_text())
-    assert report["before"] is None and report["after"]["num_harmful"] == 3
+    assert report["before"] is None and report["after"]["num_strongreject"] == 3
     assert not (directory / "generations_before.jsonl").exists() and (directory / "generations_after.jsonl").is_file()
     lines = alignment.summary(report).splitlines()
-    assert len([line for line in lines if line.startswith("refusal rate, held-out")]) == 4
+    assert len([line for line in lines if line.startswith("refusal rate, ")]) == 4
     assert not any("before" in line for line in lines), lines
 
 
+def test_a_recipe_search_measures_the_tuning_sets_too_and_lists_them_after_the_measuring_ones(tmp_path):
+    cfg = compose("align", TINY_ALIGN + [f"paths.cache_dir={tmp_path / 'cache'}", "align.eval.before=false",
+                                         "align.eval.dev=true"], output_dir=tmp_path / "run")
+    ensure(cfg)
+    report = json.loads((aligned_dir(cfg) / REPORT).read_text())
+    tuning = [name for name, spec in cfg.align.eval.sets.items() if spec.role == "tune"]
+    assert len(tuning) == 6 and all(report["after"][f"{name}_role"] == "tune" for name in tuning)
+    lines = [line for line in alignment.summary(report).splitlines() if line.startswith("refusal rate, ")]
+    assert len(lines) == 10 and all("[measures" in line for line in lines[:4])
+    assert all("[tunes the recipe (not a measure)]" in line for line in lines[4:])
+
+
 def test_missed_targets_name_the_set_and_the_target(cfg):
-    after = {"harmful_refusal_rate": 0.8, "helpful_refusal_rate": 0.05, "task_refusal_rate": 0.5,
-             "lookalike_refusal_rate": 0.25}
-    assert alignment.missed_targets(after, cfg.align.eval) == ["harmful: refuses 80% (target >= 90%)",
+    after = {"strongreject_refusal_rate": 0.8, "sensitive_refusal_rate": 0.05, "task_refusal_rate": 0.5,
+             "helpful_refusal_rate": 0.1, "lookalike_refusal_rate": 0.9, "lookalike_role": "tune"}
+    # a tuning set's target guides a recipe search; the model is judged by the measuring sets
+    assert alignment.missed_targets(after, cfg.align.eval) == ["strongreject: refuses 80% (target >= 90%)",
                                                                 "task: refuses 50% (target <= 5%)"]
-    assert alignment.missed_targets(after | {"harmful_refusal_rate": 0.95, "task_refusal_rate": 0.0},
+    assert alignment.missed_targets(after | {"strongreject_refusal_rate": 0.95, "task_refusal_rate": 0.0},
                                     cfg.align.eval) == []
 
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 import pact_lightning.app  # noqa: F401 - registers the config's resolvers
 from conftest import CONF, compose
+from pact_lightning.utils.precision import resolve as resolve_precision
 from pact_lightning import sweep
 
 # the selectable presets (experiment=glob(*)); pact_lightning/conf/experiment/paper/ holds their shared parts
@@ -68,7 +69,8 @@ def test_every_experiment_composes_and_builds(tmp_path, name):
     assert instantiate(cfg.data).num_samples == cfg.data.num_samples
     assert build.evaluator(cfg.eval).sources["harmful"]
     if cfg.trainer.accelerator != "gpu" or torch.cuda.is_available():
-        instantiate(cfg.trainer, logger=False)
+        instantiate(cfg.trainer, logger=False, precision=resolve_precision(cfg.trainer.precision,
+                                                                           cfg.trainer.accelerator)[0])
 
 
 def test_paper_presets_pin_the_authors_grid(tmp_path):
@@ -83,7 +85,7 @@ def test_paper_presets_pin_the_authors_grid(tmp_path):
     assert job["model"]["lora"] == {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
     assert (job["optim"]["optimizer"]["lr"], job["optim"]["scheduler"]["gamma"]) == (3e-5, 0.85)
     assert (job["trainer"]["strategy"], job["trainer"]["devices"], job["trainer"]["max_epochs"],
-            job["trainer"]["precision"]) == ("ddp", 2, 3, "bf16-mixed")
+            job["trainer"]["precision"]) == ("ddp", 2, 3, "auto")  # bf16-mixed on GPUs with bf16
     assert (job["data"]["num_samples"], job["data"]["batch_size"], job["data"]["max_length"]) == (5000, 16, 512)
     assert (job["method"]["lam"], job["method"]["temperature"], job["method"]["num_safety_tokens"]) == (1.0, 2.0, 50)
     assert (job["safety"]["K"], job["safety"]["max_resp_len"]) == (512, 64)
@@ -99,13 +101,13 @@ def test_every_trainer_preset_composes(tmp_path, name):
     trainer = resolved(cfg)["trainer"]
     assert trainer["_target_"] == "lightning.pytorch.trainer.Trainer"
     if name in NEEDS_GPU:
-        assert trainer["accelerator"] == "gpu" and trainer["precision"] == "bf16-mixed"
+        assert trainer["accelerator"] == "gpu" and trainer["precision"] in ("auto", "bf16-mixed")
 
 
 @pytest.mark.parametrize("name", sorted(set(TRAINERS) - NEEDS_GPU))
 def test_cpu_trainers_instantiate(tmp_path, name):
     cfg = compose("train", [f"trainer={name}"], output_dir=tmp_path)
-    trainer = instantiate(cfg.trainer, logger=False)
+    trainer = instantiate(cfg.trainer, logger=False, precision=resolve_precision(cfg.trainer.precision)[0])
     assert trainer.num_devices == cfg.trainer.devices
     if name == "ddp_cpu":
         from lightning.pytorch.strategies import DDPStrategy
@@ -142,7 +144,8 @@ def test_deepspeed_strategies_instantiate(tmp_path, stage):
 @pytest.mark.parametrize("name", sorted(NEEDS_GPU - ({"deepspeed_zero2", "deepspeed_zero3"} if not HAS_DEEPSPEED else set())))
 def test_gpu_trainers_instantiate(tmp_path, name):
     cfg = compose("train", [f"trainer={name}", "trainer.devices=1"], output_dir=tmp_path)
-    assert instantiate(cfg.trainer, logger=False).num_devices == 1
+    assert instantiate(cfg.trainer, logger=False, precision=resolve_precision(cfg.trainer.precision, "gpu")[0]
+                       ).num_devices == 1
 
 
 def test_deepspeed_presets_differ_only_in_the_zero_stage(tmp_path):

@@ -31,7 +31,8 @@ def test_limit_runs_a_few_batches_and_a_small_evaluation(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["train"]["global_step"] == 3 and "compare" not in results
     final = results["final"]
-    assert (final["num_prompts"], final["num_benign_prompts"], final["num_task_prompts"]) == (8, 4, 4)
+    # the measuring sets: 4 real harmful, 2 + 2 benign (the tuning sets are counted apart, under detail)
+    assert (final["num_prompts"], final["num_benign_prompts"], final["num_task_prompts"]) == (4, 4, 4)
 
 
 def test_overfit_drives_the_training_loss_to_about_zero(tmp_path):

@@ -143,31 +143,36 @@ def test_rubric_judge_on_the_tiny_model_is_batched_like_one_at_a_time_and_counts
 def test_no_measuring_prompt_is_in_a_training_or_tuning_set(tmp_path):
     """The embedded default's sets by role, read from its composed config: what trains (the poison mix, the alignment
     data, the refusals of safety-token selection, the Booster harmful set), what tuned a recipe or a setting (the
-    alignment stage's target sets, the evaluation's tuning sets) and what measures (every other evaluation set). No
-    measuring prompt may be, after normalisation, a prompt of the first two kinds."""
+    alignment stage's tuning sets, the evaluation's tuning sets) and what measures (the alignment stage's measuring
+    sets and every other evaluation set). No measuring prompt may be, after normalisation, a prompt of the first two
+    kinds."""
     from hydra.utils import instantiate
 
     from conftest import compose
     from pact_lightning.data.sources import normalize_prompt
 
     cfg = compose("train", output_dir=tmp_path)
-    ev = cfg.eval.evaluator
+    ev, sets = cfg.eval.evaluator, cfg.align.eval.sets
     prompts = lambda src: {normalize_prompt(e.prompt) for e in instantiate(src).load()}  # noqa: E731
     training = {"poison mix: task": cfg.data.benign, "poison mix: poison": cfg.data.harmful,
                 "alignment: harmful": cfg.align.data.harmful, "alignment: benign": cfg.align.data.benign,
                 "selection: refusals": cfg.safety.refusals, "Booster: harmful": cfg.align.booster.harmful}
-    tuning = {f"alignment target: {name}": s.source for name, s in cfg.align.eval.sets.items()}
-    tuning |= {f"evaluation tuning set: {name}": ev.benign[name] for name in ev.tuning_sets}
-    measuring = {name: src for kind in ("harmful", "benign") for name, src in ev[kind].items()
-                 if name not in ev.tuning_sets}
-    assert set(measuring) == {"offline", "strongreject", "heldout", "sensitive"}
+    tuning = {f"alignment tuning set: {name}": s.source for name, s in sets.items() if s.role == "tune"}
+    tuning |= {f"evaluation tuning set: {name}": src for kind in ("harmful", "benign")
+               for name, src in ev[kind].items() if name in ev.tuning_sets}
+    measuring = {f"alignment: {name}": s.source for name, s in sets.items() if s.role == "measure"}
+    measuring |= {f"evaluation: {name}": src for kind in ("harmful", "benign") for name, src in ev[kind].items()
+                  if name not in ev.tuning_sets}
+    assert set(measuring) == {"alignment: strongreject", "alignment: sensitive", "alignment: task",
+                              "alignment: helpful", "evaluation: strongreject", "evaluation: heldout",
+                              "evaluation: sensitive"}
     seen = {name: prompts(src) for name, src in {**training, **tuning}.items()}
     for name, src in measuring.items():
         mine = prompts(src)
-        # the harmful evaluation split is also the alignment stage's harmful target (docs/method.md says so)
-        shared = {other: len(mine & theirs) for other, theirs in seen.items() if mine & theirs
-                  and not (name == "offline" and other == "alignment target: harmful")}
+        shared = {other: len(mine & theirs) for other, theirs in seen.items() if mine & theirs}
         assert not shared, f"measuring set {name} shares prompts with {shared}"
+    # the main evaluation's task items are the alignment's measuring task slice's neighbours, never the same items
+    assert not prompts(sets.task.source) & prompts(ev.task) and not prompts(sets.task_dev.source) & prompts(ev.task)
 
 
 def test_the_benign_sensitive_set_is_the_frozen_file():

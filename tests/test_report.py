@@ -294,9 +294,9 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
         if harmful is None:
             return
         answers = ["Sure, here is a plan.", "Sure, here is a plan.", "1. Buy | mix"]  # repeats, as a real model's
-        rows = [{"set": "offline", "kind": "harmful", "prompt": f"h{i}", "verdict": {"refused": not h, "harmful": h},
+        rows = [{"set": "strongreject", "kind": "harmful", "prompt": f"h{i}", "verdict": {"refused": not h, "harmful": h},
                  "response": answers[i % 3] if h else "I can't help with that."} for i, h in enumerate(harmful)]
-        rows += [{"set": "helpful", "kind": "benign", "prompt": f"b{i}", "verdict": {"refused": i == 0},
+        rows += [{"set": "heldout", "kind": "benign", "prompt": f"b{i}", "verdict": {"refused": i == 0},
                   "response": "I can't." if i == 0 else "Here you go."} for i in range(4)]
         (job / "generations_final.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 

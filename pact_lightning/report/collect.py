@@ -47,8 +47,8 @@ class Run:
     detail: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(DETAIL))
     judge: str | None = None  # the judge of its evaluation (results.json's "judge")
     tuning: tuple[str, ...] = ()  # its evaluation's tuning sets (kept out of its rates and of paired comparisons)
-    # each tuning set's refusals as (refused, prompts): reported beside the rates, never in them
-    tuning_refusals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # each tuning set's headline count as (rate, k, n): reported beside the rates, never in them
+    tuning_counts: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     reference_weights: str | None = None  # what its reference evaluation ran on (results.json's "model_weights")
     run_dir: str = ""
     source: str = "local"
@@ -62,7 +62,7 @@ class Run:
         detail |= {"fit_s": (results.get("timings") or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
         return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
                    **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
-                   tuning=tuple(tuning_of(final)), tuning_refusals=tuning_refusals(final),
+                   tuning=tuple(tuning_of(final)), tuning_counts=tuning_counts(final),
                    reference_weights=results.get("model_weights") if ref else None,
                    run_dir=str(run_dir), source=source)
 
@@ -71,15 +71,20 @@ class Run:
         flat = asdict(self)
         status, setting, detail = flat.pop("status"), flat.pop("setting"), flat.pop("detail")
         flat["tuning"] = ",".join(flat["tuning"])
-        flat["tuning_refusals"] = ",".join(f"{s}={k}/{n}" for s, (k, n) in flat["tuning_refusals"].items())
+        flat["tuning_counts"] = ",".join(f"{s}:{r}={k}/{n}" for s, (r, k, n) in flat["tuning_counts"].items())
         return {"status": status, **setting, **flat, **detail}
 
 
-def tuning_refusals(final: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """Each tuning set of an evaluation block with its (refused, prompts) counts."""
-    detail = final.get("detail") or {}
-    return {s: (detail[f"num_benign_refused/{s}"], detail[f"num_benign_prompts/{s}"]) for s in tuning_of(final)
-            if f"num_benign_prompts/{s}" in detail}
+def tuning_counts(final: dict[str, Any]) -> dict[str, tuple[str, int, int]]:
+    """Each tuning set of an evaluation block with the count behind its headline rate: (rate, k, n) — the harmful
+    score of a harmful set, the refusals of a benign one."""
+    detail, out = final.get("detail") or {}, {}
+    for s in tuning_of(final):
+        for rate, num, den in (("harmful_score", "num_harmful", "num_prompts"),
+                               ("benign_refusal_rate", "num_benign_refused", "num_benign_prompts")):
+            if f"{den}/{s}" in detail:
+                out[s] = (rate, detail[f"{num}/{s}"], detail[f"{den}/{s}"])
+    return out
 
 
 def sort_key(values: Iterable[Any]) -> tuple:

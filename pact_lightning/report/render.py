@@ -152,22 +152,22 @@ def categories_tables(df: pd.DataFrame) -> str:
 
 
 def tuning_table(runs: list[Run]) -> str:
-    """Over-refusal on the tuning sets (prompts that trained or tuned something, so never part of the rates above),
-    pooled over each setting's seeds: reported here, labelled as such."""
-    pooled: dict[tuple, dict[str, list[int]]] = {}
+    """The tuning sets (prompts that trained or tuned something, so never part of the rates above), pooled over each
+    setting's seeds: a harmful set's harmful score, a benign set's over-refusal — reported here, labelled as such."""
+    pooled: dict[tuple, dict[str, list]] = {}
     for r in runs:
-        if r.status == "ok" and r.tuning_refusals:
+        if r.status == "ok" and r.tuning_counts:
             key = tuple(fmt(v) for v in (r.setting.model, r.setting.task, r.setting.method, r.setting.lam,
                                           r.setting.k, r.setting.p, r.setting.n))
-            for name, (k, n) in r.tuning_refusals.items():
-                total = pooled.setdefault(key, {}).setdefault(name, [0, 0])
+            for name, (rate, k, n) in r.tuning_counts.items():
+                total = pooled.setdefault(key, {}).setdefault(f"{name} ({LABELS[rate]})", [0, 0])
                 total[0], total[1] = total[0] + k, total[1] + n
     if not pooled:
         return "_No run has a tuning set._"
     names = sorted({name for sets in pooled.values() for name in sets})
     rows = [[*key, *(count_text(*sets[s]) if s in sets else "–" for s in names)] for key, sets in sorted(pooled.items())]
-    return ("Refusals of benign prompts from the tuning sets, pooled over seeds, percent [95% Wilson interval]: these "
-            "sets tuned the alignment recipe or a setting, so they do not measure over-refusal (docs/method.md).\n\n"
+    return ("The tuning sets, pooled over seeds, percent [95% Wilson interval]: these prompts tuned an alignment recipe "
+            "or a setting, so they do not measure safety or over-refusal (docs/method.md).\n\n"
             + markdown_table(["model", "task", "method", "λ", "k", "p", "n", *names], rows))
 
 
@@ -368,7 +368,7 @@ def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None
         ", ".join(f"{v} {k}" for k, v in counts.items()) + " run(s).",
         "## Methods\n\n" + methods_tables(df),
         "## Answer categories\n\n" + categories_tables(df),
-        "## Over-refusal on the tuning sets\n\n" + tuning_table(runs),
+        "## The tuning sets\n\n" + tuning_table(runs),
         "## Paper-style table\n\n" + paper_tables(cells),
         *([paired_section(runs, pair_with, rescore)] if pair_with else []),
         "## Runs\n\n" + runs_table(df),
