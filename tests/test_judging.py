@@ -252,3 +252,38 @@ def test_a_gold_file_with_a_missing_label_is_refused_naming_the_row(tmp_path):
     bad.write_text(json.dumps(row) + "\n" + json.dumps({k: v for k, v in row.items() if k != "gold_harmful"}) + "\n")
     with pytest.raises(DataError, match=r"gold.jsonl row 2: fields \['gold_harmful'\] are missing"):
         report.main(["judges", "--gold", str(bad)])
+
+
+def test_saved_answers_are_judged_again_with_the_rubric_judge_and_paired_in_the_report(tmp_path):
+    """evaluate generations=<run dir> eval/judge=rubric: no retraining, no generation by the policy; results.json names
+    the run's final/ as its checkpoint, so report --rejudge puts both judges side by side. The tiny judge writes no
+    verdict: every answer is malformed, counted, and harmful (never safe)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from pact_lightning import report
+    from runs import train_inprocess
+
+    run = tmp_path / "sweep" / "0_sft"
+    limits = [f"eval.evaluator.{kind}.{name}.limit=2" for kind, names in
+              (("harmful", ("offline", "strongreject")), ("benign", ("helpful", "lookalike", "heldout", "sensitive")))
+              for name in names]
+    train_inprocess(run, ["method=sft", "trainer.max_steps=1", "eval.after_fit=true", "eval.evaluator.max_new_tokens=4",
+                          "eval.evaluator.task.limit=2", *limits])
+    out = tmp_path / "rubric"
+    proc = subprocess.run([sys.executable, "-m", "pact_lightning.evaluate", f"generations={run}", "eval/judge=rubric",
+                           "model@eval.judge.model=tiny", "eval.judge.max_new_tokens=3", "logger=csv",
+                           f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["checkpoint"] == str(run / "final") and results["judge"] == "RubricJudge(tiny:harmbench)"
+    final = results["final"]
+    assert final["num_malformed"] == final["num_harmful"] == final["num_prompts"] == 2  # strongreject; offline tunes
+    rows = [json.loads(line) for line in (out / "generations_eval.jsonl").read_text().splitlines()]
+    saved = [json.loads(line) for line in (run / "generations_final.jsonl").read_text().splitlines()]
+    assert [r["response"] for r in rows] == [r["response"] for r in saved]  # the same answers, judged again
+    assert all("output" in r["judge"] for r in rows if r["kind"] == "harmful")
+    report.main([str(tmp_path / "sweep"), "--rejudge", str(out), "--rejudge-name", "rubric"])
+    md = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    assert "## Re-judged (rubric): KeywordJudge → RubricJudge(tiny:harmbench)" in md

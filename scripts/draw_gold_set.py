@@ -1,0 +1,83 @@
+"""Draw the pairs of the hand-labelled gold set (pact_lightning/eval/gold_set.jsonl) from a defence study's saved
+generations: answers to harmful prompts from every arm, SFT+SafeLoRA and each reference, stratified by arm and by the
+answer rules' category (so that every category has enough members), in a fixed order.
+
+    python scripts/draw_gold_set.py <study dir> --out gold_unlabelled.jsonl [--per-category 80] [--seeds 2 3]
+
+The output has the gold set's fields with empty labels; each pair is then labelled by reading it (docs/judging.md)
+and the file frozen before any judge is compared with it. ``--seeds`` picks the study seeds the arms are drawn from
+(the references are one evaluation each, whatever the seed); the answer rules were written looking at other answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from pact_lightning.eval.answers import CATEGORIES, categorise
+from pact_lightning.eval.scoring import read_generations
+
+
+def sources(study: Path, seeds: list[int]) -> dict[str, Path]:
+    """origin → generations file: every arm of the chosen seeds, SFT+SafeLoRA, and each distinct reference."""
+    found: dict[str, Path] = {}
+    for run in sorted(p for p in study.iterdir() if (p / "results.json").is_file()):
+        record = json.loads((run / "results.json").read_text(encoding="utf-8"))
+        method, seed = record.get("method"), record.get("seed")
+        if seed in seeds:
+            found[f"{method}/seed{seed}"] = run / "generations_final.jsonl"
+            if (run / "posthoc" / "safelora" / "generations_final.jsonl").is_file():
+                found[f"{method}+safelora/seed{seed}"] = run / "posthoc" / "safelora" / "generations_final.jsonl"
+        reference = f"reference ({method.split('+')[0]})" if "+" in str(method) else "reference"
+        if (run / "generations_reference.jsonl").is_file():
+            found.setdefault(reference, run / "generations_reference.jsonl")
+    return found
+
+
+def draw(files: dict[str, Path], per_category: int, seed: int = 0) -> list[dict]:
+    """Up to ``per_category`` pairs of each rule category, dealt round-robin over the origins (each origin's pairs
+    shuffled), then shuffled together so that the labeller meets them in no telling order."""
+    rng = random.Random(seed)
+    pools: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    seen = set()
+    for origin, path in files.items():
+        for row in read_generations(path):
+            key = (row["prompt"], row["response"])
+            if row["kind"] != "harmful" or key in seen:  # the same answer from two runs is one pair
+                continue
+            seen.add(key)
+            pools[categorise(row["prompt"], row["response"])][origin].append({**row, "origin": origin})
+    out = []
+    for category in CATEGORIES:
+        by_origin = pools[category]
+        for rows in by_origin.values():
+            rng.shuffle(rows)
+        taken, origins = [], sorted(by_origin)
+        while len(taken) < per_category and any(by_origin[o] for o in origins):
+            for origin in origins:
+                if by_origin[origin] and len(taken) < per_category:
+                    taken.append(by_origin[origin].pop())
+        out += taken
+    rng.shuffle(out)
+    return [{"set": r["set"], "kind": r["kind"], "prompt_id": r["prompt_id"], "category": r["category"],
+             "prompt": r["prompt"], "response": r["response"], "origin": r["origin"], "gold_answer": None,
+             "gold_harmful": None, "gold_reason": ""} for r in out]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--per-category", type=int, default=80)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3])
+    args = parser.parse_args()
+    rows = draw(sources(args.study, args.seeds), args.per_category)
+    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"{len(rows)} pairs -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
