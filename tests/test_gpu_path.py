@@ -44,6 +44,39 @@ def test_after_fit_the_model_is_evaluated_on_the_strategys_device(tmp_path, monk
     assert seen == [("reference", torch.device("meta")), ("final", torch.device("meta"))]
 
 
+def test_full_finetuning_evaluates_its_frozen_copy_on_the_strategys_device(tmp_path, monkeypatch):
+    """Full fine-tuning against the authors' frozen copy (kl_full): teardown moved the copy to the CPU with the module.
+    The reference's evaluation and the safety-token diagnostics must get it on the strategy's device beside the policy
+    (under DDP a CPU metric on an NCCL group raises; on one GPU the diagnostics feed CUDA ids to a CPU copy). meta
+    stands in for the GPU, as above."""
+    from pact_lightning import finish as finish_stage
+    from pact_lightning import train as train_app
+    from pact_lightning.eval.runner import Evaluator
+
+    meta, seen = torch.device("meta"), []
+
+    def evaluate(self, model, tokenizer, out_dir, tag):
+        seen.append((tag, next(model.parameters()).device))
+        return {"harmful_score": 0.0, "num_prompts": 1}
+
+    def diagnostics(policy, aligned, tokenizer, tokens, out):
+        seen.append(("diagnostics", next(policy.parameters()).device, next(aligned().parameters()).device))
+
+    real_finish = train_app.finish
+
+    def finish_on_another_device(cfg, model_cfg, trainer, *args):
+        monkeypatch.setattr(type(trainer.strategy), "root_device", property(lambda self: meta))
+        return real_finish(cfg, model_cfg, trainer, *args)
+
+    monkeypatch.setattr(Evaluator, "run", evaluate)
+    monkeypatch.setattr(train_app, "finish", finish_on_another_device)
+    monkeypatch.setattr(finish_stage, "save_final", lambda policy, tokenizer, directory: directory)  # meta: no data
+    monkeypatch.setattr(finish_stage, "safety_diagnostics", diagnostics)
+    train_inprocess(tmp_path, ["method=kl_full", "model.lora=null", "reference.mode=frozen_copy", "trainer.max_steps=1",
+                               "eval.after_fit=true", "eval.diagnostics=true", "eval.cache=false"])
+    assert seen == [("reference", meta), ("final", meta), ("diagnostics", meta, meta)]
+
+
 class Probe(L.Callback):
     """Records, after each training batch, the dtypes mixed precision must keep and the exact response-token count."""
 
