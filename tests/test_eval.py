@@ -382,3 +382,18 @@ def test_the_evaluation_cache_key_is_the_same_in_every_process():
     keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
     assert len(keys) == 1, keys
+
+
+def test_the_evaluation_cache_key_holds_the_device_and_the_autocast():
+    """A reference evaluated on the CPU (or without autocast) is not what a GPU (or bf16-autocast) run reads back: the
+    key records the device type of the weights and the autocast in force when it is taken."""
+    from pact_lightning.eval.cache import fingerprint
+    from pact_lightning.utils.fingerprint import digest, numerics
+
+    model, tok = tiny_model_and_tokenizer()
+    plain = fingerprint(evaluator(), model, tok)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = fingerprint(evaluator(), model, tok)
+    assert (plain["device"], plain["autocast"]) == ("cpu", None) and autocast["autocast"] == "torch.bfloat16"
+    assert digest(autocast) != digest(plain)
+    assert numerics(torch.device("cuda", 1)) == {"device": "cuda", "autocast": None}  # what a GPU run records

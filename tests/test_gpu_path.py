@@ -126,6 +126,43 @@ def test_fsdp_preset_reduces_and_keeps_buffers_in_float32():
     assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.float32, torch.float32)
 
 
+def test_deepspeed_runs_in_float32_with_float32_buffers_and_its_bf16_mode_is_refused_before_anything_loads(
+        tmp_path, monkeypatch):
+    """Lightning turns bf16-mixed under DeepSpeed into DeepSpeed's own bf16 mode (read here from DeepSpeed's config as
+    Lightning completes it), which casts the whole model, RoPE's inv_freq included, to bf16 with no autocast. That is
+    refused before the alignment stage or any model loads, naming what to use instead; so is a strategy config that
+    turns the mode on under another precision. The presets run DeepSpeed in float32: no half mode, and after
+    Lightning's DeepSpeed precision plugin (what DeepSpeedStrategy.setup applies before the engine starts) the bf16
+    model is float32 throughout, inv_freq included. deepspeed is not installed here, so the engine is not built."""
+    from lightning.pytorch.plugins.precision import DeepSpeedPrecision
+
+    from pact_lightning import build
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.train import train
+    from pact_lightning.utils.strategies import deepspeed_half_mode
+    from runs import TINY, app_config
+
+    monkeypatch.setattr(build, "aligned_model_config", lambda cfg: pytest.fail("the run loaded before the refusal"))
+    for overrides in (["trainer=deepspeed_zero2", "trainer.precision=bf16-mixed"],
+                      ["trainer=deepspeed_zero3", "trainer.precision=bf16-mixed"],
+                      ["trainer=deepspeed_zero2", "+trainer.strategy.config={bf16: {enabled: true}}"]):
+        cfg = app_config("train", TINY + overrides, tmp_path)
+        assert deepspeed_half_mode(cfg.trainer) == "bf16"
+        with pytest.raises(ConfigError, match=rf"trainer.precision={cfg.trainer.precision} with DeepSpeed runs in "
+                                              r"DeepSpeed's own bf16 mode.*inv_freq.*Use trainer.precision=32-true.*"
+                                              r"or trainer=fsdp for bf16 autocast"):
+            train(cfg)
+
+    for stage in (2, 3):
+        cfg = compose("train", [f"trainer=deepspeed_zero{stage}", "model=tiny", "model.dtype=bfloat16"],
+                      output_dir=tmp_path)
+        assert cfg.trainer.precision == "32-true" and deepspeed_half_mode(cfg.trainer) is None
+    policy, _ = build.policy(cfg, cfg.model)
+    policy = DeepSpeedPrecision(cfg.trainer.precision).convert_module(policy)  # DeepSpeedStrategy.setup does this
+    assert {b.dtype for n, b in policy.named_buffers() if n.endswith("inv_freq")} == {torch.float32}
+    assert {p.dtype for p in policy.parameters()} == {torch.float32}
+
+
 def test_zero3_with_chunked_cross_entropy_is_refused_and_bf16_true_is_warned(tmp_path, caplog):
     from pact_lightning import build
     from pact_lightning.errors import ConfigError
