@@ -243,3 +243,36 @@ def test_greedy_evaluation_ignores_the_models_own_repetition_penalty():
     assert tok.decode(inherited[0], skip_special_tokens=True) != tok.decode(
         model.generate(**tok(prompts[:1], return_tensors="pt"), max_new_tokens=12, do_sample=False,
                        pad_token_id=tok.pad_token_id, repetition_penalty=1.0)[0], skip_special_tokens=True)
+
+
+def test_evaluate_gives_its_process_group_lightnings_30_minutes_or_the_configured_timeout(tmp_path, monkeypatch):
+    """Launched as two processes, evaluate forms its process group with Lightning's DDP timeout (30 min, not NCCL's 10)
+    unless process_group_timeout_min says otherwise; the group is formed before any model loads."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from pact_lightning import evaluate as evaluate_app
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.utils.strategies import ProcessEnv
+    from runs import app_config
+
+    class Joined(Exception):
+        pass
+
+    timeouts = []
+
+    def init_process_group(backend, **kwargs):
+        timeouts.append(kwargs.get("timeout"))
+        raise Joined
+
+    monkeypatch.setattr(evaluate_app, "process_env", lambda: ProcessEnv(rank=1, local_rank=1, world_size=2))
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    monkeypatch.setattr(evaluate_app, "load_model", lambda *a, **kw: pytest.fail("a model loaded before the group"))
+    for overrides in ([], ["process_group_timeout_min=45"]):
+        with pytest.raises(Joined):
+            evaluate_app.evaluate(app_config("evaluate", ["model=tiny", *overrides], tmp_path))
+    assert timeouts == [DDPStrategy()._timeout, timedelta(minutes=45)] and timeouts[0] == timedelta(minutes=30)
+    with pytest.raises(ConfigError, match="process_group_timeout_min=0"):
+        evaluate_app.evaluate(app_config("evaluate", ["model=tiny", "process_group_timeout_min=0"], tmp_path))
