@@ -216,7 +216,11 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
         return AdapterDisabled(policy)
     if mode == "frozen_copy":
         ref_model, _ = load_model(model_cfg, lora=False)
-        return FrozenCopy(ref_model)
+        # the policy's dtypes, so that the copy computes what the policy computed before its first step: float32
+        # buffers, and float32 throughout where the policy is (full fine-tuning; FSDP, which flattens the copy's
+        # embeddings and head into one unit with the policy's and needs one dtype there)
+        uniform = {p.dtype for p in policy.parameters()} == {torch.float32}
+        return FrozenCopy(master_weights(ref_model.requires_grad_(False), uniform=uniform))
     if mode == "cached":
         from pact_lightning.models.reference_cache import CachedReference, check_cacheable
 

@@ -6,6 +6,7 @@ and the current answer rules, and loads no model to answer."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     if cfg.generations is not None:
         return rejudge(cfg)
-    device = join_world(process_env())
+    device = join_world(process_env(), timedelta(minutes=cfg.process_group_timeout_min))
     model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False,
                                   merge_adapter=not cfg.get("posthoc"))
     model, posthoc = apply_posthoc(cfg, model) if cfg.get("posthoc") else (model, None)
@@ -119,9 +120,10 @@ def broadcast_from_rank0(obj):
     return box[0]
 
 
-def join_world(env: ProcessEnv) -> torch.device:
+def join_world(env: ProcessEnv, timeout: timedelta) -> torch.device:
     """This process's device, and — launched as one of several (torchrun, or srun, which sets no WORLD_SIZE) — the
-    process group over which the evaluation shards its prompts."""
+    process group over which the evaluation shards its prompts; a rank waits ``timeout`` for the others at each
+    collective (NCCL's own default is 10 minutes, less than one rank's share of a long evaluation can take)."""
     device = local_device(env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -129,7 +131,8 @@ def join_world(env: ProcessEnv) -> torch.device:
         if env.cluster is not None:  # srun sets no MASTER_ADDR/PORT: Lightning's SLURM environment derives them
             os.environ.setdefault("MASTER_ADDR", env.cluster.main_address)
             os.environ.setdefault("MASTER_PORT", str(env.cluster.main_port))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.world_size)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.world_size,
+                                timeout=timeout)
     return device
 
 

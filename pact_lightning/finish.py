@@ -48,10 +48,10 @@ def as_reference(policy, aligned: Callable[[], Any]):
 
 
 def aligned_model(trainer: L.Trainer, module: PactModule, model_cfg: DictConfig, device) -> Any:
-    """Full fine-tuning: the aligned weights after fit — training's frozen copy when it is whole on this rank, else
-    loaded again."""
+    """Full fine-tuning: the aligned weights after fit, on ``device`` — training's frozen copy when it is whole on this
+    rank (Lightning's teardown moved it to the CPU with the module), else loaded again."""
     if isinstance(module.reference, FrozenCopy) and not shards_parameters(trainer.strategy):
-        return module.reference.model
+        return module.reference.model.to(device)
     return load_model(model_cfg, lora=False)[0].to(device).eval()
 
 

@@ -15,6 +15,7 @@ from pact_lightning import results
 from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
 from pact_lightning.utils.checkpoints import check_resume, resolve_ckpt_path
+from pact_lightning.utils.strategies import check_deepspeed_precision
 
 
 @task_wrapper
@@ -23,6 +24,7 @@ def train(cfg: DictConfig) -> dict:
     timing.reset()
     timing.reset_peak_memory()
     L.seed_everything(cfg.seed, workers=True)
+    check_deepspeed_precision(cfg.trainer)  # before the alignment stage and the model load
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)  # checked before any model is loaded
     model_cfg = build.aligned_model_config(cfg)
     policy, tokenizer = build.policy(cfg, model_cfg)

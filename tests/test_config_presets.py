@@ -100,8 +100,10 @@ def test_every_trainer_preset_composes(tmp_path, name):
     cfg = compose("train", [f"trainer={name}"], output_dir=tmp_path)
     trainer = resolved(cfg)["trainer"]
     assert trainer["_target_"] == "lightning.pytorch.trainer.Trainer"
-    if name in NEEDS_GPU:
-        assert trainer["accelerator"] == "gpu" and trainer["precision"] in ("auto", "bf16-mixed")
+    if name in NEEDS_GPU:  # DeepSpeed's bf16 mode is not mixed precision: its presets run in float32
+        assert trainer["accelerator"] == "gpu"
+        expected = {"fsdp": "bf16-mixed", "gpu": "auto", "ddp": "auto"}.get(name, "32-true")  # auto: bf16 if supported
+        assert trainer["precision"] == expected
 
 
 @pytest.mark.parametrize("name", sorted(set(TRAINERS) - NEEDS_GPU))
@@ -322,6 +324,47 @@ def test_submitit_local_gives_each_point_its_trainers_devices(tmp_path):
     """null would set CUDA_VISIBLE_DEVICES="" in every point: no GPU at all."""
     cfg = compose("train", ["launcher=submitit_local", "trainer=ddp_cpu"], output_dir=tmp_path)
     assert OmegaConf.select(cfg, "hydra.launcher.gpus_per_node") == cfg.trainer.devices == 2
+
+
+def test_submitit_local_gives_concurrent_gpu_points_disjoint_gpus(tmp_path, monkeypatch):
+    """submitit gives every local point the GPUs 0..n-1. launcher=submitit_local runs GPU points in waves of as many as
+    the visible GPUs hold, each point keeping its own trainer.devices of them; a point that needs more GPUs than are
+    visible is refused before any starts; CPU points all start at once, their CUDA_VISIBLE_DEVICES left alone. (The
+    submission and the point's run are Hydra's, stubbed here: they record the waves and the point's GPUs.)"""
+    import os
+
+    from pact_lightning.errors import ConfigError
+    from hydra_plugins.pact_lightning_launcher.submitit_local import LocalLauncher
+
+    # Hydra's launcher class as ours extends it (Hydra's plugin scan loads its plugin modules more than once)
+    HydraLocalLauncher = LocalLauncher.__mro__[1]
+    waves = []
+    monkeypatch.setattr(HydraLocalLauncher, "launch", lambda self, overrides, first: waves.append(
+        (list(overrides), first)) or [f"point {first + i}" for i in range(len(overrides))])
+    monkeypatch.setattr(HydraLocalLauncher, "__call__", lambda self, *args: os.environ["CUDA_VISIBLE_DEVICES"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,4,5,6")  # the GPUs the sweep may use: 5, two points of 2 at a time
+    points = [[f"seed={s}"] for s in range(3)]
+
+    def launcher(trainer: list[str]):
+        cfg = compose("train", ["launcher=submitit_local", *trainer], output_dir=tmp_path)
+        instance = instantiate(cfg.hydra.launcher)
+        assert isinstance(instance, LocalLauncher)  # (Hydra's own would submit real jobs here)
+        instance.setup(hydra_context=None, task_function=None, config=cfg)
+        return instance
+
+    gpu_points = launcher(["trainer=ddp"])  # trainer.devices=2
+    assert gpu_points.launch(points, initial_job_idx=0) == ["point 0", "point 1", "point 2"]
+    assert waves == [(points[:2], 0), (points[2:], 2)]
+    assert [gpu_points(p, "hydra.sweep.dir", i, str(i), {}) for i, p in enumerate(points)] == ["2,3", "4,5", "2,3"]
+
+    waves.clear()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,4,5,6")
+    cpu_points = launcher(["trainer=ddp_cpu"])
+    assert cpu_points.launch(points, initial_job_idx=0) == ["point 0", "point 1", "point 2"] and waves == [(points, 0)]
+    assert cpu_points(points[1], "hydra.sweep.dir", 1, "1", {}) == "2,3,4,5,6"
+
+    with pytest.raises(ConfigError, match="trainer.devices=8 GPU.*5 are visible.*lower trainer.devices to at most 5"):
+        launcher(["trainer=ddp", "trainer.devices=8"]).launch(points, initial_job_idx=0)
 
 
 def test_embedded_seeds_is_the_default_comparison_over_three_seeds(tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import ROOT
 from runs import logged, run_train
 
 # 20 examples at the global batch of 2 (1 per rank): the 10 steps are one epoch, the same 10 global batches in both runs
@@ -179,3 +181,26 @@ def test_a_checkpoint_without_the_trainable_tensors_fails_to_load_loudly():
     wrapped_names = {f"policy._fsdp_wrapped_module.{n}": torch.zeros(1) for n in module.trainable_shapes()}
     with pytest.raises(ArtifactError, match="holds none of 8 trainable tensor"):
         module.on_load_checkpoint({"state_dict": wrapped_names})
+
+
+# Lightning's FSDPStrategy on two CPU ranks (tests/cpu_fsdp.py), with the fsdp preset's wrapping and bf16-mixed
+FSDP_ON_CPU = ["trainer=fsdp", "trainer.accelerator=cpu", "trainer.devices=2",
+               "trainer.strategy._target_=cpu_fsdp.CPUFSDPStrategy"]
+
+
+def test_fsdp_wraps_a_frozen_copy_fits_and_resumes_through_lightnings_restore_path(tmp_path):
+    """Full fine-tuning of a bf16 model against the authors' frozen copy (kl_full), on two gloo ranks of Lightning's
+    FSDPStrategy. The copy gets the policy's float32 (FSDP flattens its embeddings and head into one unit with the
+    policy's), so it wraps, fits, and equals the policy at step 0. Then `ckpt_path=last` resumes through
+    trainer.fit(ckpt_path=...): FSDP's load_checkpoint pops the state dict and loads it itself, and the resumed step
+    starts from the trained weights — a resume that lost them would start at the aligned weights, KL 0 to the copy."""
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}  # cpu_fsdp, for every rank
+    run = FSDP_ON_CPU + ["method=kl_full", "model.lora=null", "reference.mode=frozen_copy", "model.dtype=bfloat16",
+                         "optim.optimizer.lr=1e-2"]
+    run_train(tmp_path, run + ["trainer.max_steps=2"], env=env)
+    run_train(tmp_path, run + ["trainer.max_steps=3", "ckpt_path=last"], env=env)
+    reg, ce = logged(tmp_path, "train/reg"), logged(tmp_path, "train/ce")
+    assert sorted(reg) == [0, 1, 2] and len(list(tmp_path.glob("csv/version_*"))) == 2  # step 2 in the resumed run
+    assert reg[0] < 1e-5  # the copy computes what the policy computes before its first step
+    assert reg[2] > 1e-3 and ce[2] < ce[0] - 1.0, (reg, ce)  # the resumed step: trained weights, away from the copy

@@ -354,10 +354,10 @@ def test_eval_config_instantiates(tmp_path):
     assert isinstance(ev, Evaluator) and isinstance(ev.judge, KeywordJudge)
     assert (ev.max_new_tokens, ev.task_max_new_tokens, ev.generation["do_sample"]) == (32, 4, False)
     kinds = [it.kind for it in ev.items]
-    # sized to resolve the default's comparison: 90 + 60 harmful, 40 + 60 benign (tuning sets) + 139 + 180 benign
-    # (measuring sets), 200 label-balanced task items
-    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (150, 419, 200)
-    assert ev.tuning_sets == ("helpful", "lookalike") and set(ev.sources["benign"]) == {
+    # sized to resolve the default's comparison: 150 real harmful prompts and 139 + 180 benign ones measure; the tuning
+    # sets add 90 harmful and 40 + 60 benign; 200 label-balanced task items
+    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (240, 419, 200)
+    assert ev.tuning_sets == ("offline", "helpful", "lookalike") and set(ev.sources["benign"]) == {
         "helpful", "lookalike", "heldout", "sensitive"}
     labels = [it.example.label for it in ev.items if it.kind == "task"]
     assert labels.count("positive") == labels.count("negative") == 100
@@ -382,3 +382,18 @@ def test_the_evaluation_cache_key_is_the_same_in_every_process():
     keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
     assert len(keys) == 1, keys
+
+
+def test_the_evaluation_cache_key_holds_the_device_and_the_autocast():
+    """A reference evaluated on the CPU (or without autocast) is not what a GPU (or bf16-autocast) run reads back: the
+    key records the device type of the weights and the autocast in force when it is taken."""
+    from pact_lightning.eval.cache import fingerprint
+    from pact_lightning.utils.fingerprint import digest, numerics
+
+    model, tok = tiny_model_and_tokenizer()
+    plain = fingerprint(evaluator(), model, tok)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = fingerprint(evaluator(), model, tok)
+    assert (plain["device"], plain["autocast"]) == ("cpu", None) and autocast["autocast"] == "torch.bfloat16"
+    assert digest(autocast) != digest(plain)
+    assert numerics(torch.device("cuda", 1)) == {"device": "cuda", "autocast": None}  # what a GPU run records

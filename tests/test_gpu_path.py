@@ -44,6 +44,39 @@ def test_after_fit_the_model_is_evaluated_on_the_strategys_device(tmp_path, monk
     assert seen == [("reference", torch.device("meta")), ("final", torch.device("meta"))]
 
 
+def test_full_finetuning_evaluates_its_frozen_copy_on_the_strategys_device(tmp_path, monkeypatch):
+    """Full fine-tuning against the authors' frozen copy (kl_full): teardown moved the copy to the CPU with the module.
+    The reference's evaluation and the safety-token diagnostics must get it on the strategy's device beside the policy
+    (under DDP a CPU metric on an NCCL group raises; on one GPU the diagnostics feed CUDA ids to a CPU copy). meta
+    stands in for the GPU, as above."""
+    from pact_lightning import finish as finish_stage
+    from pact_lightning import train as train_app
+    from pact_lightning.eval.runner import Evaluator
+
+    meta, seen = torch.device("meta"), []
+
+    def evaluate(self, model, tokenizer, out_dir, tag):
+        seen.append((tag, next(model.parameters()).device))
+        return {"harmful_score": 0.0, "num_prompts": 1}
+
+    def diagnostics(policy, aligned, tokenizer, tokens, out):
+        seen.append(("diagnostics", next(policy.parameters()).device, next(aligned().parameters()).device))
+
+    real_finish = train_app.finish
+
+    def finish_on_another_device(cfg, model_cfg, trainer, *args):
+        monkeypatch.setattr(type(trainer.strategy), "root_device", property(lambda self: meta))
+        return real_finish(cfg, model_cfg, trainer, *args)
+
+    monkeypatch.setattr(Evaluator, "run", evaluate)
+    monkeypatch.setattr(train_app, "finish", finish_on_another_device)
+    monkeypatch.setattr(finish_stage, "save_final", lambda policy, tokenizer, directory: directory)  # meta: no data
+    monkeypatch.setattr(finish_stage, "safety_diagnostics", diagnostics)
+    train_inprocess(tmp_path, ["method=kl_full", "model.lora=null", "reference.mode=frozen_copy", "trainer.max_steps=1",
+                               "eval.after_fit=true", "eval.diagnostics=true", "eval.cache=false"])
+    assert seen == [("reference", meta), ("final", meta), ("diagnostics", meta, meta)]
+
+
 class Probe(L.Callback):
     """Records, after each training batch, the dtypes mixed precision must keep and the exact response-token count."""
 
@@ -91,6 +124,43 @@ def test_fsdp_preset_reduces_and_keeps_buffers_in_float32():
     assert cfg.trainer.precision == "bf16-mixed"
     mixed = strategy.mixed_precision
     assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.float32, torch.float32)
+
+
+def test_deepspeed_runs_in_float32_with_float32_buffers_and_its_bf16_mode_is_refused_before_anything_loads(
+        tmp_path, monkeypatch):
+    """Lightning turns bf16-mixed under DeepSpeed into DeepSpeed's own bf16 mode (read here from DeepSpeed's config as
+    Lightning completes it), which casts the whole model, RoPE's inv_freq included, to bf16 with no autocast. That is
+    refused before the alignment stage or any model loads, naming what to use instead; so is a strategy config that
+    turns the mode on under another precision. The presets run DeepSpeed in float32: no half mode, and after
+    Lightning's DeepSpeed precision plugin (what DeepSpeedStrategy.setup applies before the engine starts) the bf16
+    model is float32 throughout, inv_freq included. deepspeed is not installed here, so the engine is not built."""
+    from lightning.pytorch.plugins.precision import DeepSpeedPrecision
+
+    from pact_lightning import build
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.train import train
+    from pact_lightning.utils.strategies import deepspeed_half_mode
+    from runs import TINY, app_config
+
+    monkeypatch.setattr(build, "aligned_model_config", lambda cfg: pytest.fail("the run loaded before the refusal"))
+    for overrides in (["trainer=deepspeed_zero2", "trainer.precision=bf16-mixed"],
+                      ["trainer=deepspeed_zero3", "trainer.precision=bf16-mixed"],
+                      ["trainer=deepspeed_zero2", "+trainer.strategy.config={bf16: {enabled: true}}"]):
+        cfg = app_config("train", TINY + overrides, tmp_path)
+        assert deepspeed_half_mode(cfg.trainer) == "bf16"
+        with pytest.raises(ConfigError, match=rf"trainer.precision={cfg.trainer.precision} with DeepSpeed runs in "
+                                              r"DeepSpeed's own bf16 mode.*inv_freq.*Use trainer.precision=32-true.*"
+                                              r"or trainer=fsdp for bf16 autocast"):
+            train(cfg)
+
+    for stage in (2, 3):
+        cfg = compose("train", [f"trainer=deepspeed_zero{stage}", "model=tiny", "model.dtype=bfloat16"],
+                      output_dir=tmp_path)
+        assert cfg.trainer.precision == "32-true" and deepspeed_half_mode(cfg.trainer) is None
+    policy, _ = build.policy(cfg, cfg.model)
+    policy = DeepSpeedPrecision(cfg.trainer.precision).convert_module(policy)  # DeepSpeedStrategy.setup does this
+    assert {b.dtype for n, b in policy.named_buffers() if n.endswith("inv_freq")} == {torch.float32}
+    assert {p.dtype for p in policy.parameters()} == {torch.float32}
 
 
 def test_zero3_with_chunked_cross_entropy_is_refused_and_bf16_true_is_warned(tmp_path, caplog):
@@ -173,3 +243,36 @@ def test_greedy_evaluation_ignores_the_models_own_repetition_penalty():
     assert tok.decode(inherited[0], skip_special_tokens=True) != tok.decode(
         model.generate(**tok(prompts[:1], return_tensors="pt"), max_new_tokens=12, do_sample=False,
                        pad_token_id=tok.pad_token_id, repetition_penalty=1.0)[0], skip_special_tokens=True)
+
+
+def test_evaluate_gives_its_process_group_lightnings_30_minutes_or_the_configured_timeout(tmp_path, monkeypatch):
+    """Launched as two processes, evaluate forms its process group with Lightning's DDP timeout (30 min, not NCCL's 10)
+    unless process_group_timeout_min says otherwise; the group is formed before any model loads."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from pact_lightning import evaluate as evaluate_app
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.utils.strategies import ProcessEnv
+    from runs import app_config
+
+    class Joined(Exception):
+        pass
+
+    timeouts = []
+
+    def init_process_group(backend, **kwargs):
+        timeouts.append(kwargs.get("timeout"))
+        raise Joined
+
+    monkeypatch.setattr(evaluate_app, "process_env", lambda: ProcessEnv(rank=1, local_rank=1, world_size=2))
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    monkeypatch.setattr(evaluate_app, "load_model", lambda *a, **kw: pytest.fail("a model loaded before the group"))
+    for overrides in ([], ["process_group_timeout_min=45"]):
+        with pytest.raises(Joined):
+            evaluate_app.evaluate(app_config("evaluate", ["model=tiny", *overrides], tmp_path))
+    assert timeouts == [DDPStrategy()._timeout, timedelta(minutes=45)] and timeouts[0] == timedelta(minutes=30)
+    with pytest.raises(ConfigError, match="process_group_timeout_min=0"):
+        evaluate_app.evaluate(app_config("evaluate", ["model=tiny", "process_group_timeout_min=0"], tmp_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import re
 from types import SimpleNamespace
@@ -32,7 +33,7 @@ from pact_lightning.objectives.pact import Pact
 from pact_lightning.objectives.pact_plain import PactPlain
 from pact_lightning.objectives.tokenwise import Tokenwise
 from pact_lightning.safety.tokens import SafetyTokens
-from pact_lightning.utils.fingerprint import digest
+from pact_lightning.utils.fingerprint import digest, numerics
 
 K = 8
 
@@ -142,6 +143,37 @@ def test_full_finetuning_cache_keeps_the_aligned_weights_after_the_policy_moves(
         assert_views_equal(cached(batch, view, objective), frozen(batch, view, objective), objective.reference_fields)
 
 
+def test_the_cache_is_built_as_the_strategy_trains_and_records_its_device_and_autocast(tmp_path):
+    """Lightning's precision plugin converts the model only after the setup hook that builds the cache: DeepSpeed's
+    32-true makes a bf16 model float32. The cache is built after that conversion, so it equals the online reference of
+    the policy the strategy trains; its key records the build's device type and autocast (here from a bf16-mixed
+    plugin), so a CPU or float32 cache is never what a GPU or autocast run reads."""
+    from lightning.pytorch.plugins.precision import DeepSpeedPrecision, MixedPrecision
+    from safetensors import safe_open
+
+    cfg = model_cfg()
+    cfg.dtype = "bfloat16"
+    policy, tokenizer = load_model(cfg)
+    dm, objective = datamodule(tokenizer), OBJECTIVES["pact"]()
+
+    def built(plugin, directory) -> tuple[CachedReference, dict]:
+        strategy = reference_cache._SingleProcess(torch.device("cpu"))
+        strategy.precision_plugin = plugin
+        ref = CachedReference(directory, dm)
+        ref.prepare(policy, objective, strategy)
+        with safe_open(str(ref.path), framework="pt") as f:
+            return ref, json.loads(f.metadata()["fingerprint"])
+
+    cached, fp = built(DeepSpeedPrecision("32-true"), tmp_path / "deepspeed")
+    assert {p.dtype for p in policy.parameters()} == {torch.float32} and (fp["device"], fp["autocast"]) == ("cpu", None)
+    online = AdapterDisabled(policy)
+    for batch in batches(dm, list(range(dm.num_samples))):
+        view = PolicyView(policy(input_ids=batch["input_ids"]).logits.detach(), batch["labels"])
+        assert_views_equal(cached(batch, view, objective), online(batch, view, objective), objective.reference_fields)
+    _, fp = built(MixedPrecision("bf16-mixed", "cpu"), tmp_path / "mixed")
+    assert (fp["device"], fp["autocast"]) == ("cpu", "torch.bfloat16")
+
+
 def test_cache_stores_exactly_the_objective_fields(tmp_path, lora_setup):
     policy, _, dm = lora_setup
     for name, fields in (("pact", {"subset_full", "subset_post"}), ("pact_plain", {"subset_full"}),
@@ -173,8 +205,8 @@ def test_fingerprint_changes_with_every_input_and_only_with_them(lora_setup):
     pact = OBJECTIVES["pact"]()
     base = digest(fingerprint(policy, pact, dm))
 
-    def key(policy=policy, objective=pact, dm=dm, precision="32-true"):
-        return digest(fingerprint(policy, objective, dm, precision))
+    def key(policy=policy, objective=pact, dm=dm, precision="32-true", computes=None):
+        return digest(fingerprint(policy, objective, dm, precision, computes))
 
     # Inputs that do not change the reference's numbers share the cache.
     assert key() == base
@@ -198,6 +230,9 @@ def test_fingerprint_changes_with_every_input_and_only_with_them(lora_setup):
     changed["data ledger"] = key(dm=datamodule(tokenizer, seed=1))
     changed["max length"] = key(dm=datamodule(tokenizer, max_length=48))
     changed["precision"] = key(precision="bf16-mixed")
+    changed["device"] = key(computes=numerics("cuda"))  # what a GPU build records (utils.fingerprint.numerics)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        changed["autocast"] = key()  # by default: the policy's device and the autocast in force
     other_template = copy.deepcopy(tokenizer)
     other_template.chat_template = tokenizer.chat_template.replace("<|im_start|>", "<|im_start|> ")
     changed["chat template"] = key(dm=datamodule(other_template))

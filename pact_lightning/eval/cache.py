@@ -3,11 +3,12 @@ the same numbers, so they are computed once and reused.
 
 This is what makes a sweep evaluate its reference once: every point of a grid over λ, k, p and seeds evaluates the
 same aligned model on the same prompts (in the authors' 81-point grid, 9 reference evaluations — one per model and
-task — instead of 81). The key (:func:`fingerprint`) holds a digest of the evaluated weights, the tokenizer and chat
-template, every prompt of every set with its gold label, the generation settings, the refusal markers, the task
-scorer and the judge; an entry ``<cache_dir>/<key>/`` holds ``metrics.json``, ``fingerprint.json`` and the
-generations, written atomically (the first complete entry wins). A LoRA policy's digest leaves its adapter out, so only
-the untouched reference (adapter off) and merged checkpoints are cached, never a fine-tuned adapter's answers.
+task — instead of 81). The key (:func:`fingerprint`) holds a digest of the evaluated weights, their dtype, the device
+type and the autocast they run under, the tokenizer and chat template, every prompt of every set with its gold label,
+the generation settings, the refusal markers, the task scorer and the judge; an entry ``<cache_dir>/<key>/`` holds
+``metrics.json``, ``fingerprint.json`` and the generations, written atomically (the first complete entry wins). A LoRA
+policy's digest leaves its adapter out, so only the untouched reference (adapter off) and merged checkpoints are
+cached, never a fine-tuned adapter's answers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Callable
 
 from pact_lightning.eval import answers
 from pact_lightning.models.loading import weights_digest
-from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
+from pact_lightning.utils.fingerprint import digest, numerics, tokenizer_fingerprint
 from pact_lightning.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def describe(obj: Any) -> dict[str, Any]:
 def fingerprint(evaluator, model, tokenizer) -> dict[str, Any]:
     """Everything an evaluation's numbers depend on."""
     items = [(it.set, it.kind, it.example.prompt, it.example.label, it.example.category) for it in evaluator.items]
-    return {"format": FORMAT, "weights": weights_digest(model), "dtype": str(next(model.parameters()).dtype),
+    param = next(model.parameters())
+    return {"format": FORMAT, "weights": weights_digest(model), "dtype": str(param.dtype), **numerics(param.device),
             "tokenizer": tokenizer_fingerprint(tokenizer), "chat_template": digest(tokenizer.chat_template),
             "prompts": digest(items), "num_prompts": len(items),
             "generation": {**evaluator.generation, "max_new_tokens": evaluator.max_new_tokens,

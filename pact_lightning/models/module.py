@@ -127,8 +127,11 @@ class PactModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # strict_loading is off (frozen weights are not saved), so a checkpoint that lacks a trainable tensor would
-        # restore the step and the optimiser but not the weights, silently
-        missing = sorted(set(self.trainable_shapes()) - set(checkpoint.get("state_dict", {})))
+        # restore the step and the optimiser but not the weights, silently. FSDP pops "state_dict" and loads it itself,
+        # DeepSpeed keeps the weights in its own files: without one here there is nothing to check (train.py's
+        # check_resume checked a checkpoint file's tensors before anything was loaded).
+        state = checkpoint.get("state_dict")
+        missing = sorted(set(self.trainable_shapes()) - set(state)) if state is not None else []
         if missing:
             raise ArtifactError(f"the checkpoint being restored holds none of {len(missing)} trainable tensor(s) of "
                                 f"this model (first: {missing[0]}); it was saved for another model or by another "

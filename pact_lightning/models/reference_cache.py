@@ -12,15 +12,16 @@ fine-tuning, as loaded. So no second copy is loaded, not even for the build.
 **When.** In :meth:`CachedReference.prepare`, called from ``PactModule.setup``: Lightning runs it after the DataModule's
 setup, inside the DDP process group, and *before* it restores a checkpoint, so a resumed full fine-tuning run still
 fingerprints (and, if needed, rebuilds from) the aligned weights. The build runs one batch at a time under no-grad and
-the trainer's autocast context, on the device the trainer will train on — the same weights, dtype and autocast as the
-online reference under the mixed-precision presets (``bf16-mixed``: the cached and online reference agree within bf16
-rounding). ``trainer.precision=bf16-true`` would convert the model to bf16 only after setup, so such a cache holds the
-numbers of the loaded dtype.
+the trainer's autocast context, on the device the trainer will train on, after the precision plugin's conversion of the
+model (which Lightning itself applies only after setup: ``bf16-true``, DeepSpeed's ``32-true``) — the same weights,
+dtype and autocast as the online reference (``bf16-mixed``: the cached and online reference agree within bf16
+rounding).
 
 **File.** ``<reference.cache_dir>/<model>-<key>.safetensors``, ``key`` = hash of :func:`fingerprint` (reference weights,
 tokenizer, chat template, safety-token ids, data ledger and encoded tokens, max length, stored fields, temperature,
-precision). Tensors: ``offsets`` [n+1] — the rows of example i are ``offsets[i]:offsets[i+1]``, one per response
-position in time order — and one ``[P, ...]`` tensor per stored field, in the dtype the online reference would produce.
+precision, the build's device type and autocast). Tensors: ``offsets`` [n+1] — the rows of example i are
+``offsets[i]:offsets[i+1]``, one per response position in time order — and one ``[P, ...]`` tensor per stored field, in
+the dtype the online reference would produce.
 So a batch's rows, concatenated in batch order, are in exactly the (sample, time) order ``PolicyView`` flattens.
 The metadata holds the fingerprint JSON; a file is only used when it matches. Any change of an input changes the key,
 so a new file is built next to the old ones (a λ sweep shares one cache; stale files can be deleted at any time).
@@ -57,7 +58,7 @@ from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import weights_digest
 from pact_lightning.models.reference import ReferenceProvider, aligned_weights, reference_view
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
-from pact_lightning.utils.fingerprint import digest
+from pact_lightning.utils.fingerprint import digest, numerics
 from pact_lightning.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -89,14 +90,16 @@ class EncodedData(Protocol):
 
 # ------------------------------------------------------------------------------------------------ fingerprint
 
-def fingerprint(policy: nn.Module, objective: Objective, data: EncodedData, precision: str = "32-true") -> dict:
+def fingerprint(policy: nn.Module, objective: Objective, data: EncodedData, precision: str = "32-true",
+                computes: dict | None = None) -> dict:
     """Everything the cached numbers depend on. ``temperature`` only matters (and only enters) when a log-normaliser
-    is stored, so a temperature sweep without ``include_rest_mass`` shares one cache."""
+    is stored, so a temperature sweep without ``include_rest_mass`` shares one cache. ``computes``: the build's device
+    type and autocast (``utils.fingerprint.numerics``); None = the policy's device and the autocast in force now."""
     fields = sorted(objective.reference_fields)
     return {"format": FORMAT, "reference_weights": weights_digest(policy), **data.fingerprint(),
             "safety_ids": objective.safety_ids.tolist(), "fields": fields,
             "temperature": float(objective.temperature) if {"lse_full", "lse_post"} & set(fields) else None,
-            "precision": str(precision)}
+            "precision": str(precision), **(computes or numerics(next(policy.parameters()).device))}
 
 
 # ------------------------------------------------------------------------------------------------ build / store
@@ -203,9 +206,15 @@ class CachedReference(ReferenceProvider):
             return
         check_cacheable(objective)
         strategy = strategy or _SingleProcess(next(policy.parameters()).device)
+        # the dtypes the strategy will train in: Lightning's precision plugin converts the module only after this hook
+        # (bf16-true; DeepSpeed's 32-true, which makes a bf16 model float32); converting it here changes nothing later
+        strategy.precision_plugin.convert_module(policy)
         fp = key = hit = build_id = error = None
         if strategy.global_rank == 0:
-            fp = fingerprint(policy, objective, self.data, getattr(strategy.precision_plugin, "precision", "32-true"))
+            with strategy.precision_plugin.forward_context():  # the device and autocast _build computes under
+                computes = numerics(strategy.root_device)
+            fp = fingerprint(policy, objective, self.data, getattr(strategy.precision_plugin, "precision", "32-true"),
+                             computes)
             key, build_id = digest(fp), uuid.uuid4().hex[:8]
             try:
                 hit = load_cache(self._path(key), fp) is not None

@@ -16,3 +16,14 @@ def digest(obj: Any) -> str:
 def tokenizer_fingerprint(tokenizer) -> str:
     """Hash of the token ↔ id mapping: two tokenizers with the same fingerprint give the same token the same id."""
     return digest(sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]))
+
+
+def numerics(device) -> dict[str, str | None]:
+    """How a model computes beyond its weights and dtype, on ``device`` in the current context: the device type (CPU
+    and CUDA kernels round differently) and the autocast dtype in force there (None without autocast). Every cache of
+    numbers a model computed keys on it, so a CPU or float32 result is never reused by a GPU or bf16-autocast run."""
+    import torch
+
+    kind = torch.device(device).type
+    autocast = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+    return {"device": kind, "autocast": None if autocast is None else str(autocast)}

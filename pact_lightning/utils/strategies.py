@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from pact_lightning.errors import ConfigError
 
 
 def is_decoder_layer(module: nn.Module) -> bool:
@@ -44,6 +48,46 @@ def zero_stage(trainer_cfg) -> int | None:
     if hasattr(strategy, "get") and str(strategy.get("_target_", "")).endswith("DeepSpeedStrategy"):
         return int(strategy.get("stage", 2))
     return None
+
+
+def deepspeed_half_mode(trainer_cfg) -> str | None:
+    """The half-precision mode (``bf16`` or ``fp16``) DeepSpeed would run in, read from its config as Lightning
+    completes it for ``trainer.precision`` (``DeepSpeedStrategy._format_config``: a half or mixed precision turns on
+    DeepSpeed's own mode unless the config sets it); None without DeepSpeed or in float32."""
+    from lightning.fabric.strategies.deepspeed import _format_precision_config
+    from omegaconf import OmegaConf
+
+    strategy = trainer_cfg.get("strategy")
+    if isinstance(strategy, str) and strategy.startswith("deepspeed"):
+        config = {}  # Lightning's registered deepspeed_* strategies: its default config, no precision section
+    elif zero_stage(trainer_cfg) is not None:
+        config = strategy.get("config") or {}
+        config = json.loads(Path(config).read_text()) if isinstance(config, str) else OmegaConf.to_container(
+            OmegaConf.create(config), resolve=True)
+    else:
+        return None
+    _format_precision_config(config, str(trainer_cfg.precision), loss_scale=0, loss_scale_window=1000,
+                             min_loss_scale=1, initial_scale_power=16, hysteresis=2)  # DeepSpeedStrategy's defaults
+    return next((mode for mode in ("bf16", "fp16") if (config.get(mode) or {}).get("enabled")), None)
+
+
+def check_deepspeed_precision(trainer_cfg) -> None:
+    """Refuse a DeepSpeed run whose precision says something else than what DeepSpeed does. DeepSpeed's bf16/fp16 mode
+    is not mixed precision: it casts the whole model to half, buffers included (RoPE's ``inv_freq``, whose rounding
+    shifts every position's phase), and runs without autocast; the reference cache, built before DeepSpeed starts,
+    then no longer equals the policy at step 0. Only ``bf16-true``/``16-true`` (pure half, warned about in
+    ``build.policy``) say that."""
+    mode = deepspeed_half_mode(trainer_cfg)
+    precision = str(trainer_cfg.precision)
+    if mode is None or precision == {"bf16": "bf16-true", "fp16": "16-true"}[mode]:
+        return
+    raise ConfigError(
+        f"trainer.precision={precision} with DeepSpeed runs in DeepSpeed's own {mode} mode (Lightning turns it on for "
+        f"a half or mixed precision, and so does a '{mode}' section of trainer.strategy.config), which is not mixed "
+        f"precision: it casts the whole model to {mode}, RoPE's inv_freq buffers included, and runs without autocast. "
+        "Use trainer.precision=32-true with DeepSpeed and no bf16/fp16 section in trainer.strategy.config (the "
+        "deepspeed_zero2/zero3 presets: the whole model in float32), or trainer=fsdp for bf16 autocast with float32 "
+        "master weights and buffers")
 
 
 def master_weights(model: nn.Module, uniform: bool = False) -> nn.Module:
