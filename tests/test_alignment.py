@@ -123,3 +123,20 @@ def test_recipe_changes_the_cache_key_but_evaluation_settings_do_not(cfg, tmp_pa
     other_eval = compose("align", TINY_ALIGN + [cache, "align.eval.num_prompts=7"], output_dir=tmp_path / "run")
     assert aligned_dir(other_lr) != aligned_dir(cfg)
     assert aligned_dir(other_eval) == aligned_dir(cfg)
+
+
+def test_the_stage_evaluates_where_it_trained(cfg, monkeypatch):
+    """Lightning's teardown parks the module on the CPU after fit; the stage's evaluation must run on the device it
+    trained on (meta stands in for the GPU, as in tests/test_gpu_path.py)."""
+    import lightning as L
+
+    real_fit = L.Trainer.fit
+
+    def fit_then_report_another_device(trainer, *args, **kwargs):
+        real_fit(trainer, *args, **kwargs)
+        monkeypatch.setattr(type(trainer.strategy), "root_device", property(lambda self: torch.device("meta")))
+
+    monkeypatch.setattr(L.Trainer, "fit", fit_then_report_another_device)
+    model, tokenizer = load_model(cfg.model, lora=False)
+    policy, losses = train_adapter(cfg.align, model, tokenizer, accelerator="cpu")
+    assert losses and {p.device for p in policy.parameters()} == {torch.device("meta")}
