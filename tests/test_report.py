@@ -324,3 +324,10 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
     cells = [c.strip() for c in next(line for line in section.splitlines() if "pact − sft" in line).strip("|").split("|")]
     # "Sure, here is a plan." and "1. Buy | mix" add fewer than three content words: no content, in both arms
     assert cells[2].endswith("p=0.016 *") and cells[3].startswith("+0.0 [+0.0, +0.0] p=1")
+    # --tuning-sets names the sets to keep out: with heldout a tuning set, no benign prompt measures
+    report.main([str(sweep), "--pair-with", "pact", "--rescore", "--tuning-sets", "heldout"])
+    md = (sweep / "report" / "report.md").read_text()
+    cells = [c.strip() for c in next(line for line in md.split("## Paired")[1].splitlines()
+                                     if "pact − sft" in line).strip("|").split("|")]
+    assert cells[2].endswith("p=0.016 *") and cells[4] == "–"
+    assert "heldout (over-refusal)" in md.split("## The tuning sets")[1]

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="compute every run's rates again from its saved generations with the current answer "
                              "rules and set roles (the judge's verdicts are kept)")
+    parser.add_argument("--tuning-sets", default=None, metavar="A,B",
+                        help="with --rescore: the sets kept out of the rates (default: those each run recorded, else "
+                             "the default evaluation's eval.evaluator.tuning_sets)")
     parser.add_argument("--pair-with", metavar="METHOD", default=None,
                         help="pair this method's runs with every other arm of the same seed, prompt by prompt "
                              "(e.g. pact)")
@@ -70,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     root = args.sweep_dir.resolve()
     if not root.is_dir():
         parser.error(f"{root} is not a directory")
-    runs = collect(root, args.wandb, args.wandb_group, rescore_generations=args.rescore)
+    if args.tuning_sets is not None and not args.rescore:
+        parser.error("--tuning-sets applies to --rescore; add --rescore")
+    tuning = [s for s in args.tuning_sets.split(",") if s] if args.tuning_sets is not None else None
+    runs = collect(root, args.wandb, args.wandb_group, rescore_generations=args.rescore, tuning=tuning)
     if not runs:
         parser.error(f"no runs under {root}: no results.json, no Hydra job directory and no multirun.yaml; pass a run "
                      "or sweep directory (e.g. logs/train/multiruns/<time>)")

@@ -181,26 +181,27 @@ def default_tuning_sets() -> list[str]:
     return list(OmegaConf.load(EVAL_CONFIG).evaluator.tuning_sets)
 
 
-def rescored(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def rescored(results: dict[str, Any], run_dir: Path, tuning: list[str] | None = None) -> dict[str, Any]:
     """``results`` with its ``final`` and ``reference`` blocks computed again from the run's saved generations under the
     current answer rules and set roles (eval/scoring.py ``rescore``): the judge's verdicts are kept, the categories
-    and the measuring/tuning split are decided now. A block whose generations are not on disk is kept as written;
-    runs that recorded no set roles take the default evaluation's tuning sets."""
+    and the measuring/tuning split are decided now. A block whose generations are not on disk is kept as written.
+    The tuning sets are ``tuning`` when given, else those the run recorded, else the default evaluation's."""
     out = dict(results)
     for name, file in (("final", GENERATIONS), ("reference", REFERENCE_GENERATIONS)):
         path = run_dir / file
         if results.get(name) and path.is_file():
-            tuning = tuning_of(results[name]) if results[name].get("sets") else default_tuning_sets()
-            out[name] = block(rescore(read_generations(path), tuning))
+            roles = tuning if tuning is not None else (
+                tuning_of(results[name]) if results[name].get("sets") else default_tuning_sets())
+            out[name] = block(rescore(read_generations(path), roles))
     return out
 
 
 def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None,
-            rescore_generations: bool = False) -> list[Run]:
+            rescore_generations: bool = False, tuning: list[str] | None = None) -> list[Run]:
     done, failed = run_dirs(root)
     records = {d: json.loads((d / "results.json").read_text(encoding="utf-8")) for d in done}
     if rescore_generations:
-        records = {d: rescored(r, d) for d, r in records.items()}
+        records = {d: rescored(r, d, tuning) for d, r in records.items()}
     runs = [Run.from_results(r, d) for d, r in records.items()]
     runs += [failed_run(d) for d in failed]
     runs += missing_runs(root, done + failed)
