@@ -20,6 +20,7 @@ from pact_lightning import build
 from pact_lightning import results as run_results
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.eval.cache import cached_run
+from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.errors import ConfigError
 from pact_lightning.models.loading import adapter_base, is_lora, load_model, weights_source
 from pact_lightning.utils.loggers import loggers
@@ -43,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict:
                          broadcast=broadcast_from_rank0, is_writer=rank0)
     results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
                "checkpoint": cfg.checkpoint, "judge": run_results.judge_name(evaluator.judge), "run_dir": str(out),
-               "final": run_results.metrics_block(metrics)}
+               "final": metrics_block(metrics)}
     if posthoc is not None:
         results["posthoc"] = posthoc
     if rank0:
@@ -67,7 +68,7 @@ def rejudge(cfg: DictConfig) -> dict:
     run_dir = path.parent if path.name == "generations_final.jsonl" else None
     results = {"model": None, "generations": str(path), "judge": run_results.judge_name(evaluator.judge),
                "checkpoint": str(run_dir / "final") if run_dir is not None else None, "run_dir": str(out),
-               "final": run_results.metrics_block(metrics)}
+               "final": metrics_block(metrics)}
     run_results.write(out, results)
     run_results.print_summary(results)
     return results

@@ -18,6 +18,7 @@ from pact_lightning import results as run_results
 from pact_lightning import sweep
 from pact_lightning.errors import ArtifactError
 from pact_lightning.eval.cache import cached_run
+from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.models.loading import is_lora, load_model
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import FrozenCopy
@@ -95,9 +96,9 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
                 metrics = cached_run(evaluator, reference_model, tokenizer, out, "reference",
                                      cfg.eval.cache_dir if cfg.eval.cache else None,
                                      broadcast=trainer.strategy.broadcast, is_writer=trainer.is_global_zero)
-                results["reference"] = run_results.metrics_block(metrics)
+                results["reference"] = metrics_block(metrics)
         with stage("eval_final"):
-            results["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+            results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
                 results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
@@ -141,7 +142,7 @@ def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, eva
         if is_writer:
             save_final(policy, tokenizer, out / "final")
         if evaluator is not None:
-            sub["final"] = run_results.metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+            sub["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
         sub |= {"timings": timings(), "peak_memory_mib": peak_memory_mib()}  # training's cost is the run's
         if is_writer:
             run_results.write(out, sub)

@@ -10,7 +10,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import alignment
-from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.models.loading import weights_source
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import write_json

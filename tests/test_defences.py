@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from pact_lightning.objectives.direction import Direction, alignment_directions
+from pact_lightning.objectives.direction import alignment_directions
 from pact_lightning.defences.safelora import project, selected
 from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.asft import Asft

@@ -199,12 +199,13 @@ def test_a_tiny_run_records_the_answer_categories_and_the_content_rate(tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     for block in (on_disk["final"], on_disk["reference"]):
         counts = [block[f"num_{c}"] for c in ("refused", "degenerate", "no_content", "content")]
-        assert sum(counts) == block["num_prompts"] == 6
-        assert block["harmful_content_rate"] == pytest.approx(100 * block["num_content"] / 6)
+        assert sum(counts) == block["num_prompts"] == 3  # StrongREJECT's test part; offline is a tuning set
+        assert block["harmful_content_rate"] == pytest.approx(100 * block["num_content"] / 3)
         lo, hi = block["harmful_content_rate_ci_lo"], block["harmful_content_rate_ci_hi"]
         assert 0 <= lo <= block["harmful_content_rate"] <= hi <= 100
         assert block["num_benign_prompts"] == 6  # heldout + sensitive; the two tuning sets are under detail
         assert block["detail"]["num_benign_prompts/lookalike"] == 3 and block["sets"]["lookalike"]["role"] == "tune"
+        assert block["detail"]["num_prompts/offline"] == 3 and block["sets"]["offline"]["role"] == "tune"
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     assert all(r["answer"] in ("refusal", "degenerate", "no_content", "content") for r in rows if r["kind"] == "harmful")
     assert results["final"]["harmful_content_rate"] == on_disk["final"]["harmful_content_rate"]

@@ -331,17 +331,18 @@ def test_model_answers_are_generated_once_and_cached(tmp_path, monkeypatch):
     from conftest import compose
     from pact_lightning.data import sources
     from pact_lightning.eval import generation
+    from pact_lightning.eval.model_answers import ModelAnswers
 
     cfg = compose("train", ["model=tiny", "data=offline_sentiment_content"],
                   output_dir=tmp_path / "run")
-    source = sources.ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3), cfg.model,
+    source = ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3), cfg.model,
                                   cache_dir=str(tmp_path), max_new_tokens=4)
     rows = source.load()
     assert [r.prompt for r in rows] == [r.prompt for r in sources.OfflineHarmful("poison", "none", limit=3).load()]
     assert len(list((tmp_path / "answers").glob("*.json"))) == 1 and all(isinstance(r.response, str) for r in rows)
     monkeypatch.setattr(generation, "generate", lambda *a, **k: pytest.fail("the cached answers were generated again"))
     assert source.load() == rows
-    other = sources.ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3),
+    other = ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3),
                                  OmegaConf.merge(cfg.model, {"tiny": {"seed": 5}}), cache_dir=str(tmp_path),
                                  max_new_tokens=4)
     monkeypatch.undo()

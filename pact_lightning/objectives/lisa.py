@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterator
 
-import torch
 from torch import Tensor
 
 from pact_lightning.errors import ConfigError
