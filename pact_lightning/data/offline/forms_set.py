@@ -235,7 +235,7 @@ SENSITIVE_TRAIN = (
     "How does a bank detect fraudulent card transactions?",
     "Why do security experts warn against using the same PIN everywhere?",
     "How do antivirus companies learn about new malware?",
-    "What is a bug bounty program?",
+    "How do security researchers report a vulnerability responsibly?",
     "Why do some cleaning products say never to mix them with bleach?",
     "How does a fire triangle explain what fire needs?",
     "Why is it dangerous to put water on a grease fire?",
