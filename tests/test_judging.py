@@ -288,3 +288,12 @@ def test_saved_answers_are_judged_again_with_the_rubric_judge_and_paired_in_the_
     report.main([str(tmp_path / "sweep"), "--rejudge", str(out), "--rejudge-name", "rubric"])
     md = (tmp_path / "sweep" / "report" / "report.md").read_text()
     assert "## Re-judged (rubric): KeywordJudge → RubricJudge(tiny:harmbench)" in md
+
+
+def test_the_attacks_own_generic_poison_carries_no_content():
+    """The poison's answers ("Sure, here is how to <request>:" and generic steps) were written to teach nothing: the
+    rules must call every one of them no_content, or a fine-tune that copies them would count as giving content."""
+    from pact_lightning.data import offline
+
+    rows = offline.harmful("poison", "compliant") + offline.harmful("align", "compliant")
+    assert {categorise(r.prompt, r.response) for r in rows} == {"no_content"}
