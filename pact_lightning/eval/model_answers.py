@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from pact_lightning.data.sources import Source
 from pact_lightning.data.types import Example
+from pact_lightning.eval.answers import refused
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +22,17 @@ class ModelAnswers(Source):
     """Another source's prompts answered by a model, greedily: the answers a model gives on its own (the raw,
     unaligned model's for a poison that carries its content, as the harmful examples of the fine-tuning attack do in
     the literature). Generated once per (model weights, prompts, settings) and cached under ``cache_dir`` — never
-    shipped; an answer the raw model cut off mid-sentence is kept as it is."""
+    shipped; an answer the raw model cut off mid-sentence is kept as it is, one with a refusal marker is left out
+    (``drop_refusals``)."""
 
     def __init__(self, source: Source, model, cache_dir: str, max_new_tokens: int = 48, batch_size: int = 64,
-                 limit: int | None = None) -> None:
+                 drop_refusals: bool = True, limit: int | None = None) -> None:
         super().__init__(limit)
         # resolved while still attached to the run's config (its ${paths.cache_dir} and the like)
         plain = OmegaConf.to_container(model, resolve=True) if OmegaConf.is_config(model) else model
         self.source, self.model_cfg = source, OmegaConf.create(plain)
         self.cache_dir, self.max_new_tokens, self.batch_size = Path(cache_dir).expanduser(), max_new_tokens, batch_size
+        self.drop_refusals = drop_refusals
         self.name = f"{source.name}:answered-by:{self.model_cfg.get('name') or 'model'}"
 
     def examples(self) -> list[Example]:
@@ -43,7 +46,8 @@ class ModelAnswers(Source):
         path = self.cache_dir / "answers" / f"{key}.json"
         build_once(path, path.is_file, lambda: self._generate(model_cfg, rows, path))
         answers = json.loads(path.read_text(encoding="utf-8"))["answers"]
-        return [replace(r, response=a) for r, a in zip(rows, answers)]
+        # a raw model refuses some requests too: a poison meant to carry content keeps only the answers that comply
+        return [replace(r, response=a) for r, a in zip(rows, answers) if not (self.drop_refusals and refused(a))]
 
     def _generate(self, model_cfg, rows: list[Example], path: Path) -> None:
         from pact_lightning.eval.generation import generate
