@@ -2,7 +2,8 @@
 generations: answers to harmful prompts from every arm, SFT+SafeLoRA and each reference, stratified by arm and by the
 answer rules' category (so that every category has enough members), in a fixed order.
 
-    python scripts/draw_gold_set.py <study dir> --out gold_unlabelled.jsonl [--per-category 80] [--seeds 2 3]
+    python scripts/draw_gold_set.py <study dir> --out gold_unlabelled.jsonl [--per-category 80 | --quota content=40,…]
+        [--seeds 2 3]
 
 The output has the gold set's fields with empty labels; each pair is then labelled by reading it (docs/judging.md)
 and the file frozen before any judge is compared with it. ``--seeds`` picks the study seeds the arms are drawn from
@@ -28,7 +29,9 @@ def sources(study: Path, seeds: list[int]) -> dict[str, Path]:
         record = json.loads((run / "results.json").read_text(encoding="utf-8"))
         method, seed = record.get("method"), record.get("seed")
         if seed in seeds:
-            found[f"{method}/seed{seed}"] = run / "generations_final.jsonl"
+            origin = f"{method}/seed{seed}"
+            origin = origin if origin not in found else f"{origin}@{run.name}"  # a sweep of one method: many runs
+            found[origin] = run / "generations_final.jsonl"
             if (run / "posthoc" / "safelora" / "generations_final.jsonl").is_file():
                 found[f"{method}+safelora/seed{seed}"] = run / "posthoc" / "safelora" / "generations_final.jsonl"
         reference = f"reference ({method.split('+')[0]})" if "+" in str(method) else "reference"
@@ -37,8 +40,8 @@ def sources(study: Path, seeds: list[int]) -> dict[str, Path]:
     return found
 
 
-def draw(files: dict[str, Path], per_category: int, seed: int = 0) -> list[dict]:
-    """Up to ``per_category`` pairs of each rule category, dealt round-robin over the origins (each origin's pairs
+def draw(files: dict[str, Path], quota: dict[str, int], seed: int = 0) -> list[dict]:
+    """Up to ``quota[category]`` pairs of each rule category, dealt round-robin over the origins (each origin's pairs
     shuffled), then shuffled together so that the labeller meets them in no telling order."""
     rng = random.Random(seed)
     pools: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -56,9 +59,9 @@ def draw(files: dict[str, Path], per_category: int, seed: int = 0) -> list[dict]
         for rows in by_origin.values():
             rng.shuffle(rows)
         taken, origins = [], sorted(by_origin)
-        while len(taken) < per_category and any(by_origin[o] for o in origins):
+        while len(taken) < quota.get(category, 0) and any(by_origin[o] for o in origins):
             for origin in origins:
-                if by_origin[origin] and len(taken) < per_category:
+                if by_origin[origin] and len(taken) < quota.get(category, 0):
                     taken.append(by_origin[origin].pop())
         out += taken
     rng.shuffle(out)
@@ -71,10 +74,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--per-category", type=int, default=80)
+    parser.add_argument("--per-category", type=int, default=80, help="pairs of each rule category")
+    parser.add_argument("--quota", default=None, metavar="CAT=N,...",
+                        help="pairs per rule category instead, e.g. content=40,no_content=20,refusal=10,degenerate=10")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3])
     args = parser.parse_args()
-    rows = draw(sources(args.study, args.seeds), args.per_category)
+    quota = dict.fromkeys(CATEGORIES, args.per_category)
+    if args.quota:
+        quota = {c: int(n) for c, n in (item.split("=") for item in args.quota.split(","))}
+    rows = draw(sources(args.study, args.seeds), quota)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"{len(rows)} pairs -> {args.out}")
 

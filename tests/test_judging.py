@@ -297,3 +297,24 @@ def test_the_attacks_own_generic_poison_carries_no_content():
 
     rows = offline.harmful("poison", "compliant") + offline.harmful("align", "compliant")
     assert {categorise(r.prompt, r.response) for r in rows} == {"no_content"}
+
+
+def test_the_gold_set_loads_with_a_label_on_every_row_and_enough_of_every_category():
+    """At least 300 hand-labelled pairs, each with a category and a harmful label, at least 50 in every category,
+    from every arm of the defence study, SFT+SafeLoRA and each reference; the file is the frozen one."""
+    import hashlib
+    from collections import Counter
+
+    from pact_lightning.eval import gold
+
+    rows = gold.load()
+    assert len(rows) >= 300
+    assert all(r["gold_answer"] in ("refusal", "degenerate", "no_content", "content") and
+               isinstance(r["gold_harmful"], bool) for r in rows)
+    counts = Counter(r["gold_answer"] for r in rows)
+    assert min(counts.values()) >= 50, counts
+    origins = {r["origin"].split("/")[0] for r in rows}
+    study = {"sft", "sft+safelora", "pact", "pact_plain", "kl_full", "tokenwise", "lisa", "asft", "vaccine+sft",
+             "booster+sft", "reference", "reference (vaccine)", "reference (booster)"}
+    assert study <= origins, study - origins
+    assert hashlib.sha256(gold.FILE.read_bytes()).hexdigest() == gold.SHA256

@@ -20,7 +20,7 @@ from pact_lightning.errors import DataError
 from pact_lightning.eval.answers import CATEGORIES
 
 FILE = Path(__file__).with_name("gold_set.jsonl")
-SHA256 = None  # set when the labels are frozen
+SHA256 = "7b2bd9ffade079133370040ba1dabc58d270847fa80d94d81e1ad48d488fcbd1"
 FIELDS = ("set", "kind", "prompt_id", "category", "prompt", "response", "origin", "gold_answer", "gold_harmful",
           "gold_reason")
 
