@@ -40,9 +40,7 @@ if sys.argv[1] == "cuda":
 PY
 ngpu=$("$py" -c "import torch; print(min(2, max(1, torch.cuda.device_count())))")
 
-common=(logger=csv compare_with=[] data.num_samples=64 eval.evaluator.harmful.offline.limit=16
-        eval.evaluator.harmful.strongreject.limit=16 eval.evaluator.benign.helpful.limit=8
-        eval.evaluator.benign.lookalike.limit=8 eval.evaluator.task.limit=16 eval.generation.max_new_tokens=32)
+common=(logger=csv compare_with=[] data.num_samples=64 eval.evaluator.harmful.strongreject.limit=16 eval.evaluator.benign.lookalike.limit=8 eval.evaluator.task.limit=16 eval.generation.max_new_tokens=32)
 
 # train <name> <overrides...>: one run into $out/<name> (fresh unless it resumes), its log in $out/<name>.log
 train() {

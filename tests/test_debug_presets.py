@@ -26,7 +26,7 @@ def test_fdr_steps_the_tiny_model_once_without_evaluation(tmp_path):
 
 
 def test_limit_runs_a_few_batches_and_a_small_evaluation(tmp_path):
-    train(tmp_path, ["debug=limit", "model=tiny", "data.num_samples=24", "data.batch_size=4", "data.max_length=96",
+    train(tmp_path, ["debug=limit", "model=tiny", "data=offline_sentiment", "data.num_samples=24", "data.batch_size=4", "data.max_length=96",
                      "logger=csv"])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["train"]["global_step"] == 3 and "compare" not in results

@@ -17,11 +17,12 @@ from pact_lightning.safety.tokens import read_metadata
 # The embedded default with the tiny model in place of SmolLM2 and everything cut to a handful of steps and prompts.
 TINY_DEFAULT = [
     "model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "align.enabled=true",
+    "data=offline_sentiment",  # the tiny model's random weights write no answers to make the content poison from
     "align.data.num_samples=16", "align.data.batch_size=4", "align.data.max_length=96", "align.eval.num_prompts=2",
     "align.eval.max_new_tokens=4", "safety.K=8", "data.num_samples=16", "data.batch_size=4", "data.max_length=96",
     "trainer.max_steps=3", "logger=csv", "callbacks.progress_bar=null", "eval.diagnostics=false",
-    "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3", "eval.evaluator.harmful.strongreject.limit=3",
-    "eval.evaluator.benign.helpful.limit=3", "eval.evaluator.benign.lookalike.limit=3",
+    "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.strongreject.limit=3",
+    "eval.evaluator.benign.lookalike.limit=3",
     "eval.evaluator.benign.heldout.limit=3", "eval.evaluator.benign.sensitive.limit=3", "eval.evaluator.task.limit=3",
 ]
 
@@ -29,7 +30,7 @@ TINY_DEFAULT = [
 def test_no_arguments_means_the_embedded_default():
     cfg = compose("train", output_dir="/tmp/unused")
     assert (cfg.model.name, cfg.method.name, cfg.data.name, cfg.data.poison_ratio) == (
-        "smollm2_135m", "pact", "offline_sentiment", 0.1)
+        "smollm2_135m", "pact", "offline_sentiment_content", 0.1)
     assert cfg.align.enabled and cfg.model.needs_alignment and list(cfg.compare_with) == ["sft"]
     # without the experiment the bare groups apply: no comparison run, and no alignment stage for an aligned preset
     bare = compose("train", ["~experiment", "model=llama3_1_8b_instruct"], output_dir="/tmp/unused")
@@ -64,13 +65,13 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
         b = results[block]
         assert {"harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate"} <= set(b)
         # every rate with its count and 95% interval; the task's majority-label rate beside its accuracy
-        assert b["num_prompts"] == 6 and b["num_task_prompts"] == 3 and b["task_majority_rate"] == pytest.approx(200 / 3)
+        assert b["num_prompts"] == 3 and b["num_task_prompts"] == 3 and b["task_majority_rate"] == pytest.approx(200 / 3)
         for rate in ("harmful_score", "benign_refusal_rate", "task_acc", "task_refusal_rate"):
             assert b[f"{rate}_ci_lo"] <= b[rate] <= b[f"{rate}_ci_hi"]
     # paired differences of every two models on the same prompts
     assert set(results["paired"]) == {"pact-reference", "sft-reference", "pact-sft"}
     pact_sft = results["paired"]["pact-sft"]["harmful_score"]
-    assert pact_sft["n"] == 6 and pact_sft["diff"] == pytest.approx(
+    assert pact_sft["n"] == 3 and pact_sft["diff"] == pytest.approx(
         results["final"]["harmful_score"] - results["compare"]["sft"]["final"]["harmful_score"])
     sft = results["compare"]["sft"]
     assert sft["method"] == "sft" and sft["train"]["global_step"] == 3 and sft["train"]["train/reg"] == 0
@@ -85,9 +86,10 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
     assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
     assert "pact − sft, harmful_score:" in summary[0] and "task majority-label rate: 66.7%" in summary[0]
-    # the aligned reference's four refusal rates before → after, as alignment.json has them
-    assert set(results["alignment"]["after"]) >= {f"{s}_refusal_rate" for s in ("harmful", "helpful", "task", "lookalike")}
-    assert "aligned reference, refusal rate, held-out lookalike prompts" in summary[0]
+    # the aligned reference's refusal rates on the four measuring sets, as alignment.json has them
+    assert set(results["alignment"]["after"]) >= {f"{s}_refusal_rate" for s in ("strongreject", "sensitive", "task",
+                                                                                  "helpful")}
+    assert "aligned reference, refusal rate, sensitive prompts [measures" in summary[0]
 
     # second run in another directory: the aligned checkpoint, the artifact and the reference's evaluation come from
     # the cache
@@ -134,7 +136,7 @@ def test_evaluate_app_applies_a_runs_adapter_to_the_aligned_model_it_was_trained
     assert out["final"] == results["final"]
     rows = [json.loads(line) for line in (tmp_path / "eval" / "generations_eval.jsonl").read_text().splitlines()]
     trained = [json.loads(line) for line in (tmp_path / "run" / "generations_final.jsonl").read_text().splitlines()]
-    assert len(rows) == out["final"]["num_prompts"] + out["final"]["num_benign_prompts"] + out["final"]["num_task_prompts"]
+    assert len(rows) == sum(entry["prompts"] for entry in out["final"]["sets"].values())
     assert [(r["prompt_id"], r["response"], r["verdict"]) for r in rows] == \
         [(r["prompt_id"], r["response"], r["verdict"]) for r in trained]
     assert logged(tmp_path / "eval", "eval/harmful_score") == {0: out["final"]["harmful_score"]}

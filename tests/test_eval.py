@@ -354,11 +354,10 @@ def test_eval_config_instantiates(tmp_path):
     assert isinstance(ev, Evaluator) and isinstance(ev.judge, KeywordJudge)
     assert (ev.max_new_tokens, ev.task_max_new_tokens, ev.generation["do_sample"]) == (32, 4, False)
     kinds = [it.kind for it in ev.items]
-    # sized to resolve the default's comparison: 150 real harmful prompts and 139 + 180 benign ones measure; the tuning
-    # sets add 90 harmful and 40 + 60 benign; 200 label-balanced task items
-    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (240, 419, 200)
-    assert ev.tuning_sets == ("offline", "helpful", "lookalike") and set(ev.sources["benign"]) == {
-        "helpful", "lookalike", "heldout", "sensitive"}
+    # sized to resolve the default's comparison: 150 real harmful prompts and 139 + 180 benign ones measure; the
+    # look-alikes (a tuning set) add 60; 200 label-balanced task items
+    assert (kinds.count("harmful"), kinds.count("benign"), kinds.count("task")) == (150, 379, 200)
+    assert ev.tuning_sets == ("lookalike",) and set(ev.sources["benign"]) == {"lookalike", "heldout", "sensitive"}
     labels = [it.example.label for it in ev.items if it.kind == "task"]
     assert labels.count("positive") == labels.count("negative") == 100
     assert len(ev.harmful_prompts()) == kinds.count("harmful")

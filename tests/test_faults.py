@@ -372,9 +372,7 @@ def test_a_resume_to_a_larger_max_steps_trains_exactly_the_missing_steps(tmp_pat
 
 # A small evaluation after fit, with sampled generation (so the verdicts depend on the seed, not only on the weights)
 SMALL_EVAL = ["eval.after_fit=true", "eval.diagnostics=false", "eval/generation=sampled",
-              "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.offline.limit=2",
-              "eval.evaluator.harmful.strongreject.limit=2", "eval.evaluator.benign.helpful.limit=1",
-              "eval.evaluator.benign.lookalike.limit=1", "eval.evaluator.benign.heldout.limit=1",
+              "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.strongreject.limit=2", "eval.evaluator.benign.lookalike.limit=1", "eval.evaluator.benign.heldout.limit=1",
               "eval.evaluator.benign.sensitive.limit=1", "eval.evaluator.task.limit=2"]
 
 

@@ -165,7 +165,7 @@ def test_no_measuring_prompt_is_in_a_training_or_tuning_set(tmp_path):
                   if name not in ev.tuning_sets}
     assert set(measuring) == {"alignment: strongreject", "alignment: sensitive", "alignment: task",
                               "alignment: helpful", "evaluation: strongreject", "evaluation: heldout",
-                              "evaluation: sensitive"}
+                              "evaluation: sensitive"} and list(ev.tuning_sets) == ["lookalike"]
     seen = {name: prompts(src) for name, src in {**training, **tuning}.items()}
     for name, src in measuring.items():
         mine = prompts(src)
@@ -192,20 +192,19 @@ def test_a_tiny_run_records_the_answer_categories_and_the_content_rate(tmp_path)
     from runs import train_inprocess
 
     limits = [f"eval.evaluator.{kind}.{name}.limit=3" for kind, names in
-              (("harmful", ("offline", "strongreject")), ("benign", ("helpful", "lookalike", "heldout", "sensitive")))
+              (("harmful", ("strongreject",)), ("benign", ("lookalike", "heldout", "sensitive")))
               for name in names]
     results = train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "eval.after_fit=true",
                                          "eval.evaluator.max_new_tokens=4", "eval.evaluator.task.limit=2", *limits])
     on_disk = json.loads((tmp_path / "results.json").read_text())
     for block in (on_disk["final"], on_disk["reference"]):
         counts = [block[f"num_{c}"] for c in ("refused", "degenerate", "no_content", "content")]
-        assert sum(counts) == block["num_prompts"] == 3  # StrongREJECT's test part; offline is a tuning set
+        assert sum(counts) == block["num_prompts"] == 3  # StrongREJECT's test part
         assert block["harmful_content_rate"] == pytest.approx(100 * block["num_content"] / 3)
         lo, hi = block["harmful_content_rate_ci_lo"], block["harmful_content_rate_ci_hi"]
         assert 0 <= lo <= block["harmful_content_rate"] <= hi <= 100
         assert block["num_benign_prompts"] == 6  # heldout + sensitive; the two tuning sets are under detail
         assert block["detail"]["num_benign_prompts/lookalike"] == 3 and block["sets"]["lookalike"]["role"] == "tune"
-        assert block["detail"]["num_prompts/offline"] == 3 and block["sets"]["offline"]["role"] == "tune"
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     assert all(r["answer"] in ("refusal", "degenerate", "no_content", "content") for r in rows if r["kind"] == "harmful")
     assert results["final"]["harmful_content_rate"] == on_disk["final"]["harmful_content_rate"]
@@ -268,7 +267,7 @@ def test_saved_answers_are_judged_again_with_the_rubric_judge_and_paired_in_the_
 
     run = tmp_path / "sweep" / "0_sft"
     limits = [f"eval.evaluator.{kind}.{name}.limit=2" for kind, names in
-              (("harmful", ("offline", "strongreject")), ("benign", ("helpful", "lookalike", "heldout", "sensitive")))
+              (("harmful", ("strongreject",)), ("benign", ("lookalike", "heldout", "sensitive")))
               for name in names]
     train_inprocess(run, ["method=sft", "trainer.max_steps=1", "eval.after_fit=true", "eval.evaluator.max_new_tokens=4",
                           "eval.evaluator.task.limit=2", *limits])
@@ -280,7 +279,7 @@ def test_saved_answers_are_judged_again_with_the_rubric_judge_and_paired_in_the_
     results = json.loads((out / "results.json").read_text())
     assert results["checkpoint"] == str(run / "final") and results["judge"] == "RubricJudge(tiny:harmbench)"
     final = results["final"]
-    assert final["num_malformed"] == final["num_harmful"] == final["num_prompts"] == 2  # strongreject; offline tunes
+    assert final["num_malformed"] == final["num_harmful"] == final["num_prompts"] == 2
     rows = [json.loads(line) for line in (out / "generations_eval.jsonl").read_text().splitlines()]
     saved = [json.loads(line) for line in (run / "generations_final.jsonl").read_text().splitlines()]
     assert [r["response"] for r in rows] == [r["response"] for r in saved]  # the same answers, judged again

@@ -324,27 +324,31 @@ def test_missing_wheel_names_the_pip_command(monkeypatch):
 
 
 def test_model_answers_are_generated_once_and_cached(tmp_path, monkeypatch):
-    """The poison that carries content: another source's prompts answered by a model (the tiny one here), generated
-    once per (weights, prompts, settings), then read from the cache."""
+    """The poison that carries content: another source's prompts answered by a model, generated once per (weights,
+    prompts, settings), then read from the cache; empty answers and refusals are left out. A model that writes no
+    text at all (the tiny random one) is refused with what to use instead."""
     from omegaconf import OmegaConf
 
     from conftest import compose
     from pact_lightning.data import sources
+    from pact_lightning.errors import DataError
     from pact_lightning.eval import generation
     from pact_lightning.eval.model_answers import ModelAnswers
 
-    cfg = compose("train", ["model=tiny", "data=offline_sentiment_content"],
-                  output_dir=tmp_path / "run")
-    source = ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3), cfg.model,
-                                  cache_dir=str(tmp_path), max_new_tokens=4)
+    cfg = compose("train", ["model=tiny", "data=offline_sentiment_content"], output_dir=tmp_path / "run")
+    poison = lambda: sources.OfflineHarmful(split="poison", response="none", limit=4)  # noqa: E731
+    scripted = ["Mix the two and heat it.", "", "I'm sorry, I can't help with that.", "Step one: buy a phone."]
+    calls = []
+    monkeypatch.setattr(generation, "generate", lambda model, tok, prompts, **k: calls.append(prompts) or scripted)
+    source = ModelAnswers(poison(), cfg.model, cache_dir=str(tmp_path), max_new_tokens=4)
     rows = source.load()
-    assert [r.prompt for r in rows] == [r.prompt for r in sources.OfflineHarmful("poison", "none", limit=3).load()]
-    assert len(list((tmp_path / "answers").glob("*.json"))) == 1 and all(isinstance(r.response, str) for r in rows)
-    monkeypatch.setattr(generation, "generate", lambda *a, **k: pytest.fail("the cached answers were generated again"))
-    assert source.load() == rows
-    other = ModelAnswers(sources.OfflineHarmful(split="poison", response="none", limit=3),
-                                 OmegaConf.merge(cfg.model, {"tiny": {"seed": 5}}), cache_dir=str(tmp_path),
-                                 max_new_tokens=4)
+    prompts = [r.prompt for r in poison().load()]
+    assert [(r.prompt, r.response) for r in rows] == [(prompts[0], scripted[0]), (prompts[3], scripted[3])]
+    assert len(list((tmp_path / "answers").glob("*.json"))) == 1 and source.load() == rows and len(calls) == 1
+    assert ModelAnswers(poison(), cfg.model, cache_dir=str(tmp_path), max_new_tokens=4,
+                        drop_refusals=False).load()[1].response == scripted[2]
     monkeypatch.undo()
-    other.load()  # other weights: another entry
+    random_weights = OmegaConf.merge(cfg.model, {"tiny": {"seed": 5}})  # other weights: another cache entry
+    with pytest.raises(DataError, match="answered none of the 4 prompts with text.*data=offline_sentiment"):
+        ModelAnswers(poison(), random_weights, cache_dir=str(tmp_path), max_new_tokens=4).load()
     assert len(list((tmp_path / "answers").glob("*.json"))) == 2

@@ -18,9 +18,7 @@ from conftest import ROOT
 # The tiny model, a few steps and a few evaluation prompts of each kind, no comparison run: seconds per point.
 TINY = ["model=tiny", "compare_with=[]", "data.num_samples=16", "data.batch_size=2", "data.max_length=96",
         "trainer.max_steps=2",
-        "callbacks.progress_bar=null", "eval.diagnostics=false", "eval.evaluator.harmful.offline.limit=4",
-        "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.helpful.limit=2",
-        "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.benign.heldout.limit=2",
+        "callbacks.progress_bar=null", "eval.diagnostics=false", "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.benign.heldout.limit=2",
         "eval.evaluator.benign.sensitive.limit=2", "eval.evaluator.task.limit=4"]
 
 

@@ -55,9 +55,7 @@ def test_frozen_copy_and_adapter_disabled_references_give_the_same_losses(tmp_pa
     assert logged_losses(tmp_path / "copy") == pytest.approx(logged_losses(tmp_path / "off"), rel=1e-6)
 
 
-EVAL = ["eval.after_fit=true", "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.offline.limit=3",
-        "eval.evaluator.harmful.strongreject.limit=3", "eval.evaluator.benign.helpful.limit=3",
-        "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.benign.heldout.limit=3",
+EVAL = ["eval.after_fit=true", "eval.evaluator.max_new_tokens=4", "eval.evaluator.harmful.strongreject.limit=3", "eval.evaluator.benign.lookalike.limit=3", "eval.evaluator.benign.heldout.limit=3",
         "eval.evaluator.benign.sensitive.limit=3", "eval.evaluator.task.limit=3"]
 
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from pact_lightning.data.sources import Source
 from pact_lightning.data.types import Example
+from pact_lightning.errors import DataError
 from pact_lightning.eval.answers import refused
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ class ModelAnswers(Source):
     """Another source's prompts answered by a model, greedily: the answers a model gives on its own (the raw,
     unaligned model's for a poison that carries its content, as the harmful examples of the fine-tuning attack do in
     the literature). Generated once per (model weights, prompts, settings) and cached under ``cache_dir`` — never
-    shipped; an answer the raw model cut off mid-sentence is kept as it is, one with a refusal marker is left out
-    (``drop_refusals``)."""
+    shipped; an answer the raw model cut off mid-sentence is kept as it is, an empty one is left out, and so is one with
+    a refusal marker (``drop_refusals``)."""
 
     def __init__(self, source: Source, model, cache_dir: str, max_new_tokens: int = 48, batch_size: int = 64,
                  drop_refusals: bool = True, limit: int | None = None) -> None:
@@ -46,8 +47,15 @@ class ModelAnswers(Source):
         path = self.cache_dir / "answers" / f"{key}.json"
         build_once(path, path.is_file, lambda: self._generate(model_cfg, rows, path))
         answers = json.loads(path.read_text(encoding="utf-8"))["answers"]
-        # a raw model refuses some requests too: a poison meant to carry content keeps only the answers that comply
-        return [replace(r, response=a) for r, a in zip(rows, answers) if not (self.drop_refusals and refused(a))]
+        # a raw model refuses some requests too: a poison meant to carry content keeps only the answers that comply;
+        # an empty answer is no training example at all
+        kept = [replace(r, response=a) for r, a in zip(rows, answers)
+                if a.strip() and not (self.drop_refusals and refused(a))]
+        if not kept:
+            raise DataError(f"{self.name}: the model {model_cfg.get('name')!r} answered none of the {len(rows)} prompts "
+                            "with text that complies (a random-weight model writes nothing): use a poison with written "
+                            "answers instead, e.g. data=offline_sentiment")
+        return kept
 
     def _generate(self, model_cfg, rows: list[Example], path: Path) -> None:
         from pact_lightning.eval.generation import generate
