@@ -180,6 +180,11 @@ def defining_config(cfg: DictConfig) -> dict:
         out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     for section in ("model", "data"):  # where files live, and how many workers read them, do not change the run
         out[section] = {k: v for k, v in out[section].items() if k not in ("cache_dir", "num_workers")}
+    # `auto` as it resolves here: the Hydra callback that guards the run directory reads this before the task resolves it
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    out["trainer.precision"] = resolve_precision(out["trainer.precision"], accelerator)[0]
+    if isinstance(out["align"], dict) and "precision" in out["align"]:
+        out["align"]["precision"] = resolve_precision(out["align"]["precision"], accelerator)[0]
     return out
 
 

@@ -388,7 +388,7 @@ def test_the_same_seed_gives_the_same_ledger_losses_and_eval_verdicts(tmp_path):
         return (run_dir / "poison_ledger.json").read_text(), list(logged(run_dir).values()), verdicts
 
     first, again = run("first", 0, evaluate=True), run("again", 0, evaluate=True)
-    assert len(first[1]) == 5 and len(first[2]) == 8
+    assert len(first[1]) == 5 and len(first[2]) == 7  # 2 harmful, 3 benign (one per set), 2 task
     assert again == first  # byte-equal ledger, bit-equal losses, the same answers and verdicts
     other = run("other", 1, evaluate=False)
     assert other[0] != first[0] and other[1] != first[1]  # the seed does matter

@@ -39,7 +39,7 @@ def test_the_wheel_ships_the_config_tree_and_runs_from_another_directory(tmp_pat
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
 
     run_dir = tmp_path / "run"
-    ran = subprocess.run([str(script), "model=tiny", "trainer.max_steps=2", "eval.after_fit=false",
+    ran = subprocess.run([str(script), "model=tiny", "data=offline_sentiment", "trainer.max_steps=2", "eval.after_fit=false",
                           f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}",
                           f"model.tiny.tokenizer.cache_dir={os.environ['PACT_CACHE']}"],
                          cwd=away, env=env, capture_output=True, text=True, timeout=900)

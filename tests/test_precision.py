@@ -49,3 +49,16 @@ def test_the_aligned_models_cache_key_holds_what_auto_resolved_to(tmp_path, monk
     assert cpu == key("32-true") != key("bf16-mixed")
     fake_cuda(monkeypatch, bf16=True)
     assert key("auto") == key("bf16-mixed") != cpu  # a GPU build in bf16 is another aligned model
+
+
+def test_a_checkpoints_settings_match_whether_or_not_auto_was_resolved_yet(tmp_path):
+    """The run-directory guard compares settings before the task resolves `auto`; the checkpoint holds the resolved
+    value. Both must read the same, or a SIGTERM'd run could never be resumed in place."""
+    from pact_lightning.build import defining_config
+
+    cfg = compose("train", ["model=tiny"], output_dir=tmp_path)
+    unresolved = defining_config(cfg)
+    precision.resolve_config(cfg)
+    assert cfg.trainer.precision == "32-true"
+    assert unresolved == defining_config(cfg)
+    assert unresolved["trainer.precision"] == "32-true" and unresolved["align"]["precision"] == "32-true"

@@ -16,7 +16,9 @@ import pytest
 from conftest import ROOT
 
 # The tiny model, a few steps and a few evaluation prompts of each kind, no comparison run: seconds per point.
-TINY = ["model=tiny", "compare_with=[]", "data.num_samples=16", "data.batch_size=2", "data.max_length=96",
+# The written poison: the embedded default's content poison is the model's own answers, and a random-weight model
+# writes none.
+TINY = ["model=tiny", "data=offline_sentiment", "compare_with=[]", "data.num_samples=16", "data.batch_size=2", "data.max_length=96",
         "trainer.max_steps=2",
         "callbacks.progress_bar=null", "eval.diagnostics=false", "eval.evaluator.harmful.strongreject.limit=4", "eval.evaluator.benign.lookalike.limit=2", "eval.evaluator.benign.heldout.limit=2",
         "eval.evaluator.benign.sensitive.limit=2", "eval.evaluator.task.limit=4"]
@@ -133,7 +135,7 @@ def test_ddp_multirun_gives_one_run_per_point(tmp_path, launcher):
     for job in jobs:
         results = json.loads((job / "results.json").read_text())
         assert results["train"]["global_step"] == 2  # the trained world's step count (ddp_spawn's parent reads 0)
-        assert results["final"]["num_prompts"] == 8  # all prompts, though each rank generated half of them
+        assert results["final"]["num_prompts"] == 4  # all harmful prompts, though each rank generated half of them
         assert (job / "train_ddp_process_1.log").is_file()  # rank 1 ran, in this point's directory
     check_one_wandb_run_per_job(sweep, jobs, group=f"train-{sweep.name}")
 

@@ -71,7 +71,7 @@ def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_
     full = run_inprocess(tmp_path / "full", ["method=pact", "model.lora=null", "reference.mode=frozen_copy", *EVAL])
     assert loads == ["pact_lightning.build"] * 2  # the policy and the frozen copy; nothing loaded again after fit
     lora = run_inprocess(tmp_path / "lora", ["method=pact", "reference.mode=adapter_disabled", *EVAL])
-    assert full["reference"] == lora["reference"] and full["reference"]["num_prompts"] == 6
+    assert full["reference"] == lora["reference"] and full["reference"]["num_prompts"] == 3  # the harmful prompts
     assert not list((tmp_path / "full" / "final").glob("adapter_*"))  # full weights were saved, not an adapter
 
 
@@ -79,7 +79,7 @@ def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_
 def test_public_cli_keys_work_as_written(tmp_path, method):
     """The command line the issue, the README and the sweeps rely on, exactly, through `python -m pact_lightning.train`
     (evaluation after fit included)."""
-    cmd = [sys.executable, "-m", "pact_lightning.train", "model=tiny", f"method={method}", "method.lam=0.5",
+    cmd = [sys.executable, "-m", "pact_lightning.train", "model=tiny", "data=offline_sentiment", f"method={method}", "method.lam=0.5",
            "method.num_safety_tokens=20", "data.poison_ratio=0.1", "data.num_samples=200", "seed=0",
            "trainer.max_steps=2", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

