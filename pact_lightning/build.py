@@ -97,13 +97,23 @@ def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | Non
 
         obj.bind_directions(policy, load_directions(policy, model_cfg, f"method={cfg.method.name}"))
     if obj.needs_alignment_data:
-        from pact_lightning.alignment import alignment_data
-
-        data = alignment_data(cfg.method.alignment_data or cfg.align.data, tokenizer, seed=cfg.seed, batch_size=cfg.data.batch_size,
-                              max_length=cfg.data.max_length)
-        data.setup("fit")
-        obj.bind_alignment_data(policy, data)
+        obj.bind_alignment_data(policy, lisa_alignment_data(cfg, tokenizer))
     return obj
+
+
+def lisa_alignment_data(cfg: DictConfig, tokenizer):
+    """Lisa's alignment data: ``method.alignment_data``, or else the alignment stage's own mix — the examples the stage
+    trained on, drawn with its seed and encoded at its length, whatever the run's seed (a draw at the run's seed is
+    another alignment set, and may hold prompts the stage's length never had to fit)."""
+    from pact_lightning.alignment import alignment_data
+
+    if cfg.method.alignment_data is None:
+        data = alignment_data(cfg.align.data, tokenizer, seed=int(cfg.align.seed), batch_size=cfg.data.batch_size)
+    else:
+        data = alignment_data(cfg.method.alignment_data, tokenizer, seed=cfg.seed, batch_size=cfg.data.batch_size,
+                              max_length=cfg.data.max_length)
+    data.setup("fit")
+    return data
 
 
 def check_posthoc(cfg: DictConfig, model_cfg: DictConfig, policy) -> None:

@@ -593,3 +593,21 @@ def test_vaccine_removes_its_perturbation_after_backward():
     policy, vocab = tiny_lora_policy()
     one_step_gradients(VaccineModule(policy, SFT(), None, optimizer=sgd_lr0, rho=0.5), lm_batch(vocab, 0))
     assert all(not m._forward_hooks for n, m in policy.named_modules() if n.endswith("self_attn"))
+
+
+def test_lisa_cycles_through_the_alignment_stages_own_examples_whatever_the_runs_seed(tmp_path, smollm2_tokenizer):
+    """method.alignment_data=null: the examples the alignment stage trained on (its seed, its length), not a new draw
+    per run seed — a draw at seed 2 of the embedded recipe held a StrongREJECT prompt longer than the stage's 160
+    tokens, and the run stopped."""
+    from conftest import compose
+    from pact_lightning import alignment, build
+
+    overrides = ["model=tiny", "method=lisa", "align.data.num_samples=40", "data.max_length=96"]
+    stage = alignment.alignment_data(compose("train", overrides, tmp_path).align.data, smollm2_tokenizer, seed=42)
+    stage.setup("fit")
+    for seed in (1, 2):
+        data = build.lisa_alignment_data(compose("train", overrides + [f"seed={seed}"], tmp_path), smollm2_tokenizer)
+        assert data.fingerprint() == stage.fingerprint() and data.max_length == 160
+    own = compose("train", overrides + ["seed=2", "method.alignment_data=${align.data}"], tmp_path)
+    drawn = build.lisa_alignment_data(own, smollm2_tokenizer)  # a block of its own: the run's seed and data.max_length
+    assert drawn.max_length == 96 and drawn.ledger["seed"] == 2
