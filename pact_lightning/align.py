@@ -20,11 +20,10 @@ from pact_lightning.utils.timing import timings
 
 @task_wrapper
 def align(cfg: DictConfig) -> dict:
-    model_cfg = ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
-                               precision=cfg.trainer.precision)
+    model_cfg = ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator)
     report = read_report(model_cfg.pretrained)
     print(f"{summary(report)}\ntimings (s): {timings()}")
-    rates = {f"{when}/{k}": v for when in ("before", "after") for k, v in (report[when] or {}).items()
+    rates = {f"{when}/{k}": v for when in ("before", "after") for k, v in (report[when] or {"detail": {}})["detail"].items()
              if isinstance(v, (int, float))}
     run_loggers = loggers(cfg.logger)  # its own W&B run (job_type=align), with alignment.json as an artifact
     for lg in run_loggers:

@@ -28,11 +28,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning import build, defences
 from pact_lightning.data.datamodule import PoisonMixDataModule
 from pact_lightning.data.poison import poison_counts
 from pact_lightning.errors import ConfigError
+from pact_lightning.eval.scoring import with_interval
 from pact_lightning.models.loading import attach_lora, load_model, weights_source
-from pact_lightning.models.module import PactModule, cosine_with_warmup
 from pact_lightning.objectives.sft import SFT
 from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_dir, write_json
@@ -46,34 +47,57 @@ log = logging.getLogger(__name__)
 REPORT = "alignment.json"
 
 
-DEFENSES = ("vaccine", "booster")  # align.defense: each has a settings block of its name in align
+def defence_config(align: DictConfig) -> DictConfig | None:
+    """The alignment-stage defence's config (``align/defence=<name>``), or None: the deprecated ``align.defense=<name>``
+    is read as ``align/defence=<name>`` with its default settings, with a warning."""
+    node, old = align.get("defence"), align.get("defense")
+    if old is None:
+        return node
+    if node is not None:
+        raise ConfigError(f"align.defense={old} (the deprecated spelling) and align/defence are both set; keep "
+                          "align/defence and drop align.defense")
+    from pact_lightning.app import compose_group_option
+
+    defences.get(str(old), "alignment", "align.defense")
+    _deprecated(str(old))
+    return compose_group_option("align/defence", str(old), "align.defense")
+
+
+@functools.cache
+def _deprecated(name: str) -> None:
+    log.warning("align.defense=%s is deprecated and will be removed in the next release: use align/defence=%s", name,
+                name)
+
+
+def defence_of(align: DictConfig) -> defences.AlignmentDefence | None:
+    """The alignment-stage defence the recipe ``align`` trains with (its settings checked), or None."""
+    node = defence_config(align)
+    if node is None:
+        return None
+    defence = build.instantiate_defence(node)
+    if not isinstance(defence, defences.AlignmentDefence):
+        raise ConfigError(f"align.defence._target_={node._target_} is not an alignment-stage defence (a subclass of "
+                          "pact_lightning.defences.AlignmentDefence); pick one with align/defence=<name>")
+    return defence
 
 
 def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
-    """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``, only the
-    chosen defence's settings) and the content of its training data (a regenerated data set makes a new aligned
-    model), Booster's harmful data included."""
+    """What determines the aligned weights: the model's weights, the recipe (not ``enabled``, not ``eval``; the
+    defence's name and settings) and the content of its training data (a regenerated data set makes a new aligned
+    model), a defence's own data included."""
     raw = OmegaConf.to_container(align, resolve=True)
-    defense = defense_of(align)
-    recipe = {k: v for k, v in raw.items() if k not in ("enabled", "eval", "defense", *DEFENSES)}
-    if recipe.get("precision") is not None:  # what "auto" means here: a CPU and a GPU build are other models
-        recipe["precision"] = resolve_precision(recipe["precision"])[0]
+    recipe = {k: v for k, v in raw.items() if k not in ("enabled", "eval", "defence", "defense")}
+    # what "auto" means here: a CPU and a GPU build are other models
+    recipe["trainer"]["precision"] = resolve_precision(recipe["trainer"]["precision"])[0]
     sources = [align.data.harmful, align.data.benign]
-    if defense is not None:
-        recipe["defense"] = {"name": defense, **raw[defense]}
-    if defense == "booster":
-        sources.append(align.booster.harmful)
+    node = defence_config(align)
+    if node is not None:
+        settings = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
+        recipe["defense"] = {"name": defence_of(align).name, **settings}
+        sources += [v for v in node.values() if OmegaConf.is_dict(v) and "_target_" in v]  # Booster's harmful data
     rows = [(e.prompt, e.response) for source in sources for e in instantiate(source).load()]
     return {"model": weights_source(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,
             "data": digest(rows)}
-
-
-def defense_of(align: DictConfig) -> str | None:
-    defense = align.get("defense")
-    if defense is not None and defense not in DEFENSES:
-        raise ConfigError(f"align.defense={defense!r} is unknown; use null (plain alignment SFT) or one of "
-                          f"{', '.join(DEFENSES)}")
-    return defense
 
 
 def aligned_dir(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path) -> Path:
@@ -123,70 +147,26 @@ def alignment_data(data: DictConfig, tokenizer, seed: int, batch_size: int | Non
                                                                                                        seed=seed)
 
 
-def check_booster_data(harmful: DictConfig, poison, eval_prompts: list[str]) -> None:
-    """Booster's harmful examples share no prompt with the attack's poison candidates (``data.harmful``) or the
-    safety evaluation: the defence would otherwise have seen the attack's or the benchmark's own prompts."""
-    from pact_lightning.data.sources import normalize_prompt
-    from pact_lightning.errors import DataError
-
-    source = instantiate(harmful)
-    own = {normalize_prompt(e.prompt): e for e in source.load()}
-    for name, prompts in (("the poison source data.harmful", [e.prompt for e in poison.load()]),
-                          ("the safety evaluation's harmful prompts", eval_prompts)):
-        shared = [own[p] for p in {normalize_prompt(p) for p in prompts} if p in own]
-        if shared:
-            raise DataError(f"align.booster.harmful ({source.name}) shares {len(shared)} prompt(s) with {name} "
-                            f"(first: row {shared[0].row}: {shared[0].prompt[:80]!r}); give Booster a disjoint "
-                            "harmful split (the embedded default uses the offline harmful align split)")
-
-
-def alignment_module(a: DictConfig, policy, tokenizer, **optim: Any) -> PactModule:
-    """SFT on the alignment mix, with the step of ``align.defense`` when one is chosen."""
-    defense = defense_of(a)
-    if defense == "vaccine":
-        from pact_lightning.defences.vaccine import VaccineModule
-
-        return VaccineModule(policy, SFT(), None, rho=float(a.vaccine.rho), **optim)
-    if defense == "booster":
-        from pact_lightning.defences.booster import BoosterModule
-
-        b = a.booster
-        harmful = PoisonMixDataModule(benign=None, harmful=instantiate(b.harmful), num_samples=int(b.num_samples),
-                                      poison_ratio=1.0, batch_size=int(b.batch_size or a.data.batch_size),
-                                      max_length=int(a.data.max_length), name="booster harmful").attach(
-                                          tokenizer, seed=int(a.seed))
-        harmful.setup("fit")
-        return BoosterModule(policy, SFT(), None, harmful=harmful.cycling_batches(), lam=float(b.lam),
-                             alpha=float(b.alpha), **optim)
-    return PactModule(policy, SFT(), None, **optim)
-
-
-def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto",
-                  precision: str = "32-true") -> tuple[Any, list[float]]:
-    """SFT of a fresh LoRA adapter on the refusal/helpful mix (the recipe ``a`` = ``align``); returns the policy
-    (adapter still separate) and the per-step losses."""
+def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto") -> tuple[Any, list[float]]:
+    """SFT of a fresh LoRA adapter on the refusal/helpful mix (the recipe ``a`` = ``align``), with the step of its
+    defence when it has one; returns the policy (adapter still separate) and the per-step losses."""
     L.seed_everything(int(a.seed), verbose=False)
+    defence = defence_of(a)
     policy = attach_lora(model, a.lora)
     data = alignment_data(a.data, tokenizer, seed=int(a.seed))
-    module = alignment_module(a, policy, tokenizer,
-                              optimizer=functools.partial(torch.optim.AdamW, lr=float(a.optim.lr),
-                                                          weight_decay=float(a.optim.weight_decay)),
-                              scheduler=functools.partial(cosine_with_warmup, warmup_ratio=float(a.optim.warmup_ratio)),
-                              scheduler_interval="step")
+    module = build.module(policy, SFT(), None, a.optim,
+                              step=defence.step(tokenizer, a) if defence is not None else None)
     num_benign, num_harmful = poison_counts(int(a.data.num_samples), float(a.data.harmful_fraction))
     # (the mix's "poison" side is the harmful→refusal half here)
     log.info("Alignment data: %d harmful prompts → refusals + %d benign prompts → helpful answers, %d epoch(s)",
-             num_harmful, num_benign, int(a.data.epochs))
+             num_harmful, num_benign, int(a.trainer.max_epochs))
     history = LossHistory()
     # One process on this rank's own device, whatever launched it: under a multi-task SLURM job Lightning's SLURM
     # environment would refuse devices=1 (ntasks-per-node != devices); the build lock lets one rank build.
     device = local_device() if accelerator in ("gpu", "cuda", "auto") else torch.device("cpu")
-    trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.type == "cuda" else 1,
-                        plugins=[LightningEnvironment()],
-                        precision=resolve_precision(a.get("precision") or precision, accelerator)[0],
-                        max_epochs=int(a.data.epochs),
-                        gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[history])
+    trainer = build.trainer(a.trainer, accelerator=device.type,
+                                devices=[device.index] if device.type == "cuda" else 1,
+                                plugins=[LightningEnvironment()], callbacks=[history])
     trainer.fit(module, datamodule=data)
     log.info("alignment on %s (%s): %d steps", trainer.strategy.root_device, trainer.precision, trainer.global_step)
     # Lightning's teardown parks the module on the CPU: the evaluation that follows generates where it trained
@@ -210,14 +190,16 @@ def evaluated_sets(eval_cfg: DictConfig) -> dict[str, DictConfig]:
 
 
 def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -> dict[str, Any]:
-    """Refusal rate (keyword judge, greedy) on every evaluated set (:func:`evaluated_sets`), with its count, 95% Wilson
-    interval and role; the generations go to ``out``."""
+    """Refusal rate (keyword judge, greedy) on every evaluated set (:func:`evaluated_sets`) in the main evaluator's
+    units and keys: ``refusal_rate/<set>`` in percent with ``refusal_rate_ci_lo/<set>``, ``refusal_rate_ci_hi/<set>``
+    (95% Wilson), ``num_refused/<set>`` of ``num_prompts/<set>`` in ``detail``, each set's role and size in ``sets``;
+    the generations go to ``out``."""
     from pact_lightning.eval.generation import generate
     from pact_lightning.eval.judges import KeywordJudge
-    from pact_lightning.eval.stats import wilson
 
     judge = KeywordJudge()
-    rates: dict[str, Any] = {}
+    sets: dict[str, Any] = {}
+    detail: dict[str, Any] = {}
     rows = []
     for name, spec in evaluated_sets(eval_cfg).items():
         prompts = [e.prompt for e in instantiate(spec.source).load()][:eval_cfg.get("num_prompts")]
@@ -225,34 +207,34 @@ def refusal_rates(model, tokenizer, eval_cfg: DictConfig, out: Path, tag: str) -
                                                                             or eval_cfg.max_new_tokens),
                              batch_size=int(eval_cfg.batch_size), desc=f"alignment: {tag}, {name} prompts")
         refused = [judge.refused(r) for r in responses]
-        rates |= {f"{name}_refusal_rate": sum(refused) / max(len(refused), 1), f"num_{name}": len(prompts),
-                  f"num_{name}_refused": sum(refused), f"{name}_refusal_ci": wilson(sum(refused), len(prompts)),
-                  f"{name}_role": spec.get("role", "measure")}
+        sets[name] = {"role": spec.get("role", "measure"), "prompts": len(prompts)}
+        detail |= with_interval("refusal_rate", f"/{name}", sum(refused), len(prompts)) | {
+            f"num_refused/{name}": sum(refused), f"num_prompts/{name}": len(prompts)}
         rows += [{"kind": name, "prompt": p, "response": r, "refused": f}
                  for p, r, f in zip(prompts, responses, refused)]
     (out / f"generations_{tag}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                                                   encoding="utf-8")
-    return rates
+    return {"sets": sets, "detail": detail}
 
 
 def missed_targets(after: dict[str, Any], eval_cfg: DictConfig) -> list[str]:
-    """The measuring sets whose refusal rate misses its ``min_refusal`` / ``max_refusal`` target, in words (a tuning
-    set's target guides a recipe search; it is not what the aligned model is judged by)."""
+    """The measuring sets whose refusal rate (percent) misses its ``min_refusal`` / ``max_refusal`` target (percent),
+    in words (a tuning set's target guides a recipe search; it is not what the aligned model is judged by)."""
     missed = []
     for name, spec in eval_cfg.sets.items():
-        rate = after.get(f"{name}_refusal_rate")
-        if rate is None or after.get(f"{name}_role", "measure") != "measure":
+        rate = after["detail"].get(f"refusal_rate/{name}")
+        if rate is None or after["sets"][name]["role"] != "measure":
             continue
         if spec.get("min_refusal") is not None and rate < spec.min_refusal:
-            missed.append(f"{name}: refuses {rate:.0%} (target >= {spec.min_refusal:.0%})")
+            missed.append(f"{name}: refuses {rate:.0f}% (target >= {spec.min_refusal:g}%)")
         if spec.get("max_refusal") is not None and rate > spec.max_refusal:
-            missed.append(f"{name}: refuses {rate:.0%} (target <= {spec.max_refusal:.0%})")
+            missed.append(f"{name}: refuses {rate:.0f}% (target <= {spec.max_refusal:g}%)")
     return missed
 
 
-def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, **trainer: str) -> dict[str, Any]:
-    """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end);
-    ``trainer`` holds the Trainer's ``accelerator`` and ``precision``."""
+def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, accelerator: str = "auto") -> dict[str, Any]:
+    """Measure, align, measure, merge and save into ``target`` (atomically: a temporary directory renamed at the end)
+    on ``accelerator``."""
     with atomic_dir(target, keep_existing=True) as tmp:
         with preserved_rng():
             model, tokenizer = load_model(model_cfg, lora=False)
@@ -261,7 +243,7 @@ def build_aligned(align: DictConfig, model_cfg: DictConfig, target: Path, **trai
                 with stage("eval_before"):
                     before = refusal_rates(model, tokenizer, align.eval, tmp, "before")
             with stage("fit"):
-                policy, losses = train_adapter(align, model, tokenizer, **trainer)
+                policy, losses = train_adapter(align, model, tokenizer, accelerator)
             merged = policy.merge_and_unload()  # evaluate exactly what is saved, without the adapter's overhead
             with stage("eval_after"):
                 after = refusal_rates(merged, tokenizer, align.eval, tmp, "after")
@@ -284,15 +266,14 @@ ROLE_WORDS = {"measure": "measures (nothing was trained or tuned on it)", "tune"
 def rate_lines(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
     """One line per evaluation set, measuring sets first: its role, its refusal rate before → after (after only when
     the build skipped ``before``), with the count and 95% interval after."""
-    names = [k[:-len("_refusal_rate")] for k in after if k.endswith("_refusal_rate")]
-    names.sort(key=lambda n: after.get(f"{n}_role", "measure") != "measure")
+    names = sorted(after["sets"], key=lambda n: after["sets"][n]["role"] != "measure")
     lines = []
     for name in names:
-        lo, hi = after.get(f"{name}_refusal_ci") or (0.0, 0.0)
-        was = f"{before[f'{name}_refusal_rate']:.1%} before → " if before and f"{name}_refusal_rate" in before else ""
-        lines.append(f"refusal rate, {name} prompts [{ROLE_WORDS[after.get(f'{name}_role', 'measure')]}]: {was}"
-                     f"{after[f'{name}_refusal_rate']:.1%} after ({after.get(f'num_{name}_refused', '?')}/"
-                     f"{after[f'num_{name}']}, 95% CI {lo:.1%}–{hi:.1%})")
+        d, key = after["detail"], f"refusal_rate/{name}"
+        was = f"{before['detail'][key]:.1f}% before → " if before and key in before["detail"] else ""
+        lines.append(f"refusal rate, {name} prompts [{ROLE_WORDS[after['sets'][name]['role']]}]: {was}{d[key]:.1f}% "
+                     f"after ({d[f'num_refused/{name}']}/{d[f'num_prompts/{name}']}, 95% CI "
+                     f"{d[f'refusal_rate_ci_lo/{name}']:.1f}–{d[f'refusal_rate_ci_hi/{name}']:.1f}%)")
     return lines
 
 
@@ -303,16 +284,16 @@ def summary(report: dict[str, Any]) -> str:
                       f"{len(report['losses'])} steps"])
 
 
-def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, accelerator: str = "auto",
-                   precision: str = "32-true") -> DictConfig:
+def ensure_aligned(align: DictConfig, model_cfg: DictConfig, cache_dir: str | Path,
+                   accelerator: str = "auto") -> DictConfig:
     """The aligned model's config: built by the alignment stage (recipe ``align``) on first use, then reused from the
-    cache; ``accelerator`` and ``precision`` are the Trainer's."""
+    cache; ``accelerator`` is the run's."""
     with stage("convert"):
         weights_source(model_cfg)  # a GGUF model is converted here, once, so that its cost shows as its own stage
     target = aligned_dir(align, model_cfg, cache_dir)
     with stage("align"):
         built = build_once(target, (target / REPORT).is_file,
-                           lambda: build_aligned(align, model_cfg, target, accelerator=accelerator, precision=precision))
+                           lambda: build_aligned(align, model_cfg, target, accelerator))
     report = read_report(target)
     log.info("Alignment stage (%s):\n%s", "reused" if built is None else "built", summary(report))
     missed = missed_targets(report["after"], align.eval)

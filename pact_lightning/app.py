@@ -13,7 +13,7 @@ from typing import Callable
 
 from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
@@ -35,7 +35,7 @@ def compose_group_option(group: str, option: str, key: str) -> DictConfig:
         options = GlobalHydra.instance().config_loader().get_group_options(group)
         if option not in options:
             raise ConfigError(f"{key} contains {option!r}, which is not an option of pact_lightning/conf/{group}/ ({options})")
-        return compose(config_name=f"{group}/{option}")[group]
+        return OmegaConf.select(compose(config_name=f"{group}/{option}"), group.replace("/", "."))
 
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app
         return composed()

@@ -2,13 +2,17 @@
 
 ``train.py`` calls these in order: aligned model → policy + tokenizer → safety tokens → objective → evaluator → data →
 reference → LightningModule → Trainer. Each takes the config sections it reads; the library modules they call take
-only their own section.
+only their own section. :func:`module` and :func:`trainer` are the one way a LightningModule and a Trainer are built:
+the alignment stage and the benchmark use them too.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -16,9 +20,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pact_lightning import defences
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import is_lora, load_model, weights_digest
-from pact_lightning.models.module import PactModule
+from pact_lightning.models.module import PactModule, TrainingStep
 from pact_lightning.models.reference import AdapterDisabled, FrozenCopy, ReferenceProvider
 from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
@@ -34,19 +39,18 @@ log = logging.getLogger(__name__)
 def aligned_model_config(cfg: DictConfig) -> DictConfig:
     """The model config of the aligned model the run fine-tunes: ``cfg.model`` itself, or — when the alignment stage is
     on — the aligned checkpoint it produces (built once, then reused from the cache)."""
-    if not cfg.align.enabled:
-        if cfg.align.get("defense"):
-            raise ConfigError(f"align.defense={cfg.align.defense} is an alignment-stage defence, but the alignment stage "
-                              f"is off for model={cfg.model.name} (already aligned); set align.enabled=true to align it "
-                              "again with the defence, or align.defense=null")
-        return cfg.model
-    from pact_lightning.alignment import check_booster_data, ensure_aligned
+    from pact_lightning.alignment import defence_of, ensure_aligned
 
-    if cfg.align.get("defense") == "booster":  # before the (long) alignment stage, not after it
-        check_booster_data(cfg.align.booster.harmful, instantiate(cfg.data.harmful),
-                           safety_eval_prompts(cfg.eval, None))
-    return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator,
-                          precision=cfg.trainer.precision)
+    defence = defence_of(cfg.align)
+    if not cfg.align.enabled:
+        if defence is not None:
+            raise ConfigError(f"align/defence={defence.name} is an alignment-stage defence, but the alignment stage is "
+                              f"off for model={cfg.model.name} (already aligned); set align.enabled=true to align it "
+                              "again with the defence, or drop align/defence")
+        return cfg.model
+    if defence is not None:  # before the (long) alignment stage, not after it
+        defence.check(instantiate(cfg.data.harmful), safety_eval_prompts(cfg.eval, None))
+    return ensure_aligned(cfg.align, cfg.model, cfg.paths.cache_dir, accelerator=cfg.trainer.accelerator)
 
 
 def policy(cfg: DictConfig, model_cfg: DictConfig):
@@ -84,53 +88,94 @@ def safety_tokens(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer) -> 
     return load_safety_tokens(path, k, tokenizer, cached=cached, aligned_weights=weights_digest(policy))
 
 
-def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None, policy, tokenizer) -> Objective:
-    """The objective of ``method``, bound to what its defence reads: the alignment directions of the policy's adapted
-    modules (AsFT), the alignment data (Lisa)."""
-    obj = instantiate(cfg.method.objective, safety_tokens=tokens)
-    if (obj.needs_base_weights or obj.needs_alignment_data) and (uses_fsdp(cfg.trainer)
-                                                                 or zero_stage(cfg.trainer) == 3):
-        raise ConfigError(f"method={cfg.method.name} reads the LoRA parameters themselves, which FSDP and DeepSpeed "
-                          "ZeRO-3 shard across ranks; use trainer=ddp or deepspeed_zero2")
-    if obj.needs_base_weights:
+@dataclass
+class DefenceInputs:
+    """What a fine-tuning defence may read besides a batch (``ObjectiveDefence.bind``), built only when it asks."""
+
+    cfg: DictConfig
+    model_cfg: DictConfig
+    policy: Any
+    tokenizer: Any
+
+    def directions(self):
+        """The alignment directions V = W_aligned − W_base of the policy's adapted modules (AsFT, SafeLoRA)."""
         from pact_lightning.defences.base_weights import load_directions
 
-        obj.bind_directions(policy, load_directions(policy, model_cfg, f"method={cfg.method.name}"))
-    if obj.needs_alignment_data:
-        obj.bind_alignment_data(policy, lisa_alignment_data(cfg, tokenizer))
+        return load_directions(self.policy, self.model_cfg, f"method={self.cfg.method.name}")
+
+    @cached_property
+    def _alignment_data(self):
+        from pact_lightning.alignment import alignment_data
+
+        cfg = self.cfg
+        # method.alignment_data, or else the alignment stage's own mix — the examples the stage trained on, drawn
+        # with its seed and encoded at its length, whatever the run's seed (a draw at the run's seed is another
+        # alignment set, and may hold prompts the stage's length never had to fit)
+        if cfg.method.get("alignment_data") is None:
+            data = alignment_data(cfg.align.data, self.tokenizer, seed=int(cfg.align.seed),
+                                  batch_size=cfg.data.batch_size)
+        else:
+            data = alignment_data(cfg.method.alignment_data, self.tokenizer, seed=cfg.seed,
+                                  batch_size=cfg.data.batch_size, max_length=cfg.data.max_length)
+        data.setup("fit")
+        return data
+
+    def alignment_data(self):
+        """The alignment data (Lisa): harmful prompts → refusals and benign prompts → helpful answers, set up."""
+        return self._alignment_data
+
+
+def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None, policy, tokenizer) -> Objective:
+    """The objective of ``method``, bound to what its defence reads (``ObjectiveDefence.bind``: the alignment
+    directions for AsFT, the alignment data for Lisa)."""
+    obj = instantiate(cfg.method.objective, safety_tokens=tokens)
+    defence = defences.for_objective(obj)
+    if defence is None:
+        return obj
+    if uses_fsdp(cfg.trainer) or zero_stage(cfg.trainer) == 3:
+        raise ConfigError(f"method={cfg.method.name} reads the LoRA parameters themselves, which FSDP and DeepSpeed "
+                          "ZeRO-3 shard across ranks; use trainer=ddp or deepspeed_zero2")
+    defence().bind(obj, policy, DefenceInputs(cfg, model_cfg, policy, tokenizer))
     return obj
 
 
-def lisa_alignment_data(cfg: DictConfig, tokenizer):
-    """Lisa's alignment data: ``method.alignment_data``, or else the alignment stage's own mix — the examples the stage
-    trained on, drawn with its seed and encoded at its length, whatever the run's seed (a draw at the run's seed is
-    another alignment set, and may hold prompts the stage's length never had to fit)."""
-    from pact_lightning.alignment import alignment_data
-
-    if cfg.method.alignment_data is None:
-        data = alignment_data(cfg.align.data, tokenizer, seed=int(cfg.align.seed), batch_size=cfg.data.batch_size)
-    else:
-        data = alignment_data(cfg.method.alignment_data, tokenizer, seed=cfg.seed, batch_size=cfg.data.batch_size,
-                              max_length=cfg.data.max_length)
-    data.setup("fit")
-    return data
+def posthoc(cfg: DictConfig) -> defences.PosthocDefence | None:
+    """The post-hoc defence of ``posthoc`` (its settings checked), or None."""
+    node = cfg.get("posthoc")
+    if not node:
+        return None
+    defence = instantiate_defence(node)
+    if not isinstance(defence, defences.PosthocDefence):
+        raise ConfigError(f"posthoc._target_={node.get('_target_')} is not a post-hoc defence (a subclass of "
+                          "pact_lightning.defences.PosthocDefence); pick one with posthoc=<name>")
+    return defence
 
 
-def check_posthoc(cfg: DictConfig, model_cfg: DictConfig, policy) -> None:
-    """A post-hoc defence's settings and what it needs, checked before fit (after fit a refusal would cost the run)."""
-    if not cfg.get("posthoc"):
+def instantiate_defence(node: DictConfig):
+    """The defence a config node selects, built from its settings; a setting the defence refuses is raised as the
+    project's own error (Hydra would wrap it)."""
+    from pact_lightning.app import own_error
+
+    try:
+        return instantiate(node, _convert_="object")
+    except Exception as err:  # noqa: BLE001 - Hydra wraps the constructor's error
+        cause = own_error(err)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def check_posthoc(defence: defences.PosthocDefence | None, model_cfg: DictConfig, policy) -> None:
+    """What a post-hoc defence needs, checked before fit (after fit a refusal would cost the run)."""
+    if defence is None:
         return
     from pact_lightning.defences.base_weights import pre_alignment_config
-    from pact_lightning.defences.safelora import SELECT
-    from pact_lightning.objectives.direction import PROJECTORS
 
     if not is_lora(policy):
-        raise ConfigError(f"posthoc={cfg.posthoc.name} edits the trained LoRA adapter; this run fine-tunes fully "
+        raise ConfigError(f"posthoc={defence.name} edits the trained LoRA adapter; this run fine-tunes fully "
                           "(model.lora=null): set model.lora or drop posthoc")
-    for key, options in (("select", SELECT), ("projector", PROJECTORS)):
-        if cfg.posthoc[key] not in options:
-            raise ConfigError(f"posthoc.{key}={cfg.posthoc[key]!r} is unknown; use one of {', '.join(options)}")
-    pre_alignment_config(model_cfg, f"posthoc={cfg.posthoc.name}")
+    if defence.needs_directions:
+        pre_alignment_config(model_cfg, f"posthoc={defence.name}")
 
 
 def evaluator(eval_cfg: DictConfig | None):
@@ -193,8 +238,8 @@ def defining_config(cfg: DictConfig) -> dict:
     # `auto` as it resolves here: the Hydra callback that guards the run directory reads this before the task resolves it
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     out["trainer.precision"] = resolve_precision(out["trainer.precision"], accelerator)[0]
-    if isinstance(out["align"], dict) and "precision" in out["align"]:
-        out["align"]["precision"] = resolve_precision(out["align"]["precision"], accelerator)[0]
+    if isinstance(out["align"], dict) and "trainer" in out["align"]:
+        out["align"]["trainer"]["precision"] = resolve_precision(out["align"]["trainer"]["precision"], accelerator)[0]
     return out
 
 
@@ -245,21 +290,39 @@ def reference(cfg: DictConfig, model_cfg: DictConfig, policy, objective: Objecti
     raise ConfigError(f"reference.mode={mode!r} is unknown; use auto, frozen_copy, adapter_disabled or cached")
 
 
-def module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
-    return PactModule(policy, objective, reference, optimizer=instantiate(cfg.optim.optimizer),
-                      scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.scheduler else None,
-                      scheduler_interval=cfg.optim.interval, ce_chunk_size=cfg.ce_chunk_size,
-                      run_config=defining_config(cfg))
+def module(policy, objective: Objective, reference: ReferenceProvider | None, optim: DictConfig,
+           ce_chunk_size: int | None = None, run_config: dict | None = None,
+           step: TrainingStep | None = None) -> PactModule:
+    """The LightningModule of a run, a comparison run, the alignment stage or the benchmark: ``policy`` trained on
+    ``objective`` against ``reference`` with the optimiser and schedule of an ``optim`` section
+    (pact_lightning/conf/optim/, ``align.optim``), and an alignment-stage defence's ``step`` around the loss."""
+    return PactModule(policy, objective, reference, optimizer=instantiate(optim.optimizer),
+                      scheduler=instantiate(optim.scheduler) if optim.get("scheduler") else None,
+                      scheduler_interval=optim.interval, ce_chunk_size=ce_chunk_size, run_config=run_config, step=step)
 
 
-def trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of ``trainer``, with the run's loggers and callbacks, writing checkpoints atomically."""
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator} (a GPU preset) but no CUDA GPU is visible "
+def run_module(cfg: DictConfig, policy, objective: Objective, reference: ReferenceProvider | None) -> PactModule:
+    """The run's LightningModule: :func:`module` with ``optim``, ``ce_chunk_size`` and the settings it records."""
+    return module(policy, objective, reference, cfg.optim, ce_chunk_size=cfg.ce_chunk_size,
+                  run_config=defining_config(cfg))
+
+
+def trainer(section: DictConfig, **runtime: Any) -> L.Trainer:
+    """The Trainer of a trainer section (pact_lightning/conf/trainer/, ``align.trainer``), its precision ``auto``
+    resolved for its accelerator, with ``runtime``: what only the running process knows (loggers, callbacks, plugins,
+    the alignment stage's device)."""
+    accelerator = runtime.get("accelerator", section.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator} (a GPU preset) but no CUDA GPU is visible "
                           "(torch.cuda.is_available() is False: no GPU, or a CPU build of torch); use trainer=cpu here")
+    return instantiate(section, precision=resolve_precision(section.precision, accelerator)[0], **runtime)
+
+
+def run_trainer(cfg: DictConfig) -> L.Trainer:
+    """The run's Trainer: :func:`trainer` of ``trainer`` with the run's loggers and callbacks, writing checkpoints
+    atomically."""
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # requeue is LastCheckpoint's (and submitit's) job, not Lightning's hpc_ckpt files
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    return instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)[0],
-                       logger=loggers(cfg.logger), plugins=plugins,
-                       callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])
+    return trainer(cfg.trainer, logger=loggers(cfg.logger), plugins=plugins,
+                   callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from pact_lightning import build
 from pact_lightning import results as run_results
 from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.defences import PosthocDefence
 from pact_lightning.eval.cache import cached_run
 from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.errors import ConfigError
@@ -33,9 +34,9 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.generations is not None:
         return rejudge(cfg)
     device = join_world(process_env(), timedelta(minutes=cfg.process_group_timeout_min))
-    model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False,
-                                  merge_adapter=not cfg.get("posthoc"))
-    model, posthoc = apply_posthoc(cfg, model) if cfg.get("posthoc") else (model, None)
+    defence = build.posthoc(cfg)
+    model, tokenizer = load_model(cfg.model, checkpoint=cfg.checkpoint, lora=False, merge_adapter=defence is None)
+    model, posthoc = apply_posthoc(defence, cfg, model) if defence is not None else (model, None)
     model.to(device)
     evaluator = build.evaluator(cfg.eval)
     out = cfg.paths.output_dir
@@ -90,26 +91,23 @@ def saved_answers(spec: str) -> tuple[Path, list[dict]]:
     return path, read_generations(path)
 
 
-def apply_posthoc(cfg: DictConfig, model) -> tuple[Any, dict]:
-    """SafeLoRA on the adapter ``checkpoint`` (posthoc=safelora), against the pre-alignment weights: those the
+def apply_posthoc(defence: PosthocDefence, cfg: DictConfig, model) -> tuple[Any, dict]:
+    """A post-hoc defence (``posthoc=``) on the adapter ``checkpoint``, against the pre-alignment weights: those the
     alignment stage started from when the adapter's base is an aligned checkpoint it built, else ``model.base``.
-    Returns the model with the projected adapter merged (so the evaluation cache keys on the projected weights) and
-    what the projection did."""
+    Returns the model with the edited adapter merged (so the evaluation cache keys on the edited weights) and what the
+    edit did."""
     from pact_lightning import alignment
-    from pact_lightning.defences import safelora
-    from pact_lightning.defences.base_weights import load_directions
-    from pact_lightning.finish import posthoc_settings
+    from pact_lightning.finish import posthoc_edit
 
     if not is_lora(model):
-        raise ConfigError(f"posthoc={cfg.posthoc.name} edits a LoRA adapter, but checkpoint={cfg.checkpoint} is not "
+        raise ConfigError(f"posthoc={defence.name} edits a LoRA adapter, but checkpoint={cfg.checkpoint} is not "
                           "one (no adapter_config.json); pass a run's final/ folder")
     base = adapter_base(Path(cfg.checkpoint))
     model_cfg = cfg.model
     if base is not None and (Path(base) / alignment.REPORT).is_file():
         model_cfg = alignment.aligned_config(cfg.model, Path(base))
-    directions = load_directions(model, model_cfg, f"posthoc={cfg.posthoc.name}")
-    report = safelora.project(model, directions, **posthoc_settings(cfg.posthoc))
-    return model.merge_and_unload(), {"name": cfg.posthoc.name, **report}
+    report = posthoc_edit(defence, model, model_cfg)
+    return model.merge_and_unload(), {"name": defence.name, **report}
 
 
 def broadcast_from_rank0(obj):

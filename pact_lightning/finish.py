@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from pact_lightning import card
 from pact_lightning import results as run_results
 from pact_lightning import sweep
+from pact_lightning.defences import PosthocDefence
 from pact_lightning.errors import ArtifactError
 from pact_lightning.eval.cache import cached_run
 from pact_lightning.eval.scoring import block as metrics_block
@@ -74,7 +75,7 @@ def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
 
 
 def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: PactModule, tokenizer,
-           tokens: SafetyTokens | None, evaluator) -> dict[str, Any]:
+           tokens: SafetyTokens | None, evaluator, posthoc: PosthocDefence | None = None) -> dict[str, Any]:
     """Save the policy, evaluate reference and final model, log the evaluation; return the run's results."""
     out = Path(cfg.paths.output_dir)
     # Lightning's teardown moved the module to the CPU after fit: evaluate where the strategy trained
@@ -102,10 +103,10 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
                 results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
-    if cfg.get("posthoc"):  # on every rank: the evaluation shards its prompts over them
-        with stage(f"posthoc_{cfg.posthoc.name}"):
-            results["compare"] = posthoc_model(cfg, model_cfg, policy, tokenizer, evaluator, results,
-                                               is_writer=trainer.is_global_zero)
+    if posthoc is not None:  # on every rank: the evaluation shards its prompts over them
+        with stage(f"posthoc_{posthoc.name}"):
+            results["compare"] = posthoc_model(posthoc, cfg.paths.output_dir, model_cfg, policy, tokenizer, evaluator,
+                                               results, is_writer=trainer.is_global_zero)
     results["timings"] = timings()
     results["peak_memory_mib"] = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
     if trainer.is_global_zero:
@@ -118,25 +119,26 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     return results
 
 
-def posthoc_settings(posthoc: DictConfig) -> dict[str, Any]:
-    """The keyword arguments of ``defences.safelora.project`` in a ``posthoc`` config."""
-    return {k: posthoc[k] for k in ("select", "num_proj_layers", "threshold", "projector")}
-
-
-def posthoc_model(cfg: DictConfig, model_cfg: DictConfig, policy, tokenizer, evaluator, results: dict[str, Any],
-                  is_writer: bool = True) -> dict[str, Any]:
-    """SafeLoRA applied to the trained adapter, as a model of its own, ``<method>+safelora``: evaluated, and saved and
-    written by ``is_writer`` (results.json, final/, generations) in ``<run dir>/posthoc/safelora/``; the policy's own
-    adapter is left as it was. Returns the ``compare`` entry the summary and the paired comparisons read."""
-    from pact_lightning.defences import safelora
+def posthoc_edit(defence: PosthocDefence, model, model_cfg: DictConfig) -> dict[str, Any]:
+    """``defence``'s edit of ``model``'s adapter, in place (reading the alignment directions when it needs them);
+    returns its report."""
     from pact_lightning.defences.base_weights import load_directions
 
-    name = f"{results.get('method') or 'final'}+{cfg.posthoc.name}"
-    out = Path(cfg.paths.output_dir) / "posthoc" / cfg.posthoc.name
+    directions = load_directions(model, model_cfg, f"posthoc={defence.name}") if defence.needs_directions else None
+    return defence.edit(model, directions)
+
+
+def posthoc_model(defence: PosthocDefence, run_dir: str, model_cfg: DictConfig, policy, tokenizer, evaluator,
+                  results: dict[str, Any], is_writer: bool = True) -> dict[str, Any]:
+    """A post-hoc defence applied to the trained adapter, as a model of its own, ``<method>+<defence>``: evaluated,
+    and saved and written by ``is_writer`` (results.json, final/, generations) in ``<run dir>/posthoc/<defence>/``;
+    the policy's own adapter is left as it was. Returns the ``compare`` entry the summary and the paired comparisons
+    read."""
+    name = f"{results.get('method') or 'final'}+{defence.name}"
+    out = Path(run_dir) / "posthoc" / defence.name
     trained = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
     try:
-        report = safelora.project(policy, load_directions(policy, model_cfg, f"posthoc={cfg.posthoc.name}"),
-                                  **posthoc_settings(cfg.posthoc))
+        report = posthoc_edit(defence, policy, model_cfg)
         sub = {**results, "method": name, "run_dir": str(out), "posthoc": report, "final_dir": str(out / "final")}
         sub.pop("reference", None), sub.pop("diagnostics", None), sub.pop("compare", None)
         if is_writer:

@@ -103,7 +103,6 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "method.objective.bias_factor": POSITIVE, "method.objective.bias_length": INT_NONNEG,
     "method.objective.align_steps": INT_NONNEG, "method.objective.finetune_steps": INT_NONNEG,
     "method.objective.prox_warmup_frac": Number(float, 0, 1),
-    "posthoc.num_proj_layers": INT_POS, "posthoc.threshold": Number(float, -1, 1),
     # optimisation and training
     "optim.optimizer.lr": POSITIVE, "optim.optimizer.weight_decay": NONNEG,
     "optim.scheduler.warmup_ratio": FRACTION, "optim.scheduler.gamma": POSITIVE, "optim.scheduler.step_size": INT_POS,
@@ -118,8 +117,10 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "safety.batch_size": INT_POS, "safety.mode": Choice(("p_diff", "pref_logratio")),
     # alignment stage
     "align.seed": Number(int, 0, 2**32 - 1), "align.data.num_samples": INT_POS, "align.data.harmful_fraction": FRACTION,
-    "align.data.batch_size": INT_POS, "align.data.max_length": Number(int, 2), "align.data.epochs": INT_POS,
-    "align.optim.lr": POSITIVE, "align.optim.weight_decay": NONNEG, "align.optim.warmup_ratio": FRACTION,
+    "align.data.batch_size": INT_POS, "align.data.max_length": Number(int, 2),
+    "align.trainer.max_epochs": INT_POS, "align.trainer.gradient_clip_val": Number(float, 0, optional=True),
+    "align.optim.optimizer.lr": POSITIVE, "align.optim.optimizer.weight_decay": NONNEG,
+    "align.optim.scheduler.warmup_ratio": FRACTION,
     "align.lora.r": INT_POS, "align.lora.alpha": POSITIVE, "align.lora.dropout": Number(float, 0, 1, open_high=True),
     "align.eval.num_prompts": Number(int, 1, optional=True), "align.eval.max_new_tokens": INT_POS, "align.eval.batch_size": INT_POS,
     # model

@@ -3,9 +3,9 @@
 Built from a composed config (:meth:`RunSetting.from_config`) or read back from a results.json
 (:meth:`RunSetting.from_results`); it writes results.json's setting fields, W&B tags, the summary line and the
 report's columns. The method of a run on an alignment-stage defence's model names both (``vaccine+sft``), that of a
-post-hoc model too (``sft+safelora``, finish.py). λ and k are recorded as the run *uses* them: λ = 0 for an objective without a regulariser (SFT
-ignores a configured λ), k only for the objectives that read the safety tokens (for the others S only feeds the
-per-step diagnostic).
+post-hoc model too (``sft+safelora``, finish.py); defences are named by their registry (defences/__init__.py). λ and
+k are recorded as the run *uses* them: λ = 0 for an objective without a regulariser (SFT ignores a configured λ), k
+only for the objectives that read the safety tokens (for the others S only feeds the per-step diagnostic).
 """
 
 from __future__ import annotations
@@ -38,9 +38,13 @@ class RunSetting:
         """The setting of a composed run config (keys it lacks are None)."""
         values = {name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
                   for name, (_, key) in KEYS.items()}
-        defense = OmegaConf.select(cfg, "align.defense", default=None)
-        if defense and values["method"] and OmegaConf.select(cfg, "align.enabled", default=False):
-            values["method"] = f"{defense}+{values['method']}"  # the attack on a defended alignment: vaccine+sft
+        align = OmegaConf.select(cfg, "align", default=None)
+        if align is not None and values["method"] and OmegaConf.select(cfg, "align.enabled", default=False):
+            from pact_lightning.defences import alignment_name
+
+            defence = alignment_name(align)
+            if defence is not None:  # the attack on a defended alignment: vaccine+sft
+                values["method"] = f"{defence}+{values['method']}"
         objective = objective_class(cfg)
         if objective is not None:
             values["lam"] = values["lam"] if objective.has_regularizer else 0

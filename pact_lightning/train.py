@@ -30,19 +30,20 @@ def train(cfg: DictConfig) -> dict:
     policy, tokenizer = build.policy(cfg, model_cfg)
     tokens = build.safety_tokens(cfg, model_cfg, policy, tokenizer)
     objective = build.objective(cfg, model_cfg, tokens, policy, tokenizer)
-    build.check_posthoc(cfg, model_cfg, policy)
+    posthoc = build.posthoc(cfg)
+    build.check_posthoc(posthoc, model_cfg, policy)
     evaluator = build.evaluator(cfg.eval)
     data = build.datamodule(cfg, tokenizer, evaluator)
     steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing
-    module = build.module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
+    module = build.run_module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
     if ckpt_path is not None:  # the checkpoint must be this run's: same settings, same trainable weights
         check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
                      steps=steps, results_exist=(Path(cfg.paths.output_dir) / results.FILE).is_file())
-    trainer = build.trainer(cfg)
+    trainer = build.run_trainer(cfg)
     log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    return finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator)
+    return finish(cfg, model_cfg, trainer, module, tokenizer, tokens, evaluator, posthoc)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

@@ -15,7 +15,7 @@ from pact_lightning.eval.stats import wilson
 from pact_lightning.models.loading import base_model_config, load_model, weights_source
 
 TINY_ALIGN = ["model=tiny", "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "align.data.num_samples=32", "align.data.batch_size=4", "align.data.max_length=96",
-              "align.data.epochs=2", "align.optim.lr=3e-2", "align.eval.num_prompts=3", "align.eval.max_new_tokens=4"]
+              "align.trainer.max_epochs=2", "align.optim.optimizer.lr=3e-2", "align.eval.num_prompts=3", "align.eval.max_new_tokens=4"]
 
 
 MEASURING = ("strongreject", "sensitive", "task", "helpful")
@@ -66,12 +66,15 @@ def test_ensure_aligned_builds_once_reports_and_keeps_the_callers_rng(cfg, monke
     assert aligned.pretrained == str(directory) and aligned.tiny is None and aligned.aligned_by == str(directory)
     report = json.loads((directory / REPORT).read_text())
     for when in ("before", "after"):  # the four measuring sets of the targets, each capped at align.eval.num_prompts
-        assert {k[:-len("_role")] for k in report[when] if k.endswith("_role")} == set(MEASURING)
+        # the main evaluator's units and keys: percent, with the Wilson interval as _ci_lo/_ci_hi, per set in detail
+        assert report[when]["sets"] == {name: {"role": "measure", "prompts": 3} for name in MEASURING}
+        detail = report[when]["detail"]
         for name in MEASURING:
-            assert report[when][f"num_{name}"] == 3 and report[when][f"{name}_role"] == "measure"
-            k = report[when][f"num_{name}_refused"]
-            assert report[when][f"{name}_refusal_rate"] == k / 3
-            assert report[when][f"{name}_refusal_ci"] == pytest.approx(list(wilson(k, 3)))
+            k = detail[f"num_refused/{name}"]
+            assert detail[f"num_prompts/{name}"] == 3 and detail[f"refusal_rate/{name}"] == pytest.approx(100 * k / 3)
+            lo, hi = wilson(k, 3)
+            assert (detail[f"refusal_rate_ci_lo/{name}"], detail[f"refusal_rate_ci_hi/{name}"]) == pytest.approx(
+                (100 * lo, 100 * hi))
     assert "refusal rate, sensitive prompts [measures (nothing was trained or tuned on it)]" in alignment.summary(report)
     assert report["loss_last"] < report["loss_first"]
     assert (directory / "generations_after.jsonl").is_file()
@@ -88,7 +91,7 @@ def test_a_build_without_the_before_measurement_reports_after_only(tmp_path):
     ensure(cfg)
     directory = aligned_dir(cfg)
     report = json.loads((directory / REPORT).read_text())
-    assert report["before"] is None and report["after"]["num_strongreject"] == 3
+    assert report["before"] is None and report["after"]["detail"]["num_prompts/strongreject"] == 3
     assert not (directory / "generations_before.jsonl").exists() and (directory / "generations_after.jsonl").is_file()
     lines = alignment.summary(report).splitlines()
     assert len([line for line in lines if line.startswith("refusal rate, ")]) == 4
@@ -101,25 +104,27 @@ def test_a_recipe_search_measures_the_tuning_sets_too_and_lists_them_after_the_m
     ensure(cfg)
     report = json.loads((aligned_dir(cfg) / REPORT).read_text())
     tuning = [name for name, spec in cfg.align.eval.sets.items() if spec.role == "tune"]
-    assert len(tuning) == 6 and all(report["after"][f"{name}_role"] == "tune" for name in tuning)
+    assert len(tuning) == 6 and all(report["after"]["sets"][name]["role"] == "tune" for name in tuning)
     lines = [line for line in alignment.summary(report).splitlines() if line.startswith("refusal rate, ")]
     assert len(lines) == 10 and all("[measures" in line for line in lines[:4])
     assert all("[tunes the recipe (not a measure)]" in line for line in lines[4:])
 
 
 def test_missed_targets_name_the_set_and_the_target(cfg):
-    after = {"strongreject_refusal_rate": 0.8, "sensitive_refusal_rate": 0.05, "task_refusal_rate": 0.5,
-             "helpful_refusal_rate": 0.1, "lookalike_refusal_rate": 0.9, "lookalike_role": "tune"}
+    def after(**rates: float) -> dict:
+        return {"sets": {name: {"role": "tune" if name == "lookalike" else "measure"} for name in rates},
+                "detail": {f"refusal_rate/{name}": rate for name, rate in rates.items()}}
+
+    rates = {"strongreject": 80.0, "sensitive": 5.0, "task": 50.0, "helpful": 10.0, "lookalike": 90.0}
     # a tuning set's target guides a recipe search; the model is judged by the measuring sets
-    assert alignment.missed_targets(after, cfg.align.eval) == ["strongreject: refuses 80% (target >= 90%)",
-                                                                "task: refuses 50% (target <= 5%)"]
-    assert alignment.missed_targets(after | {"strongreject_refusal_rate": 0.95, "task_refusal_rate": 0.0},
-                                    cfg.align.eval) == []
+    assert alignment.missed_targets(after(**rates), cfg.align.eval) == ["strongreject: refuses 80% (target >= 90%)",
+                                                                         "task: refuses 50% (target <= 5%)"]
+    assert alignment.missed_targets(after(**rates | {"strongreject": 95.0, "task": 0.0}), cfg.align.eval) == []
 
 
 def test_recipe_changes_the_cache_key_but_evaluation_settings_do_not(cfg, tmp_path):
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
-    other_lr = compose("align", TINY_ALIGN + [cache, "align.optim.lr=1e-3"], output_dir=tmp_path / "run")
+    other_lr = compose("align", TINY_ALIGN + [cache, "align.optim.optimizer.lr=1e-3"], output_dir=tmp_path / "run")
     other_eval = compose("align", TINY_ALIGN + [cache, "align.eval.num_prompts=7"], output_dir=tmp_path / "run")
     assert aligned_dir(other_lr) != aligned_dir(cfg)
     assert aligned_dir(other_eval) == aligned_dir(cfg)

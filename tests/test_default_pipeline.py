@@ -87,8 +87,8 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     assert len(summary) == 1 and "sft" in summary[0] and "wall time" in summary[0] and str(aligned_dir) in summary[0]
     assert "pact − sft, harmful_score:" in summary[0] and "task majority-label rate: 66.7%" in summary[0]
     # the aligned reference's refusal rates on the four measuring sets, as alignment.json has them
-    assert set(results["alignment"]["after"]) >= {f"{s}_refusal_rate" for s in ("strongreject", "sensitive", "task",
-                                                                                  "helpful")}
+    assert set(results["alignment"]["after"]["detail"]) >= {f"refusal_rate/{s}" for s in ("strongreject", "sensitive",
+                                                                                            "task", "helpful")}
     assert "aligned reference, refusal rate, sensitive prompts [measures" in summary[0]
 
     # second run in another directory: the aligned checkpoint, the artifact and the reference's evaluation come from

@@ -418,13 +418,15 @@ def sgd_lr0(params):
 def test_vaccine_step_matches_an_explicit_two_pass_computation():
     import copy
 
-    from pact_lightning.defences.vaccine import VaccineModule
+    from pact_lightning.defences.vaccine import Vaccine
+    from pact_lightning.models.module import PactModule
     from pact_lightning.objectives.sft import SFT
 
     policy, vocab = tiny_lora_policy()
     naive = copy.deepcopy(policy)
     batch, rho = lm_batch(vocab, 0), 0.5
-    grads = one_step_gradients(VaccineModule(policy, SFT(), None, optimizer=sgd_lr0, rho=rho), batch)
+    module = PactModule(policy, SFT(), None, optimizer=sgd_lr0, step=Vaccine(rho=rho).step(None, None))
+    grads = one_step_gradients(module, batch)
 
     blocks = [m for n, m in naive.named_modules() if n.endswith("self_attn")]
     assert len(blocks) == 2
@@ -456,13 +458,15 @@ def test_vaccine_step_matches_an_explicit_two_pass_computation():
 def test_booster_step_matches_an_explicit_gradient():
     import copy
 
-    from pact_lightning.defences.booster import BoosterModule
+    from pact_lightning.defences.booster import BoosterStep
+    from pact_lightning.models.module import PactModule
     from pact_lightning.objectives.sft import SFT
 
     policy, vocab = tiny_lora_policy()
     naive = copy.deepcopy(policy)
     batch, harmful, lam, alpha = lm_batch(vocab, 0), lm_batch(vocab, 1), 5.0, 0.1
-    module = BoosterModule(policy, SFT(), None, optimizer=sgd_lr0, harmful=iter([harmful] * 3), lam=lam, alpha=alpha)
+    module = PactModule(policy, SFT(), None, optimizer=sgd_lr0,
+                        step=BoosterStep(iter([harmful] * 3), lam=lam, alpha=alpha))
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
     grads = one_step_gradients(module, batch)
     assert all(torch.equal(before[n], p) for n, p in policy.named_parameters())  # θ restored after θ' (lr 0)
@@ -483,31 +487,37 @@ def test_booster_step_matches_an_explicit_gradient():
         torch.testing.assert_close(grads[name], gf + lam * (a - b), rtol=1e-4, atol=1e-5)
 
 
-def test_alignment_defenses_build_their_own_aligned_model_and_train_two_steps(tmp_path):
-    """align.defense=vaccine|booster through the real train app (tiny model, 2 alignment steps, 2 fine-tuning steps):
-    each builds its own aligned checkpoint (another cache key than plain alignment SFT)."""
+def test_alignment_defences_build_their_own_aligned_model_and_train_two_steps(tmp_path):
+    """align/defence=vaccine|booster through the real train app (tiny model, 2 alignment steps, 2 fine-tuning steps):
+    each builds its own aligned checkpoint (another cache key than plain alignment SFT) and labels its runs; the
+    deprecated spelling align.defense=<name> still works, with a warning, and builds the same model."""
     from runs import run_train
 
     cache = tmp_path / "cache"
     small = ["align.enabled=true", "align.data.num_samples=16", "align.data.batch_size=8", "align.eval.num_prompts=2",
-             "align.eval.max_new_tokens=2", "align.booster.num_samples=8", "method=sft", "trainer.max_steps=2",
-             f"paths.cache_dir={cache}"]
+             "align.eval.max_new_tokens=2", "method=sft", "trainer.max_steps=2", f"paths.cache_dir={cache}"]
     built = {}
-    for defense in ("null", "vaccine", "booster"):
-        run_train(tmp_path / defense, [*small, f"align.defense={defense}"])
-        results = json.loads((tmp_path / defense / "results.json").read_text())
-        built[defense] = results["model_weights"]
+    for name, overrides in (("none", []), ("vaccine", ["align/defence=vaccine"]),
+                            ("booster", ["align/defence=booster", "align.defence.num_samples=8"])):
+        run_train(tmp_path / name, [*small, *overrides])
+        results = json.loads((tmp_path / name / "results.json").read_text())
+        built[name] = results["model_weights"]
         report = json.loads((Path(results["model_weights"]) / "alignment.json").read_text())
         assert len(report["losses"]) == 2
-        assert report["recipe"].get("defense", {}).get("name") == (None if defense == "null" else defense)
+        assert report["recipe"].get("defense", {}).get("name") == (None if name == "none" else name)
+        assert results["method"] == ("sft" if name == "none" else f"{name}+sft")
     assert len(set(built.values())) == 3
-    with pytest.raises(AssertionError, match="align.defense='lisa' is unknown"):
+    proc = run_train(tmp_path / "old_spelling", [*small, "align.defense=vaccine"])
+    assert "align.defense=vaccine is deprecated" in proc.stderr + proc.stdout
+    assert json.loads((tmp_path / "old_spelling" / "results.json").read_text())["model_weights"] == built["vaccine"]
+    with pytest.raises(AssertionError, match="align.defense='lisa' is unknown; use one of booster, vaccine"):
         run_train(tmp_path / "bad", [*small, "align.defense=lisa"])
 
 
 def test_defence_study_composes_every_arm(tmp_path):
     """experiment=defence_study: 9 arms × 3 seeds, seed-major; each arm's point composes to its method and defence."""
     from conftest import compose
+    from pact_lightning.defences import class_of
     from pact_lightning.setting import RunSetting
 
     cfg = compose("train", ["experiment=defence_study"], output_dir=tmp_path)
@@ -521,7 +531,7 @@ def test_defence_study_composes_every_arm(tmp_path):
     for arm in arms:
         point = compose("train", ["experiment=defence_study", f"arm={arm}", "seed=2"], output_dir=tmp_path)
         assert RunSetting.from_config(point).method == expected[arm][0]
-        assert (point.get("posthoc") or {}).get("name") == expected[arm][1]
+        assert (class_of(point.posthoc, "posthoc").name if point.get("posthoc") else None) == expected[arm][1]
         assert point.compare_with == [] and point.data.num_samples == 200 and point.seed == 2
 
 
@@ -533,10 +543,10 @@ def test_booster_refuses_harmful_data_that_is_the_attacks_poison(tmp_path):
     from conftest import ROOT
 
     proc = subprocess.run(train_command(tmp_path / "run", [
-        "align.enabled=true", "align.defense=booster", "align.booster.harmful.split=poison",
+        "align.enabled=true", "align/defence=booster", "align.defence.harmful.split=poison",
         f"paths.cache_dir={tmp_path / 'cache'}"]), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
-    assert "align.booster.harmful (offline/harmful/poison:compliant) shares" in proc.stderr
+    assert "align.defence.harmful (offline/harmful/poison:compliant) shares" in proc.stderr
     assert "the poison source data.harmful" in proc.stderr
     assert not (tmp_path / "cache" / "aligned").exists()  # nothing was aligned
 
@@ -579,19 +589,20 @@ def test_defences_that_read_lora_parameters_refuse_sharded_strategies_and_postho
     with pytest.raises(ConfigError, match="method=asft reads the LoRA parameters themselves"):
         build.objective(cfg, cfg.model, None, None, None)
     cfg = compose("train", ["model=tiny", "posthoc=safelora", "posthoc.select=top", "~experiment"], output_dir=tmp_path)
-    policy, _ = example_policy()
-    with pytest.raises(ConfigError, match="posthoc.select='top' is unknown"):
-        build.check_posthoc(cfg, cfg.model, policy)
+    with pytest.raises(ConfigError, match="posthoc.select='top' is not one of the options; use one of number, threshold"):
+        build.posthoc(cfg)
+    cfg = compose("train", ["model=tiny", "posthoc=safelora", "~experiment"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match="posthoc=safelora edits the trained LoRA adapter"):
-        build.check_posthoc(cfg, cfg.model, nn.Linear(2, 2))
+        build.check_posthoc(build.posthoc(cfg), cfg.model, nn.Linear(2, 2))
 
 
 def test_vaccine_removes_its_perturbation_after_backward():
-    from pact_lightning.defences.vaccine import VaccineModule
+    from pact_lightning.defences.vaccine import VaccineStep
+    from pact_lightning.models.module import PactModule
     from pact_lightning.objectives.sft import SFT
 
     policy, vocab = tiny_lora_policy()
-    one_step_gradients(VaccineModule(policy, SFT(), None, optimizer=sgd_lr0, rho=0.5), lm_batch(vocab, 0))
+    one_step_gradients(PactModule(policy, SFT(), None, optimizer=sgd_lr0, step=VaccineStep(0.5)), lm_batch(vocab, 0))
     assert all(not m._forward_hooks for n, m in policy.named_modules() if n.endswith("self_attn"))
 
 
@@ -606,8 +617,10 @@ def test_lisa_cycles_through_the_alignment_stages_own_examples_whatever_the_runs
     stage = alignment.alignment_data(compose("train", overrides, tmp_path).align.data, smollm2_tokenizer, seed=42)
     stage.setup("fit")
     for seed in (1, 2):
-        data = build.lisa_alignment_data(compose("train", overrides + [f"seed={seed}"], tmp_path), smollm2_tokenizer)
+        cfg = compose("train", overrides + [f"seed={seed}"], tmp_path)
+        data = build.DefenceInputs(cfg, cfg.model, None, smollm2_tokenizer).alignment_data()
         assert data.fingerprint() == stage.fingerprint() and data.max_length == 160
     own = compose("train", overrides + ["seed=2", "method.alignment_data=${align.data}"], tmp_path)
-    drawn = build.lisa_alignment_data(own, smollm2_tokenizer)  # a block of its own: the run's seed and data.max_length
+    drawn = build.DefenceInputs(own, own.model, None, smollm2_tokenizer).alignment_data()  # a block of its own: the
+    # run's seed and data.max_length
     assert drawn.max_length == 96 and drawn.ledger["seed"] == 2

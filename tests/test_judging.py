@@ -151,12 +151,12 @@ def test_no_measuring_prompt_is_in_a_training_or_tuning_set(tmp_path):
     from conftest import compose
     from pact_lightning.data.sources import normalize_prompt
 
-    cfg = compose("train", output_dir=tmp_path)
+    cfg = compose("train", ["align/defence=booster"], output_dir=tmp_path)
     ev, sets = cfg.eval.evaluator, cfg.align.eval.sets
     prompts = lambda src: {normalize_prompt(e.prompt) for e in instantiate(src).load()}  # noqa: E731
     training = {"poison mix: task": cfg.data.benign, "poison mix: poison": cfg.data.harmful,
                 "alignment: harmful": cfg.align.data.harmful, "alignment: benign": cfg.align.data.benign,
-                "selection: refusals": cfg.safety.refusals, "Booster: harmful": cfg.align.booster.harmful}
+                "selection: refusals": cfg.safety.refusals, "Booster: harmful": cfg.align.defence.harmful}
     tuning = {f"alignment tuning set: {name}": s.source for name, s in sets.items() if s.role == "tune"}
     tuning |= {f"evaluation tuning set: {name}": src for kind in ("harmful", "benign")
                for name, src in ev[kind].items() if name in ev.tuning_sets}

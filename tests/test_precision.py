@@ -32,17 +32,17 @@ def test_auto_is_float32_on_a_cpu_and_bf16_mixed_on_a_gpu_with_bf16(monkeypatch)
 
 def test_a_run_resolves_auto_before_anything_reads_it_and_logs_the_choice(tmp_path, caplog):
     cfg = compose("train", [], output_dir=tmp_path)  # the embedded default: trainer and alignment stage on auto
-    assert (cfg.trainer.precision, cfg.align.precision) == ("auto", "auto")
+    assert (cfg.trainer.precision, cfg.align.trainer.precision) == ("auto", "auto")
     with caplog.at_level(logging.INFO, logger="pact_lightning.utils.precision"):
         precision.resolve_config(cfg)
-    assert (cfg.trainer.precision, cfg.align.precision) == ("32-true", "32-true")
+    assert (cfg.trainer.precision, cfg.align.trainer.precision) == ("32-true", "32-true")
     assert "trainer.precision=auto → 32-true (no CUDA device" in caplog.text
-    assert "align.precision=auto → 32-true" in caplog.text
+    assert "align.trainer.precision=auto → 32-true" in caplog.text
 
 
 def test_the_aligned_models_cache_key_holds_what_auto_resolved_to(tmp_path, monkeypatch):
     def key(value: str) -> str:
-        cfg = compose("align", [f"align.precision={value}"], output_dir=tmp_path)
+        cfg = compose("align", [f"align.trainer.precision={value}"], output_dir=tmp_path)
         return alignment.aligned_dir(cfg.align, cfg.model, tmp_path).name
 
     cpu = key("auto")
@@ -61,4 +61,4 @@ def test_a_checkpoints_settings_match_whether_or_not_auto_was_resolved_yet(tmp_p
     precision.resolve_config(cfg)
     assert cfg.trainer.precision == "32-true"
     assert unresolved == defining_config(cfg)
-    assert unresolved["trainer.precision"] == "32-true" and unresolved["align"]["precision"] == "32-true"
+    assert unresolved["trainer.precision"] == "32-true" and unresolved["align"]["trainer"]["precision"] == "32-true"

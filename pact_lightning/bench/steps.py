@@ -81,18 +81,17 @@ def bench_tokens(k: int):
 
 
 def run_variant(spec: dict) -> dict:
-    """One variant in this (fresh) process; returns its timings and peak memory."""
+    """One variant in this (fresh) process; returns its timings and peak memory. The module and the Trainer are built
+    as ``train`` builds them (build.module, build.trainer), from the ``--trainer`` and ``--optim`` presets."""
     import lightning as L
     import torch
     from omegaconf import OmegaConf
 
-    from pact_lightning import build
+    from pact_lightning import build, defences
+    from pact_lightning.app import compose_group_option
     from pact_lightning.data.datamodule import PoisonMixDataModule
     from pact_lightning.models.loading import load_model
-    from pact_lightning.models.module import PactModule
-    from pact_lightning.defences.booster import BoosterModule
     from pact_lightning.objectives.direction import Direction, lora_modules
-    from pact_lightning.defences.vaccine import VaccineModule
     from pact_lightning.objectives.asft import Asft
     from pact_lightning.objectives.kl_full import KLFull
     from pact_lightning.objectives.lisa import Lisa
@@ -125,20 +124,19 @@ def run_variant(spec: dict) -> dict:
     if method == "asft":  # the cost does not depend on V's values: random directions of the right shapes
         objective.bind_directions(policy, [Direction(n, torch.randn(m.base_layer.weight.shape))
                                            for n, m in lora_modules(policy).items()])
-    side = None
-    if method in ("lisa", "booster"):  # the alignment data / the harmful data
-        side = synthetic_data(0.2 if method == "lisa" else 1.0)
+    if method == "lisa":  # its alignment data
+        side = synthetic_data(0.2)
         side.setup("fit")
-    if method == "lisa":
         objective.bind_alignment_data(policy, side)
+    step = None
+    if method in ("vaccine", "booster"):  # the registered defence's own step, on synthetic harmful data for Booster
+        settings = {"harmful": SyntheticSource("harmful", num_examples), "num_samples": num_examples,
+                    "batch_size": spec["batch_size"]} if method == "booster" else {}
+        align = OmegaConf.create({"seed": 0, "data": {"batch_size": spec["batch_size"], "max_length": spec["seq_len"]}})
+        step = defences.get(method, "alignment")(**settings).step(tokenizer, align)
     reference = build.reference(cfg, cfg.model, policy, objective, datamodule)
-    kwargs = dict(optimizer=partial(torch.optim.AdamW, lr=1e-5), ce_chunk_size=spec["ce_chunk_size"])
-    if method == "vaccine":
-        module = VaccineModule(policy, objective, reference, rho=2.0, **kwargs)
-    elif method == "booster":
-        module = BoosterModule(policy, objective, reference, harmful=side.cycling_batches(), **kwargs)
-    else:
-        module = PactModule(policy, objective, reference, **kwargs)
+    optim = compose_group_option("optim", spec["optim"], "--optim")
+    module = build.module(policy, objective, reference, optim, ce_chunk_size=spec["ce_chunk_size"], step=step)
     cuda = spec["device"] == "cuda"
     times: list[float] = []
     cpu_times: list[float] = []  # this process's CPU time (all threads): steadier than wall time on a shared machine
@@ -155,13 +153,14 @@ def run_variant(spec: dict) -> dict:
             times.append(time.perf_counter() - self.start)
             cpu_times.append(time.process_time() - self.cpu_start)
 
-    trainer = L.Trainer(accelerator=spec["device"], devices=1, precision=spec["precision"],
-                        max_steps=spec["warmup"] + spec["steps"], gradient_clip_val=1.0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        use_distributed_sampler=False, num_sanity_val_steps=0, callbacks=[StepTimer()])
+    section = compose_group_option("trainer", spec["trainer"], "--trainer")
+    section.merge_with({"default_root_dir": spec["reference_cache_dir"], "max_steps": spec["warmup"] + spec["steps"],
+                        "max_epochs": -1, "precision": spec["precision"] or section.precision,
+                        "enable_progress_bar": False})
+    trainer = build.trainer(section, logger=False, callbacks=[StepTimer()])
     trainer.fit(module, datamodule=datamodule)
     out = {"median_step_s": statistics.median(times[spec["warmup"]:]), "steps_measured": len(times) - spec["warmup"],
-           "median_step_cpu_s": statistics.median(cpu_times[spec["warmup"]:]),
+           "median_step_cpu_s": statistics.median(cpu_times[spec["warmup"]:]), "precision": str(trainer.precision),
            "peak_mib": (torch.cuda.max_memory_allocated() if cuda else
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
     if getattr(reference, "mode", None) == "cached":
@@ -202,7 +201,8 @@ def rows_load(rows: dict[str, dict]) -> str:
 def table(model: str, rows: dict[str, dict], args: argparse.Namespace) -> str:
     memory = "peak CUDA alloc MiB" if args.device == "cuda" else "peak RSS MiB"
     base = rows["sft"] if "sft" in rows else None
-    lines = [f"{model}: batch {args.batch_size} x {args.seq_len} tokens, LoRA, {args.precision}, median of "
+    precision = "/".join(sorted({str(r.get("precision")) for r in rows.values()}))
+    lines = [f"{model}: batch {args.batch_size} x {args.seq_len} tokens, LoRA, {precision}, median of "
              f"{args.steps} steps after {args.warmup} warm-up; {machine(args.device, args.threads)}; load average "
              f"{rows_load(rows)}",
              f"| variant | step ms | x sft | step CPU ms | x sft | {memory} | x sft |",
@@ -238,13 +238,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 keeps CPU times clean on a shared machine")
     p.add_argument("--precision", default=None,
-                   help="Lightning precision (default 32-true on CPU, bf16-mixed on CUDA, as the GPU trainer presets)")
+                   help="Lightning precision (default: the --trainer preset's, auto: float32 on a CPU, bf16-mixed on a "
+                        "CUDA GPU with bf16)")
+    p.add_argument("--trainer", default=None, help="trainer preset of pact_lightning/conf/trainer/ (default: cpu, or gpu "
+                                                   "with --device cuda); its clipping, accumulation and precision apply")
+    p.add_argument("--optim", default="adamw_cosine", help="optim preset of pact_lightning/conf/optim/ (the embedded "
+                                                            "default's; the step cost does not depend on it)")
     p.add_argument("--cache-dir", default=os.environ.get("PACT_CACHE") or str(Path.home() / ".cache" / "pact_lightning"),
                    help="where converted models live (paths.cache_dir)")
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    args.trainer = args.trainer or ("gpu" if args.device == "cuda" else "cpu")
     return args
 
 
@@ -264,7 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
                 spec = {"model": model, "variant": variant, "method": method, "mode": mode,
                         "ce_chunk_size": ce_chunk_size, "threads": args.threads, "steps": args.steps,
                         "warmup": args.warmup, "batch_size": args.batch_size, "seq_len": args.seq_len, "k": args.k,
-                        "device": args.device, "precision": args.precision, "cache_dir": args.cache_dir,
+                        "device": args.device, "precision": args.precision, "trainer": args.trainer,
+                        "optim": args.optim, "cache_dir": args.cache_dir,
                         "reference_cache_dir": reference_cache_dir}
                 results[model][variant] = run_child(spec)
                 print(f"[bench] {model} / {variant}: {1000 * results[model][variant]['median_step_s']:.0f} ms",

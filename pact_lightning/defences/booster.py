@@ -1,7 +1,7 @@
 r"""Booster (Huang et al., 2024, "Booster: Tackling Harmful Fine-tuning for Large Language Models via Attenuating
 Harmful Perturbation"): the alignment stage also minimises how much one harmful step would lower the harmful loss
 (docs/defence_methods.md, "Booster"; the authors' code: git-disl/Booster ``trainer.py → BoosterAlignmentTrainer``).
-``align.defense=booster``.
+``align/defence=booster``.
 
 With f the alignment loss (harmful prompt → refusal, benign → helpful) and h the loss on harmful prompt → harmful
 answer pairs (the alignment split's own prompts, never the poison's or the evaluation's), each step takes an alignment
@@ -21,18 +21,60 @@ own harmful batch; only the final gradient is all-reduced. The logged train/loss
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import torch
-from torch import Tensor
+from pact_lightning.defences import AlignmentDefence, register, setting
+from pact_lightning.schema import INT_POS, NONNEG, Number
 
-from pact_lightning.errors import ConfigError
-from pact_lightning.models.module import PactModule
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+@register
+@dataclass
+class Booster(AlignmentDefence):
+    name = "booster"
+    lam: float = setting(5.0, "λ: weight of the harmful-loss drop (the authors' scripts)", NONNEG)
+    alpha: float = setting(0.1, "α: length of the simulated normalised harmful step in LoRA-parameter space", NONNEG)
+    # harmful prompt → harmful answer: the alignment split's own prompts (as the authors' code), never the poison or
+    # evaluation prompts (checked before the stage)
+    harmful: Any = field(default=None, metadata={"help": "the source of harmful (prompt → harmful answer) pairs"})
+    num_samples: int = setting(250, "harmful examples drawn", INT_POS)
+    batch_size: int | None = setting(None, "harmful batch size; null = the alignment batch size",
+                                     Number(int, 1, optional=True))
+
+    def check(self, poison, eval_prompts: list[str]) -> None:
+        """Booster's harmful examples share no prompt with the attack's poison candidates or the safety evaluation:
+        the defence would otherwise have seen the attack's or the benchmark's own prompts."""
+        from pact_lightning.data.sources import normalize_prompt
+        from pact_lightning.errors import DataError
+
+        own = {normalize_prompt(e.prompt): e for e in self.harmful.load()}
+        for name, prompts in (("the poison source data.harmful", [e.prompt for e in poison.load()]),
+                              ("the safety evaluation's harmful prompts", eval_prompts)):
+            shared = [own[p] for p in {normalize_prompt(p) for p in prompts} if p in own]
+            if shared:
+                raise DataError(f"align.defence.harmful ({self.harmful.name}) shares {len(shared)} prompt(s) with "
+                                f"{name} (first: row {shared[0].row}: {shared[0].prompt[:80]!r}); give Booster a "
+                                "disjoint harmful split (the embedded default uses the offline harmful align split)")
+
+    def step(self, tokenizer, align) -> BoosterStep:
+        from pact_lightning.data.datamodule import PoisonMixDataModule
+
+        harmful = PoisonMixDataModule(benign=None, harmful=self.harmful, num_samples=self.num_samples, poison_ratio=1.0,
+                                      batch_size=int(self.batch_size or align.data.batch_size),
+                                      max_length=int(align.data.max_length), name="booster harmful").attach(
+                                          tokenizer, seed=int(align.seed))
+        harmful.setup("fit")
+        return BoosterStep(harmful.cycling_batches(), lam=self.lam, alpha=self.alpha)
 
 
 def harmful_direction_gap(loss_at, params: list[Tensor], alpha: float) -> tuple[list[Tensor], Tensor, Tensor]:
     """g − g' for the harmful loss ``loss_at()`` at θ and at θ' = θ − α·g/(‖g‖ + 1e-7), with the parameters restored
     exactly afterwards; also h(θ) and h(θ')."""
+    import torch
+
     h = loss_at()
     g = torch.autograd.grad(h, params)
     norm = torch.sqrt(sum((gi.float() ** 2).sum() for gi in g)) + 1e-7
@@ -50,27 +92,22 @@ def harmful_direction_gap(loss_at, params: list[Tensor], alpha: float) -> tuple[
     return [(a - b).detach() for a, b in zip(g, g_after)], h.detach(), h_after.detach()
 
 
-class BoosterModule(PactModule):
-    """The alignment stage's module with Booster's step: ``lam`` = λ, ``alpha`` = α, ``harmful`` = an endless iterator
-    of harmful (prompt → harmful answer) batches."""
+class BoosterStep:
+    """Booster's step around the module's own loss f: ``lam`` = λ, ``alpha`` = α, ``harmful`` = an endless iterator of
+    harmful (prompt → harmful answer) batches."""
 
-    def __init__(self, *args, harmful: Iterator[dict[str, Tensor]], lam: float = 5.0, alpha: float = 0.1,
-                 **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for key, value in (("lam", lam), ("alpha", alpha)):
-            if not value >= 0:
-                raise ConfigError(f"align.booster.{key}={value} must be >= 0")
+    def __init__(self, harmful: Iterator[dict[str, Tensor]], lam: float = 5.0, alpha: float = 0.1) -> None:
         self.harmful, self.lam, self.alpha = harmful, float(lam), float(alpha)
 
-    def harmful_loss(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.objective(self.policy_view(batch), None).ce
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        harmful = {k: v.to(self.device) for k, v in next(self.harmful).items()}
-        gap, h, h_after = harmful_direction_gap(lambda: self.harmful_loss(harmful), params, self.alpha)
-        bs = batch["input_ids"].shape[0]
-        self.log_dict({"align/booster_harmful_loss": h, "align/booster_harmful_loss_after_step": h_after},
-                      batch_size=bs)
-        f = super().training_step(batch, batch_idx)
+    def __call__(self, module, batch: dict[str, Tensor], loss: Callable[[dict[str, Tensor]], Tensor]) -> Tensor:
+        params = [p for p in module.policy.parameters() if p.requires_grad]
+        harmful = {k: v.to(module.device) for k, v in next(self.harmful).items()}
+        gap, h, h_after = harmful_direction_gap(lambda: module.objective(module.policy_view(harmful), None).ce, params,
+                                                self.alpha)
+        module.log_dict({"align/booster_harmful_loss": h, "align/booster_harmful_loss_after_step": h_after},
+                        batch_size=batch["input_ids"].shape[0])
+        f = loss(batch)
         return f + self.lam * sum((d * p).sum() for d, p in zip(gap, params))
+
+    def after_backward(self) -> None:
+        pass

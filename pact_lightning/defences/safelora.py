@@ -20,20 +20,43 @@ the mean over modules of 1 / (1 + ‖B_final − C B_original‖_F) (1 for a pro
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from pact_lightning.objectives.direction import Direction, lora_modules
+from pact_lightning.defences import PosthocDefence, register, setting
 from pact_lightning.errors import ConfigError
+from pact_lightning.schema import INT_POS, Choice, Number
+
+if TYPE_CHECKING:
+    import torch
+
+    from pact_lightning.objectives.direction import Direction
 
 log = logging.getLogger(__name__)
 
 SELECT = ("number", "threshold")
+PROJECTORS = ("fro", "fro2", "orth")  # the variants of C that objectives/direction.py applies (AsFT's too)
+
+
+@register
+@dataclass
+class SafeLoRA(PosthocDefence):
+    name = "safelora"
+    select: str = setting("number", "number = project the num_proj_layers modules least similar to their "
+                                    "projection; threshold = every module with cos ≤ τ", Choice(SELECT))
+    num_proj_layers: int = setting(10, "K (the authors' default; a q_proj and a v_proj are two modules)", INT_POS)
+    threshold: float = setting(0.5, "τ, for select=threshold", Number(float, -1, 1))
+    projector: str = setting("fro", "C = VVᵀ/‖V‖_F (the authors'); fro2 = VVᵀ/‖V‖_F²; orth = the projector onto "
+                                    "span(V)", Choice(PROJECTORS))
+
+    def edit(self, model, directions: list[Direction]) -> dict[str, Any]:
+        return project(model, directions, **self.settings())
 
 
 def similarity(projected: torch.Tensor, update: torch.Tensor) -> float:
     """Cosine of two flattened matrices, rounded to 5 decimals as the authors' code does (0 for a zero update)."""
+    import torch
+
     denom = float(torch.linalg.matrix_norm(projected) * torch.linalg.matrix_norm(update))
     return round(float((projected * update).sum()) / denom, 5) if denom > 0 else 0.0
 
@@ -49,29 +72,33 @@ def selected(cosines: dict[str, float], select: str, num_proj_layers: int, thres
     return [name for name, cos in cosines.items() if cos <= threshold]
 
 
-@torch.no_grad()
 def project(policy, directions: list[Direction], select: str = "number", num_proj_layers: int = 10,
             threshold: float = 0.5, projector: str = "fro") -> dict[str, Any]:
     """Apply SafeLoRA to ``policy``'s active adapter in place; returns what it did (per-module cos, the projected
     modules, Pdst). Modules without an alignment direction (V = 0) are never projected."""
-    modules = lora_modules(policy)
-    factors, cosines = {}, {}
-    for d in directions:
-        module = modules[d.name]
-        adapter = module.active_adapters[0]
-        a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
-        update = b.float() @ a.float()
-        cb = d.apply(b, projector)
-        cosines[d.name] = similarity(cb @ a.float(), update)
-        factors[d.name] = (b, cb)
-    chosen = selected(cosines, select, int(num_proj_layers), float(threshold))
-    for name in chosen:
-        b, cb = factors[name]
-        b.copy_(cb.to(b.dtype))
-    pdst = sum(1.0 / (1.0 + float(torch.linalg.matrix_norm(b.float() - cb))) for b, cb in factors.values())
-    report = {"select": select, "num_proj_layers": int(num_proj_layers), "threshold": float(threshold),
-              "projector": projector, "num_modules": len(cosines), "num_projected": len(chosen), "projected": chosen,
-              "cos": cosines, "pdst": pdst / max(len(factors), 1)}
-    log.info("SafeLoRA: projected %d of %d modules (%s, projector %s), Pdst %.3f", len(chosen), len(cosines), select,
-             projector, report["pdst"])
-    return report
+    import torch
+
+    from pact_lightning.objectives.direction import lora_modules
+
+    with torch.no_grad():
+        modules = lora_modules(policy)
+        factors, cosines = {}, {}
+        for d in directions:
+            module = modules[d.name]
+            adapter = module.active_adapters[0]
+            a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
+            update = b.float() @ a.float()
+            cb = d.apply(b, projector)
+            cosines[d.name] = similarity(cb @ a.float(), update)
+            factors[d.name] = (b, cb)
+        chosen = selected(cosines, select, int(num_proj_layers), float(threshold))
+        for name in chosen:
+            b, cb = factors[name]
+            b.copy_(cb.to(b.dtype))
+        pdst = sum(1.0 / (1.0 + float(torch.linalg.matrix_norm(b.float() - cb))) for b, cb in factors.values())
+        report = {"select": select, "num_proj_layers": int(num_proj_layers), "threshold": float(threshold),
+                  "projector": projector, "num_modules": len(cosines), "num_projected": len(chosen),
+                  "projected": chosen, "cos": cosines, "pdst": pdst / max(len(factors), 1)}
+        log.info("SafeLoRA: projected %d of %d modules (%s, projector %s), Pdst %.3f", len(chosen), len(cosines),
+                 select, projector, report["pdst"])
+        return report

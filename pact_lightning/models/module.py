@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import lightning as L
 import torch
@@ -22,20 +22,31 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmu
     return get_cosine_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
 
 
+class TrainingStep(Protocol):
+    """A defence's training step (defences/vaccine.py, defences/booster.py): it computes the step's loss around the
+    module's own, ``loss(batch)``, and undoes what it set up once backward has run."""
+
+    def __call__(self, module: PactModule, batch: dict[str, Tensor], loss: Callable[[dict[str, Tensor]], Tensor]
+                 ) -> Tensor: ...
+
+    def after_backward(self) -> None: ...
+
+
 class PactModule(L.LightningModule):
     """Wraps the trainable policy and the frozen reference.
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) taking the optimiser / the optimiser;
     a ``scheduler_interval="step"`` scheduler also gets ``total_steps``. Checkpoints hold only the trainable parameters
     (the LoRA adapter, or the whole policy in full fine-tuning): the reference and frozen base weights are rebuilt
-    from the model config on resume.
+    from the model config on resume. ``step``: an alignment-stage defence's step around the objective's loss.
     """
 
     def __init__(self, policy: nn.Module, objective: Objective, reference: ReferenceProvider | None,
                  optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable | None = None,
                  scheduler_interval: str = "epoch", ce_chunk_size: int | None = None,
-                 run_config: dict | None = None) -> None:
+                 run_config: dict | None = None, step: TrainingStep | None = None) -> None:
         super().__init__()
+        self.defence_step = step
         self.run_config = run_config  # the settings that define the run: every checkpoint records them
         self.policy, self.objective, self.reference = policy, objective, reference
         self.ce_chunk_size = ce_chunk_size  # chunked lm_head + CE: the [B, T, V] logits never exist (objectives/vocab.py)
@@ -74,6 +85,16 @@ class PactModule(L.LightningModule):
         return PolicyView(logits, batch["labels"], columns=self.objective.safety_ids)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self.defence_step is not None:
+            return self.defence_step(self, batch, self.objective_loss)
+        return self.objective_loss(batch)
+
+    def on_after_backward(self) -> None:
+        if self.defence_step is not None:
+            self.defence_step.after_backward()
+
+    def objective_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """The objective's loss on ``batch`` (or the batch the objective trains on at this step), logged."""
         batch = self.objective.step_batch(batch, self.global_step, self._total_steps, self.global_rank,
                                           self.trainer.world_size)
         view = self.policy_view(batch)

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from pact_lightning.defences.safelora import PROJECTORS
 from pact_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-PROJECTORS = ("fro", "fro2", "orth")
 
 
 @dataclass

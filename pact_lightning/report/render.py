@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from pact_lightning.alignment import DEFENSES
+from pact_lightning.defences import hook_of
 from pact_lightning.eval.scoring import CATEGORY_RATES, RATES
 from pact_lightning.eval.stats import ALPHA, wilson
 from pact_lightning.report.collect import (DETAIL, METRICS, Rejudge, Run, expected_points, most_common_harmful,
@@ -98,8 +98,8 @@ def pooled_interval(cell, rate: str) -> str:
 def reference_name(method: str | None) -> str:
     """The reference a run evaluated: ``reference``, or ``reference (vaccine)`` for a run on a model aligned with an
     alignment-stage defence (its method is ``vaccine+sft``)."""
-    defense = str(method).split("+")[0]
-    return f"reference ({defense})" if defense in DEFENSES else "reference"
+    defence = str(method).split("+")[0]
+    return f"reference ({defence})" if hook_of(defence) == "alignment" else "reference"
 
 
 def with_reference(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ def resolve(precision: str, accelerator: str = AUTO) -> tuple[str, str]:
 
 
 def resolve_config(cfg: DictConfig) -> None:
-    """Replace ``auto`` in ``trainer.precision`` and ``align.precision`` by what it means here, in place and before
+    """Replace ``auto`` in ``trainer.precision`` and ``align.trainer.precision`` by what it means here, in place and before
     anything reads them (the run's record, its checkpoint and the aligned model's cache key hold the concrete value);
     logs the choice."""
     accelerator = str(cfg.get("trainer", {}).get("accelerator", AUTO))
-    for key in ("trainer", "align"):
-        section = cfg.get(key)
+    for key in ("trainer", "align.trainer"):
+        section = OmegaConf.select(cfg, key)
         if section is not None and str(section.get("precision")) == AUTO:
             value, why = resolve(AUTO, accelerator)
             with open_dict(section):
