@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pact_lightning.defences import PosthocDefence, register, setting
 from pact_lightning.errors import ConfigError
+from pact_lightning.objectives import PROJECTORS
 from pact_lightning.schema import INT_POS, Choice, Number
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SELECT = ("number", "threshold")
-PROJECTORS = ("fro", "fro2", "orth")  # the variants of C that objectives/direction.py applies (AsFT's too)
 
 
 @register

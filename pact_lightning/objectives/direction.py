@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from pact_lightning.defences.safelora import PROJECTORS
+from pact_lightning.objectives import PROJECTORS
 from pact_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
