@@ -20,6 +20,9 @@ KEYS = {"method": ("method", "method.name"), "lam": ("lam", "method.lam"),
         "k": ("num_safety_tokens", "method.num_safety_tokens"), "p": ("poison_ratio", "data.poison_ratio"),
         "n": ("num_samples", "data.num_samples"), "seed": ("seed", "seed"), "model": ("model", "model.name"),
         "task": ("task", "data.task")}
+# the alignment-stage defences (align.defense), each with a settings block of its name in align: the method of a run on
+# a model one of them aligned leads with its name (vaccine+sft); the report names that run's reference after it
+DEFENSES = ("vaccine", "booster")
 
 
 @dataclass(frozen=True)
