@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from huggingface_hub import ModelCard, ModelCardData
 from omegaconf import DictConfig
 
 from pact_lightning.errors import ArtifactError
-from pact_lightning.results import HEADLINE, rate_with_interval
-from pact_lightning.setting import RunSetting
+from pact_lightning.record import HEADLINE, Evaluation, RunRecord, rate_with_interval
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +40,22 @@ Fine-tuned with **{{ setting.method }}** by pact_lightning (PACT: docs/method.md
 {% endif %}"""
 
 
-def model_card(results: dict[str, Any], model_cfg: DictConfig, adapter: bool) -> ModelCard:
-    """The card of the run ``results`` describes (results.json's fields; its evaluation blocks when it has them)."""
-    setting = RunSetting.from_results(results)
+def model_card(results: RunRecord | Mapping[str, Any], model_cfg: DictConfig, adapter: bool) -> ModelCard:
+    """The card of the run a record describes (its setting and paths; its evaluation blocks when it has them)."""
+    record = RunRecord.of(results)
+    setting = record.setting
     base = model_cfg.get("pretrained")  # a hub id or a directory; None for the tiny test model
     data = ModelCardData(base_model=base, library_name="peft" if adapter else "transformers",
                          tags=["pact_lightning", *setting.tags()])
-    ref, final = results.get("reference") or {}, results.get("final") or {}
+    ref, final = record.reference or Evaluation(), record.final or Evaluation()
     metrics = [(m, rate_with_interval(ref, m), rate_with_interval(final, m))
                for m in HEADLINE if m in ref or m in final]
     return ModelCard.from_template(
         data, template_str=TEMPLATE, title=f"{setting.method} on {setting.task} ({setting.model})", setting=setting,
-        settings={"base model": base or results.get("model_weights"), "method": setting.method, "λ": setting.lam,
+        settings={"base model": base or record.model_weights, "method": setting.method, "λ": setting.lam,
                   "k (safety tokens)": setting.k, "p (poison ratio)": setting.p, "n (samples)": setting.n,
-                  "seed": setting.seed, "task": setting.task, "safety tokens": results.get("safety_tokens")},
-        reference=results.get("model_weights"), judge=results.get("judge"), metrics=metrics)
+                  "seed": setting.seed, "task": setting.task, "safety tokens": record.safety_tokens},
+        reference=record.model_weights, judge=record.judge, metrics=metrics)
 
 
 def push(directory: Path, hub: DictConfig) -> None:

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from pact_lightning.rundir import CLAIMED_ENV
+from pact_lightning.record import FILE, RunRecord
 from pact_lightning.setting import RunSetting
 
 log = logging.getLogger(__name__)
@@ -170,19 +169,19 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
-def objective(cfg: DictConfig, results: dict[str, Any]) -> float | None:
+def objective(cfg: DictConfig, results: RunRecord | Mapping[str, Any]) -> float | None:
     """The number a sweeper (Optuna) optimises: the final task accuracy (the last train loss without an evaluation).
 
     With ``objective.harmful_score_ceiling`` set (same units as ``harmful_score``), a run above the ceiling scores
     ``−(harmful_score − ceiling)``: below every run under it (task_acc ≥ 0), and the closer, the better — so
     ``direction: maximize`` finds the most accurate λ among the safe ones.
     """
-    final = results.get("final") or {}
-    acc = final.get("task_acc")
+    record = RunRecord.of(results)
+    acc = record.final.rate("task_acc") if record.final is not None else None
     if acc is None:
-        return (results.get("train") or {}).get("train/loss")
+        return (record.train or {}).get("train/loss")
     ceiling = cfg.objective.harmful_score_ceiling
-    harmful = final.get("harmful_score")
+    harmful = record.final.rate("harmful_score")
     if ceiling is None or harmful is None or harmful <= ceiling:
         return acc
     return -(harmful - ceiling)
@@ -227,9 +226,11 @@ def rendezvous_port(sweep_dir: Path, job_num: int, low: int = 20000, high: int =
                        f"run the points one after another (no launcher=)")
 
 
-def run_point_as_single_run(app: str) -> dict[str, Any]:
+def run_point_as_single_run(app: str) -> RunRecord:
     """Run this multirun job's point as ``python -m <app> <its overrides>`` in a single-run child process writing into
-    this job's directory; return the child's results.json."""
+    this job's directory; return the child's record."""
+    from pact_lightning.rundir import CLAIMED_ENV  # here, not at the top: rundir imports torch, the report this module
+
     hc = _hydra()
     out, sweep = Path(hc.runtime.output_dir).absolute(), Path(hc.sweep.dir).absolute()
     # hydra.sweep.dir keeps the W&B group (sweep_group) of the child; output_subdir=null keeps this job's .hydra/
@@ -242,8 +243,8 @@ def run_point_as_single_run(app: str) -> dict[str, Any]:
     env = {**os.environ, "MASTER_PORT": str(rendezvous_port(sweep, hc.job.num)),
            CLAIMED_ENV: str(out)}  # this job holds the run directory's claim (rundir.py); the child shares it
     code = subprocess.run(cmd, cwd=hc.runtime.cwd, env=env).returncode
-    results = out / "results.json"
+    results = out / FILE
     if code != 0 or not results.is_file():
         raise RuntimeError(f"the run of sweep point {hc.job.num} ({hc.job.override_dirname or 'no overrides'}) failed "
                            f"with exit code {code}; its log is in {out}")
-    return json.loads(results.read_text(encoding="utf-8"))
+    return RunRecord.read(results)

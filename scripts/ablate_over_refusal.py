@@ -13,12 +13,11 @@ the reference's evaluation come from the cache of an earlier default run. docs/e
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from pact_lightning.eval.runner import paired_comparison, read_generations
+from pact_lightning.record import FILE, RunRecord, paired_comparison, read_generations
 
 VARIANTS = {
     "pact": [],  # as configured: λ = 1, k = 50, gate on, weighted
@@ -35,7 +34,7 @@ RATES = ("harmful_score", "benign_refusal_rate", "task_acc")
 def run(out: Path, name: str, overrides: list[str]) -> Path:
     """The variant's run directory, trained and evaluated unless it already holds results.json."""
     run_dir = out / name
-    if not (run_dir / "results.json").is_file():
+    if not (run_dir / FILE).is_file():
         subprocess.run([sys.executable, "-m", "pact_lightning.train", "compare_with=[]", "eval.diagnostics=false",
                         f"hydra.run.dir={run_dir}", *overrides], check=True)
     return run_dir
@@ -60,7 +59,7 @@ def main() -> None:
               *(f"{r} − reference" for r in RATES), *(f"{r} − pact" for r in RATES)]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for name, d in dirs.items():
-        final = json.loads((d / "results.json").read_text())["final"]
+        final = RunRecord.read(d).final
         both = sum(" or " in r["response"] for r in gens[name] if r["kind"] == "task")
         vs_ref, vs_pact = paired_comparison(gens[name], reference), paired_comparison(gens[name], gens["pact"])
         print("| " + " | ".join([name, *(f"{final[r]:.1f}" for r in RATES), str(both),

@@ -19,15 +19,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from pact_lightning.eval.answers import CATEGORIES, categorise
-from pact_lightning.eval.scoring import read_generations
+from pact_lightning.record import FILE, RunRecord, read_generations
 
 
 def sources(study: Path, seeds: list[int]) -> dict[str, Path]:
     """origin → generations file: every arm of the chosen seeds, SFT+SafeLoRA, and each distinct reference."""
     found: dict[str, Path] = {}
-    for run in sorted(p for p in study.iterdir() if (p / "results.json").is_file()):
-        record = json.loads((run / "results.json").read_text(encoding="utf-8"))
-        method, seed = record.get("method"), record.get("seed")
+    for run in sorted(p for p in study.iterdir() if (p / FILE).is_file()):
+        setting = RunRecord.read(run).setting
+        method, seed = setting.method, setting.seed
         if seed in seeds:
             origin = f"{method}/seed{seed}"
             origin = origin if origin not in found else f"{origin}@{run.name}"  # a sweep of one method: many runs

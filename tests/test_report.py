@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -239,7 +242,7 @@ def test_a_reference_is_one_row_per_seed_at_most_and_one_for_all_seeds_that_reus
     from pact_lightning.report.render import frame, with_reference
 
     def run(seed: int, lam: float, ref_hs: float, weights: str | None) -> Run:
-        return Run.from_results({"method": "pact", "lam": lam, "num_safety_tokens": 50, "poison_ratio": 0.1,
+        return Run.from_record({"method": "pact", "lam": lam, "num_safety_tokens": 50, "poison_ratio": 0.1,
                                  "num_samples": 16, "seed": seed, "model": "tiny", "task": "sentiment",
                                  "model_weights": weights, "reference": {"harmful_score": ref_hs},
                                  "final": {"harmful_score": 20.0}}, f"/runs/{seed}-{lam}")
@@ -260,7 +263,7 @@ def test_a_rate_no_run_measured_gets_no_pooled_count_and_no_interval():
     from pact_lightning.report.render import aggregate, frame, pooled_interval
 
     # two seeds evaluated 200 task prompts each; both measured accuracy, neither recorded a task-refusal rate
-    runs = [Run.from_results({"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.1,
+    runs = [Run.from_record({"method": "pact", "lam": 1.0, "num_safety_tokens": 50, "poison_ratio": 0.1,
                               "num_samples": 200, "seed": seed, "model": "tiny", "task": "sentiment",
                               "final": {"harmful_score": 20.0, "task_acc": acc, "num_task_prompts": 200}},
                              f"/runs/{seed}") for seed, acc in ((1, 95.0), (2, 96.0))]
@@ -331,3 +334,43 @@ def test_pair_with_pairs_two_arms_of_a_seed_prompt_by_prompt(tmp_path):
                                      if "pact − sft" in line).strip("|").split("|")]
     assert cells[2].endswith("p=0.016 *") and cells[4] == "–"
     assert "heldout (over-refusal)" in md.split("## The tuning sets")[1]
+
+
+# a Python where torch, lightning and transformers cannot be imported, as if they were not installed
+NOT_INSTALLED = """
+import runpy, sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "lightning", "transformers"):
+            raise ModuleNotFoundError(f"No module named {name!r} (made unimportable by the test)")
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+"""
+# there, a module run as `python -m <module> <args>` runs it
+WITHOUT_TORCH = NOT_INSTALLED + """
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def test_the_report_runs_in_a_python_without_torch(sweep, tmp_path):
+    """``python -m pact_lightning.report`` (a sweep with its multirun.yaml, a failed job and today's results.json of
+    the embedded default) and ``report judges`` import neither torch, lightning nor transformers."""
+    default = sweep / "99_default"
+    default.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "results_embedded_default.json", default / "results.json")
+    blocked = subprocess.run([sys.executable, "-c", NOT_INSTALLED + "import torch"], capture_output=True, text=True)
+    assert "made unimportable by the test" in blocked.stderr  # the guard itself works
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "pact_lightning.report", str(sweep), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (out / "report.md").read_text()
+    assert "11 ok, 0 no_eval, 1 failed, 1 missing run(s)." in text and "44.0 [36.3–52.0]" in text
+    assert "| ok | pact | 1 | 50 | 0.1 | 200 | 42 | smollm2_135m | sentiment |" in text
+    assert len(list(csv.DictReader((out / "runs.csv").open()))) == 13
+    judges = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "pact_lightning.report", "judges"],
+                            capture_output=True, text=True)
+    assert judges.returncode == 0 and "# Judges against the gold set" in judges.stdout, judges.stderr[-3000:]

@@ -12,15 +12,19 @@ from pact_lightning.setting import RunSetting
 
 PACKAGE = ROOT / "pact_lightning"
 # Lower layers never import higher ones; a module may import its own layer. Data flows data → models → objective.
+# A run's setting and record (results.json, the vocabulary of its numbers) sit just above the utilities: everything
+# may read them, and they import no torch (test_report.py runs the report without it).
 LAYERS = [
     {"errors", "utils", "schema"},
+    {"setting", "record"},
     {"data"},
     {"objectives"},
     {"models"},
     {"safety", "eval", "defences"},
     {"alignment"},
-    {"setting", "build", "finish", "results", "card", "compare", "sweep", "app", "rundir", "report", "bench"},
+    {"build", "finish", "results", "card", "compare", "sweep", "app", "rundir", "bench"},
     {"train", "evaluate", "align", "safety_tokens"},
+    {"report"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from pact_lightning.eval.scoring import block, read_generations, rescore, tuning_of
-from pact_lightning.results import HEADLINE  # a row carries these rates' reference values and 95% intervals
+from pact_lightning.eval.scoring import block, rescore  # the evaluation's own arithmetic, torch-free
+from pact_lightning.record import FILE, HEADLINE, Evaluation, RunRecord, read_generations
 from pact_lightning.setting import RunSetting
 
 GENERATIONS = "generations_final.jsonl"  # a run's evaluated answers, beside its results.json
@@ -45,25 +45,27 @@ class Run:
     task_refusal_rate: float | None = None
     # the rest of the evaluation: prompt counts, majority-label rate, intervals, the reference's headline rates
     detail: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(DETAIL))
-    judge: str | None = None  # the judge of its evaluation (results.json's "judge")
+    judge: str | None = None  # the judge of its evaluation (the record's judge)
     tuning: tuple[str, ...] = ()  # its evaluation's tuning sets (kept out of its rates and of paired comparisons)
     # each tuning set's headline count as (rate, k, n): reported beside the rates, never in them
     tuning_counts: dict[str, tuple[str, int, int]] = field(default_factory=dict)
-    reference_weights: str | None = None  # what its reference evaluation ran on (results.json's "model_weights")
+    reference_weights: str | None = None  # what its reference evaluation ran on (the record's model_weights)
     run_dir: str = ""
     source: str = "local"
     note: str = ""
 
     @classmethod
-    def from_results(cls, results: dict[str, Any], run_dir: Path | str, source: str = "local") -> Run:
-        final, ref = results.get("final") or {}, results.get("reference") or {}
+    def from_record(cls, record: RunRecord | dict[str, Any], run_dir: Path | str, source: str = "local") -> Run:
+        """The row of a run's record (or of a results.json object)."""
+        record = RunRecord.of(record)
+        final, ref = record.final or Evaluation(), record.reference or Evaluation()
         detail = {k: (ref.get(k[4:]) if k.startswith("ref_") else final.get(k)) for k in DETAIL}
-        peak = results.get("peak_memory_mib") or {}
-        detail |= {"fit_s": (results.get("timings") or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
-        return cls(status="ok" if final else "no_eval", setting=RunSetting.from_results(results),
-                   **{m: final.get(m) for m in METRICS}, detail=detail, judge=results.get("judge"),
-                   tuning=tuple(tuning_of(final)), tuning_counts=tuning_counts(final),
-                   reference_weights=results.get("model_weights") if ref else None,
+        peak = record.peak_memory_mib or {}
+        detail |= {"fit_s": (record.timings or {}).get("fit"), "peak_mib": peak.get("cuda", peak.get("rss"))}
+        return cls(status="ok" if final else "no_eval", setting=record.setting,
+                   **{m: final.get(m) for m in METRICS}, detail=detail, judge=record.judge,
+                   tuning=tuple(final.tuning), tuning_counts=tuning_counts(final),
+                   reference_weights=record.model_weights if ref else None,
                    run_dir=str(run_dir), source=source)
 
     def row(self) -> dict[str, Any]:
@@ -75,11 +77,11 @@ class Run:
         return {"status": status, **setting, **flat, **detail}
 
 
-def tuning_counts(final: dict[str, Any]) -> dict[str, tuple[str, int, int]]:
+def tuning_counts(final: Evaluation) -> dict[str, tuple[str, int, int]]:
     """Each tuning set of an evaluation block with the count behind its headline rate: (rate, k, n) — the harmful
     score of a harmful set, the refusals of a benign one."""
-    detail, out = final.get("detail") or {}, {}
-    for s in tuning_of(final):
+    detail, out = final.detail or {}, {}
+    for s in final.tuning:
         for rate, num, den in (("harmful_score", "num_harmful", "num_prompts"),
                                ("benign_refusal_rate", "num_benign_refused", "num_benign_prompts")):
             if f"{den}/{s}" in detail:
@@ -112,7 +114,7 @@ def run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
     for path in sorted([root, *root.rglob("*")]):
         if not path.is_dir() or SKIP_DIRS & set(path.relative_to(root).parts):
             continue
-        if (path / "results.json").is_file():
+        if (path / FILE).is_file():
             done.append(path)
         elif (path / ".hydra" / "overrides.yaml").is_file() and path != root:
             failed.append(path)
@@ -168,9 +170,10 @@ def wandb_runs(path: str, group: str | None, sweep_name: str) -> list[Run]:
     out = []
     for r in wandb.Api().runs(path, filters={"group": group_filter}):
         summary = dict(r.summary)  # results.log_eval puts final/<metric> and reference/<metric> there
-        results = dict(r.config) | {block: {k.split("/", 1)[1]: v for k, v in summary.items()
-                                            if k.startswith(f"{block}/")} for block in ("final", "reference")}
-        out.append(Run.from_results(results, results.get("run_dir") or r.url, source=f"wandb:{r.id}"))
+        record = RunRecord.from_dict(dict(r.config) | {
+            block: {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith(f"{block}/")}
+            for block in ("final", "reference")})
+        out.append(Run.from_record(record, record.run_dir or r.url, source=f"wandb:{r.id}"))
     return out
 
 
@@ -181,28 +184,27 @@ def default_tuning_sets() -> list[str]:
     return list(OmegaConf.load(EVAL_CONFIG).evaluator.tuning_sets)
 
 
-def rescored(results: dict[str, Any], run_dir: Path, tuning: list[str] | None = None) -> dict[str, Any]:
-    """``results`` with its ``final`` and ``reference`` blocks computed again from the run's saved generations under the
+def rescored(record: RunRecord, run_dir: Path, tuning: list[str] | None = None) -> RunRecord:
+    """``record`` with its ``final`` and ``reference`` blocks computed again from the run's saved generations under the
     current answer rules and set roles (eval/scoring.py ``rescore``): the judge's verdicts are kept, the categories
     and the measuring/tuning split are decided now. A block whose generations are not on disk is kept as written.
     The tuning sets are ``tuning`` when given, else those the run recorded, else the default evaluation's."""
-    out = dict(results)
+    out = replace(record)
     for name, file in (("final", GENERATIONS), ("reference", REFERENCE_GENERATIONS)):
-        path = run_dir / file
-        if results.get(name) and path.is_file():
-            roles = tuning if tuning is not None else (
-                tuning_of(results[name]) if results[name].get("sets") else default_tuning_sets())
-            out[name] = block(rescore(read_generations(path), roles))
+        path, evaluation = run_dir / file, getattr(record, name)
+        if evaluation and path.is_file():
+            roles = tuning if tuning is not None else (evaluation.tuning if evaluation.sets else default_tuning_sets())
+            setattr(out, name, Evaluation.from_dict(block(rescore(read_generations(path), roles))))
     return out
 
 
 def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None,
             rescore_generations: bool = False, tuning: list[str] | None = None) -> list[Run]:
     done, failed = run_dirs(root)
-    records = {d: json.loads((d / "results.json").read_text(encoding="utf-8")) for d in done}
+    records = {d: RunRecord.read(d) for d in done}
     if rescore_generations:
         records = {d: rescored(r, d, tuning) for d, r in records.items()}
-    runs = [Run.from_results(r, d) for d, r in records.items()]
+    runs = [Run.from_record(r, d) for d, r in records.items()]
     runs += [failed_run(d) for d in failed]
     runs += missing_runs(root, done + failed)
     if wandb_path:
@@ -220,7 +222,7 @@ class Rejudge:
     """Another judge's evaluations of a sweep's adapters (``evaluate checkpoint=<run dir>/final,...``: docs/cluster.md)."""
     name: str  # the suffix of its columns, e.g. guard → harmful_score_guard
     root: Path
-    judges: list[str]  # the judges its results.json files record
+    judges: list[str]  # the judges its records name
     metrics: dict[str, dict[str, Any]]  # run directory → its METRICS by this judge
     unmatched: list[str]  # its results.json files whose checkpoint is no run's <run dir>/final
 
@@ -230,14 +232,14 @@ def rejudged(root: Path, runs: Iterable[Run], name: str) -> Rejudge:
     (paths resolved; a relative checkpoint from the current directory)."""
     by_final = {Path(r.run_dir).resolve() / "final": r.run_dir for r in runs if r.run_dir and r.source == "local"}
     judges, metrics, unmatched = set(), {}, []
-    for path in sorted(root.rglob("results.json")):
-        results = json.loads(path.read_text(encoding="utf-8"))
-        checkpoint = results.get("checkpoint")
+    for path in sorted(root.rglob(FILE)):
+        record = RunRecord.read(path)
+        checkpoint = record.checkpoint
         run_dir = by_final.get(Path(checkpoint).resolve()) if checkpoint else None
         if run_dir is None:
             unmatched.append(f"{path} (checkpoint: {checkpoint})")
             continue
-        final = results.get("final") or {}
+        final = record.final or Evaluation()
         metrics[run_dir] = {m: final.get(m) for m in METRICS}
-        judges.add(results.get("judge") or "judge not recorded")
+        judges.add(record.judge or "judge not recorded")
     return Rejudge(name, root, sorted(judges), metrics, unmatched)

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pact_lightning.eval.answers import CATEGORIES, categorise, refused
-from pact_lightning.eval.scoring import read_generations
+from pact_lightning.record import read_generations
 
 MALFORMED = "malformed"
 

@@ -1,6 +1,6 @@
 """Arm against arm (``report --pair-with <method>``): every run of that method paired with every other run of the same
 seed, model, task, poison ratio and n, prompt by prompt, from the two runs' ``generations_final.jsonl`` (paired
-bootstrap interval and exact McNemar, ``eval.runner.paired_comparison``). A sweep's arms are separate runs, each paired
+bootstrap interval and exact McNemar, ``record.paired_comparison``). A sweep's arms are separate runs, each paired
 only with its own reference in its results.json; this is where two arms meet on the same prompts."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pact_lightning.eval.scoring import paired_comparison, read_generations, with_answer
+from pact_lightning.eval.scoring import with_answer
+from pact_lightning.record import HEADLINE, paired_comparison, read_generations
 from pact_lightning.report.collect import GENERATIONS, Run
-from pact_lightning.results import HEADLINE
 
 
 def cell(d: dict[str, Any] | None) -> str:

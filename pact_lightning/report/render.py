@@ -10,12 +10,11 @@ from typing import Any
 import pandas as pd
 
 from pact_lightning.defences import hook_of
-from pact_lightning.eval.scoring import CATEGORY_RATES, RATES
-from pact_lightning.eval.stats import ALPHA, wilson
+from pact_lightning.record import CATEGORY_RATES, HEADLINE, LABELS, RATES, rate_with_interval
+from pact_lightning.record.stats import ALPHA, wilson
 from pact_lightning.report.collect import (DETAIL, METRICS, Rejudge, Run, expected_points, most_common_harmful,
                                            sort_key)
 from pact_lightning.report.paired import arm_pairs
-from pact_lightning.results import HEADLINE, rate_with_interval
 from pact_lightning.setting import RunSetting
 from pact_lightning.utils.io import atomic_path, save_figure, subplots, write_text
 
@@ -25,9 +24,6 @@ PAPER_ROWS = ["method", "lam", "k", "n"]  # a row of the paper-style table; its 
 # pandas groups by it; the string settings stay Python objects.
 DTYPES = {"lam": "Float64", "p": "Float64", "k": "Int64", "n": "Int64", "seed": "Int64"} | {
     m: float for m in (*METRICS, *DETAIL)}
-LABELS = {"harmful_score": "harmful score", "harmful_content_rate": "content rate",
-          "benign_refusal_rate": "over-refusal", "task_acc": "task acc", "task_refusal_rate": "task refusals",
-          "refusal_rate": "refusal", "degenerate_rate": "degenerate", "no_content_rate": "no content"}
 # the rates aggregated over seeds with their pooled counts: the headline ones and the answer categories
 POOLED = (*HEADLINE, *(r for r in CATEGORY_RATES.values() if r not in HEADLINE))
 
