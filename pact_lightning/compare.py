@@ -10,11 +10,10 @@ prompts (``paired``: reference, main method, comparison methods), and the summar
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -22,20 +21,21 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pact_lightning import card
 from pact_lightning import results as run_results
 from pact_lightning.app import compose_group_option
+from pact_lightning.record import FILE, CompareEntry, RunRecord
 from pact_lightning.utils.timing import stage, timings
 
 log = logging.getLogger(__name__)
 
 
-def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> DictConfig:
+def comparison_config(cfg: DictConfig, method: str, record: RunRecord) -> DictConfig:
     """``cfg`` with ``method=<method>``, writing into ``<run dir>/compare/<method>``."""
     sub = cfg.copy()
     with open_dict(sub):
         sub.method = compose_group_option("method", method, "compare_with")
-        if results.get("safety_tokens"):
+        if record.safety_tokens:
             # the main run's set: the comparison logs the same safety-token diagnostics (and never rebuilds it)
-            sub.method.safety_tokens = results["safety_tokens"]
-            sub.method.num_safety_tokens = results["num_safety_tokens"] or cfg.method.num_safety_tokens
+            sub.method.safety_tokens = record.safety_tokens
+            sub.method.num_safety_tokens = record.setting.k or cfg.method.num_safety_tokens
         sub.paths.output_dir = str(Path(cfg.paths.output_dir) / "compare" / method)
         sub.compare_with = []
         sub.hub.repo_id = None  # the main run's final/ is the one pushed
@@ -50,32 +50,32 @@ def comparison_config(cfg: DictConfig, method: str, results: dict[str, Any]) -> 
     return sub
 
 
-def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> dict[str, Any]:
-    """``train(cfg)``, then ``train`` for each method of ``cfg.compare_with``; writes every run's results.json and
-    prints the joint summary. The main run's results are written even when a comparison run fails. With
-    ``ckpt_path=auto`` a run whose results.json exists is complete (it is written last): it is left as it is."""
-    done = Path(cfg.paths.output_dir) / run_results.FILE
+def run(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> RunRecord:
+    """``train(cfg)``, then ``train`` for each method of ``cfg.compare_with``; writes every run's results.json (once
+    per run directory) and prints the joint summary. The main run's record is written even when a comparison run
+    fails. With ``ckpt_path=auto`` a run whose results.json exists is complete (it is written last): it is left as it
+    is."""
+    done = Path(cfg.paths.output_dir) / FILE
     if cfg.ckpt_path == "auto" and done.is_file():
         log.info("ckpt_path=auto: %s exists, this run is complete; nothing to do (a new run needs another "
                  "hydra.run.dir, or overwrite=true)", done)
-        return json.loads(done.read_text(encoding="utf-8"))
+        return RunRecord.read(done)
     start = time.perf_counter()
-    results = train(cfg)
+    record = train(cfg)
     try:
         for method in cfg.compare_with or []:
             with stage(f"compare_{method}"):
-                sub = train(comparison_config(cfg, method, results))
+                sub = train(comparison_config(cfg, method, record))
             if rank_zero_only.rank == 0:
-                run_results.write(sub["run_dir"], sub)
-            results.setdefault("compare", {})[method] = {k: sub.get(k) for k in ("method", "run_dir", "final_dir",
-                                                                                  "train", "final")}
-            results["compare"] |= sub.get("compare") or {}  # its post-hoc model (posthoc=), e.g. sft+safelora
+                run_results.write(sub.run_dir, sub)
+            # with its post-hoc model (posthoc=), e.g. sft+safelora
+            record.compare = {**(record.compare or {}), method: CompareEntry.of_run(sub), **(sub.compare or {})}
     finally:
-        results["timings"] = {**timings(), "total": round(time.perf_counter() - start, 1)}
+        record.timings = {**timings(), "total": round(time.perf_counter() - start, 1)}
         if rank_zero_only.rank == 0:
-            results["paired"] = run_results.paired_comparisons(results)
-            run_results.write(cfg.paths.output_dir, results)
-            run_results.print_summary(results)
-    if cfg.hub.repo_id and rank_zero_only.rank == 0 and results.get("final_dir"):
-        card.push(Path(results["final_dir"]), cfg.hub)  # last: everything is on disk whether or not it succeeds
-    return results
+            record.paired = record.paired_comparisons()
+            run_results.write(cfg.paths.output_dir, record)
+            run_results.print_summary(record)
+    if cfg.hub.repo_id and rank_zero_only.rank == 0 and record.final_dir:
+        card.push(Path(record.final_dir), cfg.hub)  # last: everything is on disk whether or not it succeeds
+    return record

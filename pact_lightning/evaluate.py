@@ -23,13 +23,15 @@ from pact_lightning.defences import PosthocDefence
 from pact_lightning.eval.cache import cached_run
 from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.errors import ConfigError
+from pact_lightning.record import Evaluation, RunRecord
+from pact_lightning.setting import RunSetting
 from pact_lightning.models.loading import adapter_base, is_lora, load_model, weights_source
 from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.strategies import ProcessEnv, local_device, process_env
 
 
 @task_wrapper
-def evaluate(cfg: DictConfig) -> dict:
+def evaluate(cfg: DictConfig) -> RunRecord:
     L.seed_everything(cfg.seed)
     if cfg.generations is not None:
         return rejudge(cfg)
@@ -43,11 +45,10 @@ def evaluate(cfg: DictConfig) -> dict:
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     metrics = cached_run(evaluator, model, tokenizer, out, "eval", cfg.eval.cache_dir if cfg.eval.cache else None,
                          broadcast=broadcast_from_rank0, is_writer=rank0)
-    results = {"model": cfg.model.name, "model_weights": model.name_or_path or weights_source(cfg.model),
-               "checkpoint": cfg.checkpoint, "judge": run_results.judge_name(evaluator.judge), "run_dir": str(out),
-               "final": metrics_block(metrics)}
-    if posthoc is not None:
-        results["posthoc"] = posthoc
+    results = RunRecord(setting=RunSetting(model=cfg.model.name), run_dir=str(out),
+                        model_weights=model.name_or_path or weights_source(cfg.model), checkpoint=cfg.checkpoint,
+                        judge=run_results.judge_name(evaluator.judge), final=Evaluation.from_dict(metrics_block(metrics)),
+                        posthoc=posthoc)
     if rank0:
         run_results.write(out, results)
         for lg in loggers(cfg.logger):
@@ -58,7 +59,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return results
 
 
-def rejudge(cfg: DictConfig) -> dict:
+def rejudge(cfg: DictConfig) -> RunRecord:
     """The saved answers of ``cfg.generations`` judged again (``Evaluator.rejudge``): results.json names the answers
     it read and, for a run directory, the run's ``final/`` as its checkpoint, so that ``report --rejudge`` pairs it
     with that run."""
@@ -67,9 +68,9 @@ def rejudge(cfg: DictConfig) -> dict:
     out = cfg.paths.output_dir
     metrics = evaluator.rejudge(rows, out, "eval")
     run_dir = path.parent if path.name == "generations_final.jsonl" else None
-    results = {"model": None, "generations": str(path), "judge": run_results.judge_name(evaluator.judge),
-               "checkpoint": str(run_dir / "final") if run_dir is not None else None, "run_dir": str(out),
-               "final": metrics_block(metrics)}
+    results = RunRecord(run_dir=str(out), generations=str(path), judge=run_results.judge_name(evaluator.judge),
+                        checkpoint=str(run_dir / "final") if run_dir is not None else None,
+                        final=Evaluation.from_dict(metrics_block(metrics)))
     run_results.write(out, results)
     run_results.print_summary(results)
     return results

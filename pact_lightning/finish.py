@@ -3,6 +3,7 @@ assemble the run's results (``pact_lightning.results`` writes them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -23,6 +24,7 @@ from pact_lightning.eval.scoring import block as metrics_block
 from pact_lightning.models.loading import is_lora, load_model
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import FrozenCopy
+from pact_lightning.record import CompareEntry, Evaluation, RunRecord
 from pact_lightning.safety.tokens import SafetyTokens
 from pact_lightning.utils.io import atomic_dir
 from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
@@ -75,20 +77,20 @@ def unsharded_policy(trainer: L.Trainer, model_cfg: DictConfig, policy):
 
 
 def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: PactModule, tokenizer,
-           tokens: SafetyTokens | None, evaluator, posthoc: PosthocDefence | None = None) -> dict[str, Any]:
-    """Save the policy, evaluate reference and final model, log the evaluation; return the run's results."""
+           tokens: SafetyTokens | None, evaluator, posthoc: PosthocDefence | None = None) -> RunRecord:
+    """Save the policy, evaluate reference and final model, log the evaluation; return the run's record."""
     out = Path(cfg.paths.output_dir)
     # Lightning's teardown moved the module to the CPU after fit: evaluate where the strategy trained
     policy = unsharded_policy(trainer, model_cfg, module.policy).to(trainer.strategy.root_device)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-    results: dict[str, Any] = run_results.run_record(cfg, model_cfg, tokens)
-    results["train"] = {"global_step": trainer.global_step, **metrics}
-    results["devices"] = {"train": str(trainer.strategy.root_device), "evaluate": str(next(policy.parameters()).device),
-                          "precision": str(trainer.precision)}
+    record = run_results.run_record(cfg, model_cfg, tokens)
+    record.train = {"global_step": trainer.global_step, **metrics}
+    record.devices = {"train": str(trainer.strategy.root_device), "evaluate": str(next(policy.parameters()).device),
+                      "precision": str(trainer.precision)}
     if trainer.is_global_zero:
-        results["final_dir"] = str(save_final(policy, tokenizer, out / "final"))
+        record.final_dir = str(save_final(policy, tokenizer, out / "final"))
     if evaluator is not None:
-        results["judge"] = run_results.judge_name(evaluator.judge)
+        record.judge = run_results.judge_name(evaluator.judge)
         # full fine-tuning: the reference evaluation and the diagnostics share one copy of the aligned weights
         aligned = functools.cache(lambda: aligned_model(trainer, module, model_cfg, next(policy.parameters()).device))
         if cfg.eval.reference:  # comparison runs share the main run's
@@ -97,26 +99,27 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
                 metrics = cached_run(evaluator, reference_model, tokenizer, out, "reference",
                                      cfg.eval.cache_dir if cfg.eval.cache else None,
                                      broadcast=trainer.strategy.broadcast, is_writer=trainer.is_global_zero)
-                results["reference"] = metrics_block(metrics)
+                record.reference = Evaluation.from_dict(metrics_block(metrics))
         with stage("eval_final"):
-            results["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
+            record.final = Evaluation.from_dict(metrics_block(evaluator.run(policy, tokenizer, out, tag="final")))
         if cfg.eval.diagnostics and tokens is not None and trainer.is_global_zero:  # rank 0 wrote the answers
             with stage("diagnostics"):
-                results["diagnostics"] = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
+                record.diagnostics = safety_diagnostics(policy, aligned, tokenizer, tokens, out)
     if posthoc is not None:  # on every rank: the evaluation shards its prompts over them
         with stage(f"posthoc_{posthoc.name}"):
-            results["compare"] = posthoc_model(posthoc, cfg.paths.output_dir, model_cfg, policy, tokenizer, evaluator,
-                                               results, is_writer=trainer.is_global_zero)
-    results["timings"] = timings()
-    results["peak_memory_mib"] = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
+            entry = posthoc_model(posthoc, model_cfg, policy, tokenizer, evaluator, record,
+                                  is_writer=trainer.is_global_zero)
+            record.compare = {**(record.compare or {}), entry.method: entry}
+    record.timings = timings()
+    record.peak_memory_mib = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
     if trainer.is_global_zero:
-        final_dir = Path(results["final_dir"])  # the card replaces the one peft's save_pretrained writes
-        card.model_card(results, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
-        run_results.log_eval(trainer.loggers, results, step=trainer.global_step)
+        final_dir = Path(record.final_dir)  # the card replaces the one peft's save_pretrained writes
+        card.model_card(record, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
+        run_results.log_eval(trainer.loggers, record, step=trainer.global_step)
         alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
-        run_results.log_artifacts(trainer.loggers, out, results, tokens, alignment)
-    results["objective"] = sweep.objective(cfg, results)
-    return results
+        run_results.log_artifacts(trainer.loggers, out, record, tokens, alignment)
+    record.objective = sweep.objective(cfg, record)
+    return record
 
 
 def posthoc_edit(defence: PosthocDefence, model, model_cfg: DictConfig) -> dict[str, Any]:
@@ -128,31 +131,30 @@ def posthoc_edit(defence: PosthocDefence, model, model_cfg: DictConfig) -> dict[
     return defence.edit(model, directions)
 
 
-def posthoc_model(defence: PosthocDefence, run_dir: str, model_cfg: DictConfig, policy, tokenizer, evaluator,
-                  results: dict[str, Any], is_writer: bool = True) -> dict[str, Any]:
+def posthoc_model(defence: PosthocDefence, model_cfg: DictConfig, policy, tokenizer, evaluator, record: RunRecord,
+                  is_writer: bool = True) -> CompareEntry:
     """A post-hoc defence applied to the trained adapter, as a model of its own, ``<method>+<defence>``: evaluated,
     and saved and written by ``is_writer`` (results.json, final/, generations) in ``<run dir>/posthoc/<defence>/``;
-    the policy's own adapter is left as it was. Returns the ``compare`` entry the summary and the paired comparisons
-    read."""
-    name = f"{results.get('method') or 'final'}+{defence.name}"
-    out = Path(run_dir) / "posthoc" / defence.name
+    the policy's own adapter is left as it was. Returns its ``compare`` entry, as a comparison run's."""
+    out = Path(record.run_dir) / "posthoc" / defence.name
     trained = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
     try:
         report = posthoc_edit(defence, policy, model_cfg)
-        sub = {**results, "method": name, "run_dir": str(out), "posthoc": report, "final_dir": str(out / "final")}
-        sub.pop("reference", None), sub.pop("diagnostics", None), sub.pop("compare", None)
+        sub = dataclasses.replace(record.with_setting(method=f"{record.method}+{defence.name}"), run_dir=str(out),
+                                  final_dir=str(out / "final"), posthoc=report, reference=None, diagnostics=None,
+                                  compare=None)
         if is_writer:
             save_final(policy, tokenizer, out / "final")
         if evaluator is not None:
-            sub["final"] = metrics_block(evaluator.run(policy, tokenizer, out, tag="final"))
-        sub |= {"timings": timings(), "peak_memory_mib": peak_memory_mib()}  # training's cost is the run's
+            sub.final = Evaluation.from_dict(metrics_block(evaluator.run(policy, tokenizer, out, tag="final")))
+        sub.timings, sub.peak_memory_mib = timings(), peak_memory_mib()  # training's cost is the run's
         if is_writer:
             run_results.write(out, sub)
     finally:
         for n, p in policy.named_parameters():
             if n in trained:
                 p.data.copy_(trained[n])
-    return {**(results.get("compare") or {}), name: {k: sub.get(k) for k in ("method", "run_dir", "final_dir", "final")}}
+    return CompareEntry.of_run(sub, with_train=False)
 
 
 def safety_diagnostics(policy, aligned: Callable[[], Any], tokenizer, tokens: SafetyTokens, out: Path) -> str | None:

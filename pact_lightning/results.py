@@ -13,29 +13,29 @@ from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import alignment
 from pact_lightning.models.loading import weights_source
-from pact_lightning.record import (FILE, HEADLINE, RunRecord, answers_text, difference_text, rate_text)
+from pact_lightning.record import FILE, HEADLINE, Alignment, RunRecord, answers_text, difference_text, rate_text
 from pact_lightning.setting import RunSetting
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FILE", "alignment_rates", "eval_metrics", "judge_name", "log_artifacts", "log_eval", "log_hyperparams",
-           "paired_comparisons", "print_summary", "run_record", "summary_metrics", "wandb_loggers", "write"]
+           "print_summary", "run_record", "summary_metrics", "wandb_loggers", "write"]
 
 
-def run_record(cfg: DictConfig, model_cfg: DictConfig, tokens) -> dict[str, Any]:
-    """The head of a training run's results.json: its setting, where it ran, the weights it fine-tuned, its S and,
-    when the alignment stage built those weights, the stage's refusal rates before → after."""
-    return {**RunSetting.from_config(cfg).as_results(), "run_dir": str(cfg.paths.output_dir),
-            "model_weights": weights_source(model_cfg), "safety_tokens": tokens.path if tokens is not None else None,
-            "alignment": alignment_rates(model_cfg)}
+def run_record(cfg: DictConfig, model_cfg: DictConfig, tokens) -> RunRecord:
+    """The head of a training run's record: its setting, where it ran, the weights it fine-tuned, its S and, when the
+    alignment stage built those weights, the stage's refusal rates before → after."""
+    return RunRecord(setting=RunSetting.from_config(cfg), run_dir=str(cfg.paths.output_dir),
+                     model_weights=weights_source(model_cfg),
+                     safety_tokens=tokens.path if tokens is not None else None, alignment=alignment_rates(model_cfg))
 
 
-def alignment_rates(model_cfg: DictConfig) -> dict[str, Any] | None:
+def alignment_rates(model_cfg: DictConfig) -> Alignment | None:
     """``before`` and ``after`` of the aligned model's alignment.json (None for a model the project did not align)."""
     if not model_cfg.get("aligned_by"):
         return None
     report = alignment.read_report(model_cfg.aligned_by)
-    return {"before": report["before"], "after": report["after"]}
+    return Alignment(before=report["before"], after=report["after"])
 
 
 def judge_name(judge) -> str:
@@ -54,9 +54,9 @@ def eval_metrics(results: RunRecord | Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def log_hyperparams(loggers: list, cfg: DictConfig, record: dict[str, Any], tokens) -> None:
+def log_hyperparams(loggers: list, cfg: DictConfig, record: RunRecord, tokens) -> None:
     """The setting as flat columns (for W&B's table and parallel-coordinates views), then the whole config."""
-    params = {**record, "config": OmegaConf.to_container(cfg, resolve=True),
+    params = {**record.to_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
               "safety_tokens": tokens.tokens if tokens is not None else None}
     for lg in loggers:
         lg.log_hyperparams(params)
@@ -134,13 +134,6 @@ def write(run_dir: str | Path, results: RunRecord | Mapping[str, Any]) -> Path:
     """``<run_dir>/results.json`` (atomically), through the record (a dict is read as one first: its keys, order and
     values are written as they are)."""
     return RunRecord.of(results).write(run_dir)
-
-
-def paired_comparisons(results: RunRecord | Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every pair of evaluated models of the run on the same prompts, as plain data
-    (``RunRecord.paired_comparisons``)."""
-    return {pair: {rate: d.to_dict() for rate, d in rates.items()}
-            for pair, rates in RunRecord.of(results).paired_comparisons().items()}
 
 
 def print_summary(results: RunRecord | Mapping[str, Any]) -> None:

@@ -38,13 +38,9 @@ class RunSetting:
         """The setting of a composed run config (keys it lacks are None)."""
         values = {name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
                   for name, (_, key) in KEYS.items()}
-        align = OmegaConf.select(cfg, "align", default=None)
-        if align is not None and values["method"] and OmegaConf.select(cfg, "align.enabled", default=False):
-            from pact_lightning.defences import alignment_name
-
-            defence = alignment_name(align)
-            if defence is not None:  # the attack on a defended alignment: vaccine+sft
-                values["method"] = f"{defence}+{values['method']}"
+        defence = alignment_defence(cfg)
+        if defence is not None and values["method"]:  # the attack on a defended alignment: vaccine+sft
+            values["method"] = f"{defence}+{values['method']}"
         objective = objective_class(cfg)
         if objective is not None:
             values["lam"] = values["lam"] if objective.has_regularizer else 0
@@ -74,6 +70,17 @@ class RunSetting:
     @staticmethod
     def names(*without: str) -> list[str]:
         return [f.name for f in fields(RunSetting) if f.name not in without]
+
+
+def alignment_defence(cfg: DictConfig) -> str | None:
+    """The name of the alignment-stage defence that aligned the run's model (``align/defence=<name>``, or the
+    deprecated ``align.defense=<name>``), as its class declares it; None without the alignment stage or a defence."""
+    from hydra.utils import get_class
+
+    if not OmegaConf.select(cfg, "align.enabled", default=False):
+        return None
+    old, target = (OmegaConf.select(cfg, f"align.{key}", default=None) for key in ("defense", "defence._target_"))
+    return str(old) if old is not None else (get_class(target).name if target is not None else None)
 
 
 def objective_class(cfg: DictConfig):

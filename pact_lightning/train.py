@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from pact_lightning import build, compare, sweep
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.finish import finish
-from pact_lightning import results
+from pact_lightning.record import FILE, RunRecord
 from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
 from pact_lightning.utils.checkpoints import check_resume, resolve_ckpt_path
@@ -19,8 +19,8 @@ from pact_lightning.utils.strategies import check_deepspeed_precision
 
 
 @task_wrapper
-def train(cfg: DictConfig) -> dict:
-    """One run: fit, then evaluate; returns its results (``compare.run`` writes them)."""
+def train(cfg: DictConfig) -> RunRecord:
+    """One run: fit, then evaluate; returns its record (``compare.run`` writes it)."""
     timing.reset()
     timing.reset_peak_memory()
     L.seed_everything(cfg.seed, workers=True)
@@ -38,7 +38,7 @@ def train(cfg: DictConfig) -> dict:
     module = build.run_module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
     if ckpt_path is not None:  # the checkpoint must be this run's: same settings, same trainable weights
         check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
-                     steps=steps, results_exist=(Path(cfg.paths.output_dir) / results.FILE).is_file())
+                     steps=steps, results_exist=(Path(cfg.paths.output_dir) / FILE).is_file())
     trainer = build.run_trainer(cfg)
     log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):
@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> float | None:
     if sweep.starts_own_ranks(cfg):  # DDP inside -m: this point trains as a single run in a child process
         return sweep.objective(cfg, sweep.run_point_as_single_run("pact_lightning.train"))
-    return compare.run(cfg, train).get("objective")  # the run, then the compare_with runs; results.json, summary
+    return compare.run(cfg, train).objective  # the run, then the compare_with runs; results.json, summary
 
 
 if __name__ == "__main__":

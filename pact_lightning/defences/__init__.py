@@ -163,15 +163,6 @@ def class_of(node: Any, key: str) -> type[Defence]:
     return cls
 
 
-def alignment_name(align: Any) -> str | None:
-    """The name of the alignment-stage defence the ``align`` section selects (``align/defence=<name>``, or the
-    deprecated ``align.defense=<name>``), None for plain alignment."""
-    if align.get("defense") is not None:
-        return str(align.get("defense"))
-    node = align.get("defence")
-    return class_of(node, "align.defence").name if node is not None else None
-
-
 def for_objective(objective) -> type[ObjectiveDefence] | None:
     """The objective-hook defence whose objective is ``objective``'s class (None for a plain objective)."""
     cls = type(objective)
