@@ -49,8 +49,8 @@ def app_config(app: str, overrides: list[str], run_dir: Path):
     return cfg
 
 
-def train_inprocess(run_dir: Path, overrides: list[str]) -> dict:
-    """The tiny run in this process, as the Hydra app runs it (the run, its comparisons, results.json)."""
+def train_inprocess(run_dir: Path, overrides: list[str]):
+    """The tiny run in this process, as the Hydra app runs it (the run, its comparisons, results.json); its record."""
     from pact_lightning import compare
     from pact_lightning.train import train
 

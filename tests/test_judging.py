@@ -207,7 +207,7 @@ def test_a_tiny_run_records_the_answer_categories_and_the_content_rate(tmp_path)
         assert block["detail"]["num_benign_prompts/lookalike"] == 3 and block["sets"]["lookalike"]["role"] == "tune"
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     assert all(r["answer"] in ("refusal", "degenerate", "no_content", "content") for r in rows if r["kind"] == "harmful")
-    assert results["final"]["harmful_content_rate"] == on_disk["final"]["harmful_content_rate"]
+    assert results.final["harmful_content_rate"] == on_disk["final"]["harmful_content_rate"]
 
 
 def gold_row(i: int, response: str, harmful: bool, answer: str) -> dict:

@@ -18,7 +18,7 @@ def test_a_tiny_runs_final_dir_holds_its_model_card(tmp_path):
     loaded = ModelCard.load(tmp_path / "run" / "final" / "README.md")  # a local path: nothing is fetched
     assert loaded.data.library_name == "peft" and "method=sft" in loaded.data.tags
     assert "| method | sft |" in text and "| seed | 42 |" in text and "| n (samples) | 24 |" in text
-    assert results["model_weights"] in text and "Not evaluated (eval.after_fit=false)" in text
+    assert results.model_weights in text and "Not evaluated (eval.after_fit=false)" in text
 
 
 def test_the_card_states_the_final_and_reference_metrics():
