@@ -28,10 +28,9 @@ import torch
 from torch import Tensor
 
 from pact_lightning.errors import ConfigError
+from pact_lightning.objectives.settings import PROJECTORS  # declared with AsFT's settings (torch-free)
 
 log = logging.getLogger(__name__)
-
-PROJECTORS = ("fro", "fro2", "orth")
 
 
 @dataclass
