@@ -1,4 +1,5 @@
-"""What every Hydra app shares: the config location and resolvers, and the wrapper that always closes the W&B run."""
+"""What every Hydra app shares: the config location, resolvers and schemas, and the wrapper that always closes the W&B
+run."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
+from pact_lightning.objectives.settings import register_schemas
 from pact_lightning.schema import validate
 from pact_lightning.utils import precision
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_PATH = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package (pyproject package-data)
 sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of pact_lightning/conf/logger/default.yaml
+register_schemas()  # method.objective's schemas (pact_lightning/objectives/settings.py), which the method YAMLs extend
 
 
 def compose_group_option(group: str, option: str, key: str) -> DictConfig:

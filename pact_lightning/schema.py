@@ -2,21 +2,42 @@
 
 A value of the wrong type (``seed=1.5``, ``data.batch_size=abc``), out of range (``data.batch_size=0``,
 ``optim.optimizer.lr=-1``) or not finite (``method.lam=nan``) is refused with the key, the value and what is valid.
-Every problem of a config is reported at once. A key a config does not have (the gate keys of ``method=sft``, the
-StepLR ``gamma`` under a cosine schedule) is not checked. Objectives and data classes check their own arguments too
-(:func:`check`), so a value built outside a config is refused the same way.
+Every problem of a config is reported at once. A key a config does not have (the StepLR ``gamma`` under a cosine
+schedule) is not checked. Objectives and data classes check their own arguments too (:func:`check`), so a value built
+outside a config is refused the same way.
+
+Two kinds of declaration:
+
+* :data:`RULES`: one rule per config key, for the keys of the YAML configs;
+* *settings dataclasses*: a class's arguments declared once, each a :func:`setting` with its type (the annotation),
+  default, rule and help text. Registered with Hydra's ConfigStore as the schema of a config node (``method.objective``:
+  pact_lightning/objectives/settings.py), they type that node — Hydra refuses a key the class does not declare, or a
+  value of the wrong type, when the config is composed — and :func:`validate` checks the rules of every typed node it
+  finds, wherever it sits. :func:`check_settings` checks the same rules for arguments given in code::
+
+      @dataclass
+      class VaccineSettings:
+          rho: float = setting(2.0, POSITIVE, help="ρ: radius of the embedding perturbation")
+
+      check_settings(VaccineSettings, {"rho": -1.0}, prefix="align.defence")
+      # ConfigError: align.defence.rho=-1.0 is out of range; use a finite number > 0
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning.errors import ConfigError
+
+T = typing.TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,16 +114,8 @@ RULES: dict[str, Number | Choice | Pattern] = {
     # data
     "data.num_samples": INT_POS, "data.poison_ratio": FRACTION, "data.batch_size": INT_POS,
     "data.max_length": Number(int, 2), "data.min_response_tokens": INT_POS, "data.num_workers": INT_NONNEG,
-    # method and objective
+    # method (method.objective is typed by its objective's settings dataclass: pact_lightning/objectives/settings.py)
     "method.lam": Number(float, 0, optional=True), "method.num_safety_tokens": INT_POS,
-    "method.objective.temperature": POSITIVE, "method.objective.gate_top_p": Number(float, 0, 1, open_low=True),
-    "method.objective.gate_temperature": POSITIVE, "method.objective.gate_alpha": Number(float),
-    "method.objective.gate_bias": Number(float), "method.objective.gate_n": INT_NONNEG,
-    "method.objective.gate_tau": POSITIVE, "method.objective.gate_boost": NONNEG,
-    "method.objective.beta": POSITIVE, "method.objective.first_token_factor": POSITIVE,
-    "method.objective.bias_factor": POSITIVE, "method.objective.bias_length": INT_NONNEG,
-    "method.objective.align_steps": INT_NONNEG, "method.objective.finetune_steps": INT_NONNEG,
-    "method.objective.prox_warmup_frac": Number(float, 0, 1),
     # optimisation and training
     "optim.optimizer.lr": POSITIVE, "optim.optimizer.weight_decay": NONNEG,
     "optim.scheduler.warmup_ratio": FRACTION, "optim.scheduler.gamma": POSITIVE, "optim.scheduler.step_size": INT_POS,
@@ -137,6 +150,9 @@ RULES: dict[str, Number | Choice | Pattern] = {
 }
 
 
+Rule = Number | Choice | Pattern
+
+
 def check(key: str, value: Any) -> Any:
     """``value`` itself if it passes the rule of ``key`` in :data:`RULES`, else a ConfigError naming the key, the value
     and what is valid (for code that receives a setting outside a composed config)."""
@@ -147,20 +163,114 @@ def check(key: str, value: Any) -> Any:
     return value
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check every key of :data:`RULES` that ``cfg`` has; one ConfigError lists all problems."""
+# ---------------------------------------------------------------------------------------------------------------------
+# Settings dataclasses: a class's arguments declared once (type, default, rule, help)
+
+def setting(default: Any, rule: Rule | None = None, *, help: str) -> Any:
+    """A field of a settings dataclass: its ``default`` (immutable), the ``rule`` its value must pass (None: its
+    annotation's type is the only rule) and ``help``, what it means. The field's type is its annotation, which Hydra
+    enforces when the dataclass is a config node's schema."""
+    return field(default=default, metadata={"rule": rule, "help": help})
+
+
+def is_settings(cls: Any) -> bool:
+    """Whether ``cls`` is a settings dataclass (a dataclass with at least one :func:`setting` field)."""
+    return isinstance(cls, type) and is_dataclass(cls) and any("help" in f.metadata for f in fields(cls))
+
+
+def settings_problems(cls: type, values: Mapping[str, Any], prefix: str) -> list[str]:
+    """What is wrong with ``values`` as arguments of the settings dataclass ``cls``: a name it does not declare, a
+    value that fails its field's rule (or type, for a field without one). Each problem names the key in full,
+    ``<prefix>.<name>``."""
+    hints = typing.get_type_hints(cls)
+    declared = {f.name: f for f in fields(cls)}
     problems = []
-    for key, rule in RULES.items():
-        try:
-            node = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
-        except Exception as err:  # noqa: BLE001 - an interpolation that cannot resolve is a problem of its own
-            problems.append(f"{key}: {err}")
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in declared:
+            problems.append(_undeclared(cls, key))
             continue
-        if node is _MISSING:
-            continue
-        problem = rule.problem(node)
+        rule = declared[name].metadata.get("rule")
+        problem, valid = (rule.problem(value), rule.valid()) if rule is not None else _type_problem(hints[name], value)
         if problem is not None:
-            problems.append(f"{key}={node!r} {problem}; use {rule.valid()}")
+            problems.append(f"{key}={value!r} {problem}; use {valid}")
+    return problems
+
+
+def check_settings(cls: type[T], values: Mapping[str, Any], prefix: str) -> T:
+    """``cls(**values)``, the defaults filled in, if every value passes (:func:`settings_problems`); else one
+    ConfigError naming each bad key in full, as :func:`validate` does for a composed config::
+
+        check_settings(PactSettings, {"temperature": float("nan")}, prefix="method.objective")
+        # ConfigError: method.objective.temperature=nan is not finite; use a finite number > 0
+    """
+    problems = settings_problems(cls, values, prefix)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    return cls(**values)
+
+
+def _undeclared(cls: type, key: str) -> str:
+    names = ", ".join(f.name for f in fields(cls) if not f.name.startswith("_"))
+    return f"{key} is not a setting of {cls.__name__}; use one of {names}"
+
+
+def _type_problem(annotation: Any, value: Any) -> tuple[str | None, str]:
+    """A value against its field's annotation (bool, int, float, str, X | None; any other type passes)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None, ""
+        inner = [a for a in args if a is not type(None)]
+        problem, valid = _type_problem(inner[0] if len(inner) == 1 else Any, value)
+        return problem, valid + ", or null"
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(annotation)
+    if expected is None:
+        return None, ""
+    ok = (isinstance(value, bool) if annotation is bool else
+          isinstance(value, annotation if annotation is not float else (int, float)) and not isinstance(value, bool))
+    return (None if ok else f"is not {expected}"), expected
+
+
+def _settings_nodes(node: DictConfig, path: str = ""):
+    """``(path, node)`` of every node of ``node`` typed by a settings dataclass (the Hydra node left out)."""
+    if is_settings(OmegaConf.get_type(node)):
+        yield path, node
+    for key in node:
+        if (not path and key == "hydra") or OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, DictConfig):
+            yield from _settings_nodes(child, f"{path}.{key}" if path else str(key))
+
+
+def _problem(cfg: DictConfig, key: str, rule: Rule) -> str | None:
+    try:
+        node = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
+    except Exception as err:  # noqa: BLE001 - an interpolation that cannot resolve is a problem of its own
+        return f"{key}: {err}"
+    if node is _MISSING:
+        return None
+    problem = rule.problem(node)
+    return None if problem is None else f"{key}={node!r} {problem}; use {rule.valid()}"
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every key of :data:`RULES` that ``cfg`` has, and every node typed by a settings dataclass (its fields'
+    rules, and no key its class does not declare: ``+key=`` adds one past Hydra's schema); one ConfigError lists all
+    problems."""
+    problems = [p for key, rule in RULES.items() if (p := _problem(cfg, key, rule)) is not None]
+    for path, node in _settings_nodes(cfg):
+        cls = OmegaConf.get_type(node)
+        declared = {f.name: f for f in fields(cls)}
+        for name in node:
+            if name not in declared:
+                problems.append(_undeclared(cls, f"{path}.{name}"))
+            elif (rule := declared[name].metadata.get("rule")) is not None and (
+                    p := _problem(cfg, f"{path}.{name}", rule)) is not None:
+                problems.append(p)
     if OmegaConf.select(cfg, "hub.repo_id") and OmegaConf.select(cfg, "offline", default=False):
         problems.append("hub.repo_id is set but offline=true forbids contacting the Hub; set offline=false to push, "
                         "or hub.repo_id=null")

@@ -26,6 +26,9 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from pact_lightning.objectives.settings import register_schemas
+
+    register_schemas()  # what importing pact_lightning.app does for the apps
     overrides = list(overrides or [])
     if output_dir is not None:
         overrides.append(f"hydra.run.dir={output_dir}")

@@ -1,5 +1,6 @@
-"""Every preset composes (and resolves); trainers and strategies instantiate where no GPU is needed; launcher and
-hparams_search presets carry the settings their docs promise; the W&B naming resolvers; the DDP-in-multirun decision."""
+"""Every preset composes (and resolves), ``method.objective`` typed by its objective's settings; trainers and
+strategies instantiate where no GPU is needed; launcher and hparams_search presets carry the settings their docs
+promise; the W&B naming resolvers; the DDP-in-multirun decision."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf.errors import ConfigKeyError
 
 import pact_lightning.app  # noqa: F401 - registers the config's resolvers
 from conftest import CONF, compose
 from pact_lightning.utils.precision import resolve as resolve_precision
 from pact_lightning import sweep
+from pact_lightning.errors import ConfigError
+from pact_lightning.objectives.settings import SETTINGS
+from pact_lightning.schema import validate
 
 # the selectable presets (experiment=glob(*)); pact_lightning/conf/experiment/paper/ holds their shared parts
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -56,6 +62,69 @@ def test_every_file_in_conf_composes_and_resolves(tmp_path, path):
     assert job["task_name"] == app and job["paths"]["output_dir"] == str(tmp_path)
 
 
+@pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
+def test_every_file_in_conf_composes_in_struct_mode_with_a_typed_objective(tmp_path, path):
+    """Every preset, composed as above: struct mode; where it has a method, ``method.objective`` is the settings
+    dataclass of the method YAML (its schema), which refuses a key it does not declare — what Hydra runs into when a
+    later YAML or override carries one — and every value passes the checks the apps run first (schema.validate)."""
+    app, overrides = composition(path)
+    cfg = compose(app, overrides, output_dir=tmp_path)
+    assert OmegaConf.is_struct(cfg)
+    if "method" not in cfg:
+        return
+    objective, settings = cfg.method.objective, SETTINGS[cfg.hydra.runtime.choices["method"]]
+    assert OmegaConf.get_type(objective) is settings and OmegaConf.is_struct(objective)
+    with pytest.raises(ConfigKeyError, match=f"Key 'not_a_setting' not in '{settings.__name__}'"):
+        OmegaConf.merge(objective, {"not_a_setting": 1})
+    validate(cfg)
+
+
+def test_every_method_yaml_extends_its_objective_settings():
+    assert sorted(p.stem for p in (CONF / "method").glob("*.yaml")) == sorted(SETTINGS)
+
+
+@pytest.mark.parametrize("method", sorted(SETTINGS))
+def test_an_unknown_or_stale_objective_key_is_refused_with_the_key_named(tmp_path, method):
+    """A stale key in a YAML preset and an override of a key the objective does not declare fail at composition
+    (Hydra's message); ``+key=`` forces the key past the schema (Hydra's documented force-add), and the check every app
+    runs before its task refuses it."""
+    presets = tmp_path / "conf" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "stale.yaml").write_text("# @package _global_\nmethod:\n  objective:\n    stale_key: 1\n")
+    name = SETTINGS[method].__name__
+    with pytest.raises(ConfigCompositionException, match=f"Key 'stale_key' not in '{name}'"):
+        compose("train", [f"method={method}", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=stale"])
+    with pytest.raises(ConfigCompositionException, match="Could not override 'method.objective.stale_key'"):
+        compose("train", [f"method={method}", "method.objective.stale_key=1"])
+    with pytest.raises(ConfigCompositionException) as raised:
+        compose("train", [f"method={method}", "method.objective={stale_key: 1}"])
+    assert f"Key 'stale_key' not in '{name}'" in str(raised.value.__cause__)
+    cfg = compose("train", [f"method={method}", "+method.objective.stale_key=1"])
+    with pytest.raises(ConfigError, match=f"method.objective.stale_key is not a setting of {name}; use one of lam"):
+        validate(cfg)
+
+
+def test_an_objective_setting_of_the_wrong_type_or_range_names_the_key():
+    with pytest.raises(ConfigCompositionException, match="method.objective.gate=maybe"):
+        compose("train", ["method=pact", "method.objective.gate=maybe"])
+    with pytest.raises(ConfigCompositionException, match="method.objective.gate_n=1.5"):
+        compose("train", ["method=pact", "method.objective.gate_n=1.5"])
+    with pytest.raises(ConfigError, match=r"method.objective.prox_warmup_frac=1.5 is out of range; use a finite "
+                                          r"number in \[0, 1\]"):
+        validate(compose("train", ["method=lisa", "method.objective.prox_warmup_frac=1.5"]))
+
+
+def test_the_paper_presets_have_no_temperature_outside_the_objective(tmp_path):
+    """The dead ``method.temperature`` (no code read it) is gone: an override of it is refused, not ignored; the
+    objective's T is ``method.objective.temperature``."""
+    with pytest.raises(ConfigCompositionException, match="Could not override 'method.temperature'"):
+        compose("train", ["experiment=paper_llama_sst2", "method.temperature=1.0"], output_dir=tmp_path)
+    cfg = compose("train", ["experiment=paper_llama_sst2", "method.objective.temperature=1.0"], output_dir=tmp_path)
+    assert "temperature" not in cfg.method and cfg.method.objective.temperature == 1.0
+    baseline = compose("train", ["experiment=paper_llama_sst2", "method=sft"], output_dir=tmp_path)  # -m method=pact,sft
+    assert OmegaConf.get_type(baseline.method.objective) is SETTINGS["sft"]
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_builds(tmp_path, name):
     """Composes, resolves, and its DataModule, evaluator (sources and judge load lazily) and — without a GPU only
@@ -87,7 +156,8 @@ def test_paper_presets_pin_the_authors_grid(tmp_path):
     assert (job["trainer"]["strategy"], job["trainer"]["devices"], job["trainer"]["max_epochs"],
             job["trainer"]["precision"]) == ("ddp", 2, 3, "auto")  # bf16-mixed on GPUs with bf16
     assert (job["data"]["num_samples"], job["data"]["batch_size"], job["data"]["max_length"]) == (5000, 16, 512)
-    assert (job["method"]["lam"], job["method"]["temperature"], job["method"]["num_safety_tokens"]) == (1.0, 2.0, 50)
+    assert (job["method"]["lam"], job["method"]["objective"]["temperature"], job["method"]["num_safety_tokens"]) == (
+        1.0, 2.0, 50)  # T = 2: PactSettings' default
     assert (job["safety"]["K"], job["safety"]["max_resp_len"]) == (512, 64)
     evaluator = job["eval"]["evaluator"]
     assert sorted(evaluator["harmful"]) == ["harmbench", "jailbreakbench", "strongreject"]
@@ -121,7 +191,10 @@ def test_fsdp_strategy_instantiates_with_the_decoder_layer_policy(tmp_path):
     """FSDP needs a GPU to train; its strategy object, wrap policy included, builds anywhere."""
     from lightning.pytorch.strategies import FSDPStrategy
     from transformers import LlamaConfig
-    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaForCausalLM
+    from transformers.models.llama.modeling_llama import (
+        LlamaDecoderLayer,
+        LlamaForCausalLM,
+    )
 
     cfg = compose("train", ["trainer=fsdp"], output_dir=tmp_path)
     strategy = instantiate(cfg.trainer.strategy)
@@ -333,8 +406,8 @@ def test_submitit_local_gives_concurrent_gpu_points_disjoint_gpus(tmp_path, monk
     submission and the point's run are Hydra's, stubbed here: they record the waves and the point's GPUs.)"""
     import os
 
-    from pact_lightning.errors import ConfigError
     from hydra_plugins.pact_lightning_launcher.submitit_local import LocalLauncher
+    from pact_lightning.errors import ConfigError
 
     # Hydra's launcher class as ours extends it (Hydra's plugin scan loads its plugin modules more than once)
     HydraLocalLauncher = LocalLauncher.__mro__[1]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import subprocess
+import sys
+import typing
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from pact_lightning.errors import ConfigError
@@ -15,9 +21,11 @@ from pact_lightning.objectives.base import PolicyView
 from pact_lightning.objectives.kl_full import KLFull
 from pact_lightning.objectives.pact import Pact
 from pact_lightning.objectives.pact_plain import PactPlain
+from pact_lightning.objectives.settings import SETTINGS, PactSettings
 from pact_lightning.objectives.sft import SFT
 from pact_lightning.objectives.tokenwise import Tokenwise
 from pact_lightning.safety.tokens import SafetyTokens
+from pact_lightning.schema import POSITIVE, Choice, Number, check_settings, setting, settings_problems
 
 V, HEADER = 13, 2
 IDS = torch.tensor([2, 5, 7, 9])
@@ -248,3 +256,84 @@ def test_negative_lambda_and_missing_safety_tokens_are_config_errors():
         Pact(lam=-1.0, safety_tokens=tokens())
     with pytest.raises(ConfigError, match="method.safety_tokens"):
         Pact(lam=1.0, safety_tokens=None)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_every_objective_setting_is_declared_once_with_type_default_range_and_help(name):
+    """Each field of a settings dataclass: help text; a rule whose kind and optionality are its annotation's; a default
+    that passes it. The class named by ``_target_`` takes exactly these settings: built with every default given
+    explicitly, it is the objective built with none."""
+    cls = SETTINGS[name]
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "_target_":
+            continue
+        assert f.metadata["help"], f.name
+        rule, annotation = f.metadata["rule"], hints[f.name]
+        if isinstance(rule, Number):
+            assert annotation is rule.kind and not rule.optional, f.name
+        elif isinstance(rule, Choice):
+            assert annotation is str and f.default in rule.options, f.name
+        else:
+            assert rule is None and (f.name == "lam" or annotation is bool), f.name
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name not in ("_target_", "lam")}
+    assert settings_problems(cls, defaults, "method.objective") == []
+    objective = get_class(cls._target_)
+    needs = {"safety_tokens": tokens()} if objective.needs_safety_tokens else {}
+    built = {k: v for k, v in vars(objective(**needs, **defaults)).items() if not isinstance(v, dict)}
+    assert built == {k: v for k, v in vars(objective(**needs)).items() if not isinstance(v, dict)}
+
+
+def test_settings_given_in_code_are_refused_with_the_full_key():
+    with pytest.raises(ConfigError, match=r"^method.objective.temperature=nan is not finite; use a finite number > 0$"):
+        Pact(safety_tokens=tokens(), temperature=float("nan"))
+    with pytest.raises(ConfigError, match=r"method.objective.tempreature is not a setting of PactSettings; use one "
+                                          r"of lam, temperature, include_rest_mass"):
+        Pact(safety_tokens=tokens(), tempreature=3.0)
+    with pytest.raises(ConfigError, match=r"method.objective.gate=1 is not true or false; use true or false"):
+        Pact(safety_tokens=tokens(), gate=1)
+    with pytest.raises(ConfigError, match=r"method.objective.gate is not a setting of PactPlainSettings"):
+        PactPlain(safety_tokens=tokens(), gate=True)  # PactPlain is PACT without the gate
+    with pytest.raises(ConfigError, match=r"method.objective.beta=0 is out of range; use a finite number > 0"):
+        Tokenwise(beta=0)
+    with pytest.raises(ConfigError, match=r"invalid settings:\n  method.objective.gate_n=1.5 is not an integer.*\n  "
+                                          r"method.objective.gate_top_p=0 is out of range"):
+        Pact(safety_tokens=tokens(), gate_n=1.5, gate_top_p=0)
+    assert Pact(safety_tokens=tokens(), temperature=3).temperature == 3.0
+
+
+def test_check_settings_works_for_any_settings_dataclass_and_prefix():
+    """The mechanism the defences' settings reuse (align.defence, posthoc): type from the annotation, rule, help."""
+
+    @dataclass
+    class Toy:
+        rho: float = setting(2.0, POSITIVE, help="a radius")
+        mode: str = setting("a", Choice(("a", "b")), help="a mode")
+        layers: int | None = setting(None, Number(int, 1, optional=True), help="layers, or null for all")
+        on: bool = setting(True, help="a switch")
+        note: str | None = setting(None, help="free text")
+
+    assert check_settings(Toy, {"rho": 0.5, "note": "x"}, prefix="align.defence") == Toy(rho=0.5, note="x")
+    for values, says in (({"rho": -1.0}, "align.defence.rho=-1.0 is out of range; use a finite number > 0"),
+                         ({"mode": "c"}, "align.defence.mode='c' is not one of the options; use one of a, b"),
+                         ({"layers": 0}, "align.defence.layers=0 is out of range; use an integer >= 1, or null"),
+                         ({"on": "yes"}, "align.defence.on='yes' is not true or false; use true or false"),
+                         ({"note": 3}, "align.defence.note=3 is not a string; use a string, or null"),
+                         ({"rhoo": 1.0}, "align.defence.rhoo is not a setting of Toy; use one of rho, mode, layers")):
+        with pytest.raises(ConfigError) as raised:
+            check_settings(Toy, values, prefix="align.defence")
+        assert str(raised.value).startswith(says), str(raised.value)
+
+
+def test_the_objective_settings_import_no_torch():
+    """Composing a config (which registers the settings as schemas) imports no torch."""
+    code = ("import sys; import pact_lightning.objectives.settings, pact_lightning.schema; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_objective_settings_are_the_constructor_defaults():
+    """PactSettings' defaults are the authors' (docs/method.md): what Pact() runs with."""
+    objective = Pact(safety_tokens=tokens())
+    assert (objective.temperature, objective.gate, objective.gate_top_p, objective.gate_alpha, objective.gate_n,
+            objective.gate_tau) == (PactSettings.temperature, True, 0.9, 2.0, 8, 8.0) == (2.0, True, 0.9, 2.0, 8, 8.0)

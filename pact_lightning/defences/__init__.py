@@ -33,14 +33,21 @@ _REGISTRY: dict[str, type[Defence]] = {}
 @dataclass
 class Defence:
     """A defence: its ``name`` (the label runs carry, e.g. ``vaccine+sft``), where it acts (``hook``), and its settings
-    as dataclass fields of the subclass (declared once: type, default, help; checked on construction)."""
+    as dataclass fields of the subclass, each declared once with ``pact_lightning.schema.setting`` (type, default,
+    rule, help) and checked on construction, naming ``<key>.<field>``."""
 
     name: ClassVar[str]
     hook: ClassVar[str]
     key: ClassVar[str] = ""  # the config key its settings sit under, for errors (e.g. align.defence)
 
     def __post_init__(self) -> None:
-        check_fields(self, self.key)
+        from dataclasses import fields
+
+        from pact_lightning.schema import settings_problems
+
+        problems = settings_problems(type(self), {f.name: getattr(self, f.name) for f in fields(self)}, self.key)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def settings(self) -> dict[str, Any]:
         """Its settings as plain values (what enters the aligned model's cache key, and the run's record)."""
@@ -84,28 +91,6 @@ class PosthocDefence(Defence):
 
     def edit(self, model, directions) -> dict[str, Any]:
         raise NotImplementedError
-
-
-def check_fields(settings: Any, key: str) -> None:
-    """Check every field of the dataclass instance ``settings`` that declares a rule (``metadata["rule"]``, a
-    :mod:`pact_lightning.schema` rule); one ConfigError names each bad ``<key>.<field>``."""
-    from dataclasses import fields
-
-    problems = []
-    for f in fields(settings):
-        rule, value = f.metadata.get("rule"), getattr(settings, f.name)
-        problem = rule.problem(value) if rule is not None else None
-        if problem is not None:
-            problems.append(f"{key}.{f.name}={value!r} {problem}; use {rule.valid()}")
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
-def setting(default: Any, help: str, rule: Any = None) -> Any:
-    """A settings field: its default, what it means, and the rule its values obey (None: any value of its type)."""
-    from dataclasses import field
-
-    return field(default=default, metadata={"help": help, "rule": rule})
 
 
 def register(cls: type[Defence]) -> type[Defence]:

@@ -21,11 +21,11 @@ own harmful batch; only the final gradient is all-reduced. The logged train/loss
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from pact_lightning.defences import AlignmentDefence, register, setting
-from pact_lightning.schema import INT_POS, NONNEG, Number
+from pact_lightning.defences import AlignmentDefence, register
+from pact_lightning.schema import INT_POS, NONNEG, Number, setting
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -35,14 +35,14 @@ if TYPE_CHECKING:
 @dataclass
 class Booster(AlignmentDefence):
     name = "booster"
-    lam: float = setting(5.0, "λ: weight of the harmful-loss drop (the authors' scripts)", NONNEG)
-    alpha: float = setting(0.1, "α: length of the simulated normalised harmful step in LoRA-parameter space", NONNEG)
+    lam: float = setting(5.0, NONNEG, help="λ: weight of the harmful-loss drop (the authors' scripts)")
+    alpha: float = setting(0.1, NONNEG, help="α: length of the simulated normalised harmful step in LoRA-parameter space")
     # harmful prompt → harmful answer: the alignment split's own prompts (as the authors' code), never the poison or
     # evaluation prompts (checked before the stage)
-    harmful: Any = field(default=None, metadata={"help": "the source of harmful (prompt → harmful answer) pairs"})
-    num_samples: int = setting(250, "harmful examples drawn", INT_POS)
-    batch_size: int | None = setting(None, "harmful batch size; null = the alignment batch size",
-                                     Number(int, 1, optional=True))
+    harmful: Any = setting(None, help="the source of harmful (prompt → harmful answer) pairs")
+    num_samples: int = setting(250, INT_POS, help="harmful examples drawn")
+    batch_size: int | None = setting(None, Number(int, 1, optional=True),
+                                     help="harmful batch size; null = the alignment batch size")
 
     def check(self, poison, eval_prompts: list[str]) -> None:
         """Booster's harmful examples share no prompt with the attack's poison candidates or the safety evaluation:

@@ -23,10 +23,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pact_lightning.defences import PosthocDefence, register, setting
+from pact_lightning.defences import PosthocDefence, register
 from pact_lightning.errors import ConfigError
-from pact_lightning.objectives import PROJECTORS
-from pact_lightning.schema import INT_POS, Choice, Number
+from pact_lightning.objectives.settings import PROJECTORS
+from pact_lightning.schema import INT_POS, Choice, Number, setting
 
 if TYPE_CHECKING:
     import torch
@@ -42,12 +42,12 @@ SELECT = ("number", "threshold")
 @dataclass
 class SafeLoRA(PosthocDefence):
     name = "safelora"
-    select: str = setting("number", "number = project the num_proj_layers modules least similar to their "
-                                    "projection; threshold = every module with cos ≤ τ", Choice(SELECT))
-    num_proj_layers: int = setting(10, "K (the authors' default; a q_proj and a v_proj are two modules)", INT_POS)
-    threshold: float = setting(0.5, "τ, for select=threshold", Number(float, -1, 1))
-    projector: str = setting("fro", "C = VVᵀ/‖V‖_F (the authors'); fro2 = VVᵀ/‖V‖_F²; orth = the projector onto "
-                                    "span(V)", Choice(PROJECTORS))
+    select: str = setting("number", Choice(SELECT), help="number = project the num_proj_layers modules least similar "
+                                                          "to their projection; threshold = every module with cos ≤ τ")
+    num_proj_layers: int = setting(10, INT_POS, help="K (the authors' default; a q_proj and a v_proj are two modules)")
+    threshold: float = setting(0.5, Number(float, -1, 1), help="τ, for select=threshold")
+    projector: str = setting("fro", Choice(PROJECTORS), help="C = VVᵀ/‖V‖_F (the authors'); fro2 = VVᵀ/‖V‖_F²; orth "
+                                                              "= the projector onto span(V)")
 
     def edit(self, model, directions: list[Direction]) -> dict[str, Any]:
         return project(model, directions, **self.settings())

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from pact_lightning.defences import AlignmentDefence, register, setting
+from pact_lightning.defences import AlignmentDefence, register
 from pact_lightning.errors import ConfigError
-from pact_lightning.schema import Number
+from pact_lightning.schema import Number, setting
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 @dataclass
 class Vaccine(AlignmentDefence):
     name = "vaccine"
-    rho: float = setting(2.0, "ρ: the norm of the perturbation over all layers' attention outputs (the authors' "
-                              "default)", Number(float, 0, open_low=True))
+    rho: float = setting(2.0, Number(float, 0, open_low=True),
+                         help="ρ: the norm of the perturbation over all layers' attention outputs (the authors' default)")
 
     def step(self, tokenizer, align) -> VaccineStep:
         return VaccineStep(self.rho)

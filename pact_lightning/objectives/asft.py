@@ -21,20 +21,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pact_lightning.objectives.direction import PROJECTORS, Direction, lora_modules
-from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
+from pact_lightning.objectives.direction import Direction, lora_modules
+from pact_lightning.objectives.settings import AsftSettings
+from pact_lightning.schema import check_settings
 
 
 class Asft(Objective):
+    """``settings``: those of :class:`AsftSettings` (the projector C, the LoRA scale)."""
+
     needs_base_weights = True
 
-    def __init__(self, lam: float = 1.0, safety_tokens=None, projector: str = "fro",
-                 include_lora_scale: bool = False) -> None:
+    def __init__(self, lam: float = 1.0, safety_tokens=None, **settings) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
-        if projector not in PROJECTORS:
-            raise ConfigError(f"method.objective.projector={projector!r} is unknown; use one of {', '.join(PROJECTORS)}")
-        self.projector, self.include_lora_scale = projector, include_lora_scale
+        s = check_settings(AsftSettings, settings, prefix="method.objective")
+        self.projector, self.include_lora_scale = s.projector, s.include_lora_scale
         self._factors: list[tuple[Tensor, Tensor, Direction, float]] = []
 
     def bind_directions(self, policy, directions: list[Direction]) -> None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from pact_lightning.objectives import PROJECTORS
 from pact_lightning.errors import ConfigError
+from pact_lightning.objectives.settings import PROJECTORS  # declared with AsFT's settings (torch-free)
 
 log = logging.getLogger(__name__)
 

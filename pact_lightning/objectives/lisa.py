@@ -33,22 +33,22 @@ from torch import Tensor
 
 from pact_lightning.errors import ConfigError
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
-from pact_lightning.schema import check
+from pact_lightning.objectives.settings import LisaSettings
+from pact_lightning.schema import check_settings
 
 
 class Lisa(Objective):
+    """``settings``: those of :class:`LisaSettings` (K_a, K_f, the proximal term's warm-up)."""
+
     needs_alignment_data = True
 
-    def __init__(self, lam: float = 1.0, safety_tokens=None, align_steps: int = 100, finetune_steps: int = 900,
-                 prox_warmup_frac: float = 0.1) -> None:
+    def __init__(self, lam: float = 1.0, safety_tokens=None, **settings) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
-        check("method.objective.align_steps", align_steps)
-        check("method.objective.finetune_steps", finetune_steps)
-        check("method.objective.prox_warmup_frac", prox_warmup_frac)
-        if finetune_steps == 0:
+        s = check_settings(LisaSettings, settings, prefix="method.objective")
+        if s.finetune_steps == 0:
             raise ConfigError("method.objective.finetune_steps=0 never trains on the user data (Lisa would stay in its "
                               "alignment state); use finetune_steps >= 1")
-        self.align_steps, self.finetune_steps, self.prox_warmup_frac = align_steps, finetune_steps, prox_warmup_frac
+        self.align_steps, self.finetune_steps, self.prox_warmup_frac = s.align_steps, s.finetune_steps, s.prox_warmup_frac
         self._params: list[Tensor] = []
         self.anchor: list[Tensor] = []
         self._alignment = None

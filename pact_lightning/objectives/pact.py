@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
-from pact_lightning.schema import check
+from pact_lightning.objectives.settings import PactSettings
+from pact_lightning.schema import check_settings
 
 
 def top_p_count(logits: Tensor, top_p: float, temperature: float = 1.0) -> Tensor:
@@ -51,32 +52,27 @@ def log_probs_with_rest(subset_logits: Tensor, lse: Tensor, temperature: float) 
 
 
 class Pact(Objective):
-    """The PACT objective (equation above); every gate constant is a constructor argument."""
+    """The PACT objective (equation above); ``settings`` are those of :class:`PactSettings` (every gate constant
+    included), each defaulting to the authors' value."""
 
     needs_safety_tokens = True
 
-    def __init__(self, lam: float = 1.0, safety_tokens=None, temperature: float = 2.0, include_rest_mass: bool = False,
-                 gate: bool = True, weighted: bool = True, gate_top_p: float = 0.9, gate_temperature: float = 1.0,
-                 gate_alpha: float = 2.0, gate_bias: float = 0.0, gate_n: int = 8, gate_tau: float = 8.0,
-                 gate_boost: float = 1.0) -> None:
+    def __init__(self, lam: float = 1.0, safety_tokens=None, **settings) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
-        for name, value in (("temperature", temperature), ("gate_top_p", gate_top_p),
-                            ("gate_temperature", gate_temperature), ("gate_alpha", gate_alpha), ("gate_bias", gate_bias),
-                            ("gate_n", gate_n), ("gate_tau", gate_tau), ("gate_boost", gate_boost)):
-            check(f"method.objective.{name}", value)
-        self.temperature = float(temperature)
-        self.include_rest_mass = include_rest_mass
-        self.gate = gate
-        self.gate_top_p, self.gate_temperature = gate_top_p, gate_temperature
+        s = check_settings(PactSettings, settings, prefix="method.objective")
+        self.temperature = float(s.temperature)
+        self.include_rest_mass = s.include_rest_mass
+        self.gate = s.gate
+        self.gate_top_p, self.gate_temperature = s.gate_top_p, s.gate_temperature
         self.gate_alpha, self.gate_bias, self.gate_n, self.gate_tau, self.gate_boost = (
-            gate_alpha, gate_bias, gate_n, gate_tau, gate_boost)
-        w = safety_tokens.weights.clamp_min(0) if weighted else torch.ones_like(safety_tokens.weights)
+            s.gate_alpha, s.gate_bias, s.gate_n, s.gate_tau, s.gate_boost)
+        w = safety_tokens.weights.clamp_min(0) if s.weighted else torch.ones_like(safety_tokens.weights)
         self.register_buffer("token_weights", w.float(), persistent=False)
         fields = {"subset_full"}
-        if gate:
+        if s.gate:
             fields.add("subset_post")
-        if include_rest_mass:
-            fields |= {"lse_full", "lse_post"} if gate else {"lse_full"}
+        if s.include_rest_mass:
+            fields |= {"lse_full", "lse_post"} if s.gate else {"lse_full"}
         self.regularizer_fields = frozenset(fields)
 
     @torch.no_grad()

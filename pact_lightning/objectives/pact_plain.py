@@ -13,10 +13,14 @@ full-context reference (no post-only pass). ``include_rest_mass`` works as in PA
 from __future__ import annotations
 
 from pact_lightning.objectives.pact import Pact
+from pact_lightning.objectives.settings import PactPlainSettings
+from pact_lightning.schema import check_settings
 
 
 class PactPlain(Pact):
-    def __init__(self, lam: float = 1.0, safety_tokens=None, temperature: float = 2.0,
-                 include_rest_mass: bool = False) -> None:
-        super().__init__(lam=lam, safety_tokens=safety_tokens, temperature=temperature,
-                         include_rest_mass=include_rest_mass, gate=False, weighted=False)
+    """``settings``: those of :class:`PactPlainSettings` (temperature, include_rest_mass)."""
+
+    def __init__(self, lam: float = 1.0, safety_tokens=None, **settings) -> None:
+        s = check_settings(PactPlainSettings, settings, prefix="method.objective")
+        super().__init__(lam=lam, safety_tokens=safety_tokens, temperature=s.temperature,
+                         include_rest_mass=s.include_rest_mass, gate=False, weighted=False)

@@ -23,20 +23,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView
-from pact_lightning.schema import check
+from pact_lightning.objectives.settings import TokenwiseSettings
+from pact_lightning.schema import check_settings
 
 
 class Tokenwise(Objective):
+    """``settings``: those of :class:`TokenwiseSettings` (β and its schedule)."""
+
     regularizer_fields = frozenset({"target_logprob"})
 
-    def __init__(self, lam: float = 1.0, safety_tokens=None, beta: float = 0.1, first_token_factor: float = 5.0,
-                 bias_factor: float = 20.0, bias_length: int = 5) -> None:
+    def __init__(self, lam: float = 1.0, safety_tokens=None, **settings) -> None:
         super().__init__(lam=lam, safety_tokens=safety_tokens)
-        for name, value in (("beta", beta), ("first_token_factor", first_token_factor), ("bias_factor", bias_factor),
-                            ("bias_length", bias_length)):
-            check(f"method.objective.{name}", value)
-        self.beta, self.first_token_factor = beta, first_token_factor
-        self.bias_factor, self.bias_length = bias_factor, bias_length
+        s = check_settings(TokenwiseSettings, settings, prefix="method.objective")
+        self.beta, self.first_token_factor = s.beta, s.first_token_factor
+        self.bias_factor, self.bias_length = s.bias_factor, s.bias_length
 
     def betas(self, steps: Tensor) -> Tensor:
         beta = torch.full(steps.shape, self.beta, device=steps.device)

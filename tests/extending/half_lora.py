@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pact_lightning.defences import PosthocDefence, register, setting
-from pact_lightning.schema import Number
+from pact_lightning.defences import PosthocDefence, register
+from pact_lightning.schema import Number, setting
 
 
 @register
@@ -16,7 +16,7 @@ from pact_lightning.schema import Number
 class HalfLoRA(PosthocDefence):
     name = "half_lora"
     needs_directions = False  # it reads nothing but the adapter
-    factor: float = setting(0.5, "the scale of the LoRA update after the edit", Number(float, 0, 1))
+    factor: float = setting(0.5, Number(float, 0, 1), help="the scale of the LoRA update after the edit")
 
     def edit(self, model, directions) -> dict[str, Any]:
         import torch
