@@ -93,7 +93,7 @@ def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
     node = defence_config(align)
     if node is not None:
         settings = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
-        recipe["defense"] = {"name": defence_of(align).name, **settings}
+        recipe["defence"] = {"name": defence_of(align).name, **settings}
         sources += [v for v in node.values() if OmegaConf.is_dict(v) and "_target_" in v]  # Booster's harmful data
     rows = [(e.prompt, e.response) for source in sources for e in instantiate(source).load()]
     return {"model": weights_source(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,

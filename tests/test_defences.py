@@ -504,7 +504,7 @@ def test_alignment_defences_build_their_own_aligned_model_and_train_two_steps(tm
         built[name] = results["model_weights"]
         report = json.loads((Path(results["model_weights"]) / "alignment.json").read_text())
         assert len(report["losses"]) == 2
-        assert report["recipe"].get("defense", {}).get("name") == (None if name == "none" else name)
+        assert report["recipe"].get("defence", {}).get("name") == (None if name == "none" else name)
         assert results["method"] == ("sft" if name == "none" else f"{name}+sft")
     assert len(set(built.values())) == 3
     proc = run_train(tmp_path / "old_spelling", [*small, "align.defense=vaccine"])
