@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -23,6 +23,7 @@ from pact_lightning.schema import validate
 from pact_lightning.utils import precision
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")  # what a task returns: a run's record (train, evaluate), the alignment report (align)
 
 CONFIG_PATH = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package (pyproject package-data)
 sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of pact_lightning/conf/logger/default.yaml
@@ -93,13 +94,13 @@ def set_hub_offline(offline: bool) -> None:
         datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = offline
 
 
-def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
+def task_wrapper(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """Runs a task: validates its config (``schema.py``) first, logs a failure and the wall time, and always finishes
     W&B (exit code 1 on failure). The project's own errors (they say what to change) are raised as themselves, not
     wrapped by Hydra's instantiate. A task stopped by SIGTERM exits with status 143, naming what it did not do."""
 
     @functools.wraps(fn)
-    def wrapped(cfg: DictConfig) -> dict:
+    def wrapped(cfg: DictConfig) -> T:
         start, code = time.time(), 0
         set_hub_offline(bool(cfg.offline))  # nothing is fetched unless offline=false (cached copies still load)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
