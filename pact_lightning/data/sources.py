@@ -540,6 +540,9 @@ class WeightedSafetyRefusal(Source):
         self.kind, self.name = kind, f"weighted_safety_refusal/{kind}"
 
     def examples(self) -> Iterator[Example]:
-        path = wheel_file("weighted-safety-refusal", "0.1.1", "weighted_safety/dataset.jsonl")
-        return LocalFile(str(path), prompt_field="input", response_field=None, category_field="metadata.category",
-                         filter_field="metadata.type", filter_value=self.kind).examples()
+        name = "weighted_safety/dataset.jsonl"
+        rows = LocalFile(str(wheel_file("weighted-safety-refusal", "0.1.1", name)), prompt_field="input",
+                         response_field=None, category_field="metadata.category", filter_field="metadata.type",
+                         filter_value=self.kind).examples()
+        # the file inside the wheel, not where this machine installed it (as StrongRejectWheel's prompt ids)
+        return (replace(ex, source=name) for ex in rows)
