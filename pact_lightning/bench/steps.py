@@ -155,9 +155,8 @@ def run_variant(spec: dict) -> dict:
 
     section = compose_group_option("trainer", spec["trainer"], "--trainer")
     section.merge_with({"default_root_dir": spec["reference_cache_dir"], "max_steps": spec["warmup"] + spec["steps"],
-                        "max_epochs": -1, "precision": spec["precision"] or section.precision,
-                        "enable_progress_bar": False})
-    trainer = build.trainer(section, logger=False, callbacks=[StepTimer()])
+                        "max_epochs": -1, "precision": spec["precision"] or section.precision})
+    trainer = build.trainer(section, logger=False, callbacks=[StepTimer()], enable_progress_bar=False)
     trainer.fit(module, datamodule=datamodule)
     out = {"median_step_s": statistics.median(times[spec["warmup"]:]), "steps_measured": len(times) - spec["warmup"],
            "median_step_cpu_s": statistics.median(cpu_times[spec["warmup"]:]), "precision": str(trainer.precision),
