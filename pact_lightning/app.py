@@ -20,7 +20,7 @@ from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
 from pact_lightning.objectives.settings import register_schemas
 from pact_lightning.schema import validate
-from pact_lightning.utils import precision
+from pact_lightning.utils import once, precision, requeue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")  # what a task returns: a run's record (train, evaluate), the alignment report (align)
@@ -47,13 +47,16 @@ def compose_group_option(group: str, option: str, key: str) -> DictConfig:
         return composed()
 
 
-def finish_wandb(exit_code: int = 0) -> None:
-    """Close the active W&B run, if any: in a multirun, the next job would otherwise reuse this job's run."""
+def finish_wandb(exit_code: int = 0, preempted: bool = False) -> None:
+    """Close the active W&B run, if any: in a multirun, the next job would otherwise reuse this job's run. A requeued
+    run is marked preempting, so W&B shows it preempted, not failed, until the requeued job resumes it."""
     try:
         import wandb
     except ImportError:
         return
     if wandb.run is not None:
+        if preempted:
+            wandb.run.mark_preempting()
         wandb.finish(exit_code=exit_code)
 
 
@@ -75,8 +78,9 @@ class Interrupted(SystemExit):
 
 
 def _on_sigterm(signum, frame) -> None:
-    # During fit Lightning's own handler runs this one too; it then stops the run after the current batch.
-    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+    # During fit Lightning's own handler runs this one too; it then stops the run after the current batch. After a
+    # requeue signal the task is already stopping (scontrol requeue itself sends SIGTERM): let it close.
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm and requeue.received is None:
         raise Interrupted()
 
 
@@ -94,23 +98,48 @@ def set_hub_offline(offline: bool) -> None:
         datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = offline
 
 
+def resume_command() -> str:
+    from pact_lightning.utils.checkpoints import resume_command as command
+
+    return command()
+
+
+def sigterm_under_slurm() -> str:
+    """What follows a SIGTERM under SLURM. SIGTERM is not requeued here: SLURM sends it at preemption, at the time
+    limit and on scancel alike, and a cancelled job must stay cancelled."""
+    if requeue.slurm_job() is None:
+        return ""
+    return ("; SLURM requeues this job only where the site's PreemptMode is REQUEUE. For a job that saves and requeues "
+            "itself before its time limit, submit with --signal=USR1@90 --requeue (launcher=slurm does this with "
+            f"submitit's USR2); else resubmit with\n  {resume_command()}")
+
+
 def task_wrapper(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """Runs a task: validates its config (``schema.py``) first, logs a failure and the wall time, and always finishes
     W&B (exit code 1 on failure). The project's own errors (they say what to change) are raised as themselves, not
-    wrapped by Hydra's instantiate. A task stopped by SIGTERM exits with status 143, naming what it did not do."""
+    wrapped by Hydra's instantiate. A task stopped by SIGTERM exits with status 143, naming what it did not do; one
+    stopped by a requeue signal (``utils/requeue.py``) is requeued, then exits with 143 too."""
 
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> T:
-        start, code = time.time(), 0
+        start, code, requeued = time.time(), 0, False
         set_hub_offline(bool(cfg.offline))  # nothing is fetched unless offline=false (cached copies still load)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        signals = requeue.handled()  # SIGUSR1/USR2 for the whole task, not only during fit
         try:
+            signals.__enter__()
             validate(cfg)
+            once.configure(cfg.paths.get("lock_wait_s", once.WAIT_S))
             precision.resolve_config(cfg)
             return fn(cfg)
-        except (SIGTERMException, Interrupted):
+        except (SIGTERMException, Interrupted, requeue.Requeued):
             code = EXIT_INTERRUPTED
-            log.error("%s was stopped by SIGTERM (exit status %d)%s", fn.__name__, code, sweep.unrun_points())
+            if requeue.received is not None:  # a requeue signal, not SIGTERM: requeue, and say so in one line
+                requeued, line = requeue.hand_over(requeue.received, resume_command())
+                log.warning("%s: %s (exit status %d)", fn.__name__, line, code)
+            else:
+                log.error("%s was stopped by SIGTERM (exit status %d)%s%s", fn.__name__, code, sweep.unrun_points(),
+                          sigterm_under_slurm())
             raise SystemExit(code) from None
         except BaseException as err:
             code = 1
@@ -119,8 +148,9 @@ def task_wrapper(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
                 raise cause from None
             raise
         finally:
+            signals.__exit__(None, None, None)
             signal.signal(signal.SIGTERM, previous)
-            finish_wandb(code)
+            finish_wandb(code, preempted=requeued)
             log.info("%s: %.1f s, output dir: %s", fn.__name__, time.time() - start, cfg.paths.get("output_dir"))
 
     return wrapped

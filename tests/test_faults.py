@@ -530,3 +530,266 @@ def test_a_new_run_never_writes_over_another_runs_directory(tmp_path):
         proc = subprocess.run(train_command(run, one_step + ["seed=7", "ckpt_path=last", "trainer.max_steps=2"]),
                               cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "is in use by another live run" in proc.stderr, proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------ requeue signals
+# A run under a fake SLURM (array job 4242, task 7) whose `scontrol` records its arguments: tests/signal_in_stage.py
+# sends the run a requeue signal as a stage begins.
+
+STAGES = {  # the function that begins each stage, and the settings that make the run reach it with work to do
+    "alignment": ("pact_lightning.alignment:build_aligned",
+                  ["align.enabled=true", "align.data.num_samples=16", "align.data.batch_size=8",
+                   "align.eval.num_prompts=2", "align.eval.max_new_tokens=2"]),
+    "safety_tokens": ("pact_lightning.safety.selection:build_artifact", ["method=pact", "safety.K=8"]),
+    "reference_cache": ("pact_lightning.models.reference_cache:CachedReference._build",
+                        ["method=pact", "reference.mode=cached"]),
+    "fit": ("pact_lightning.models.module:PactModule.training_step", ["method=sft"]),
+    "evaluation": ("pact_lightning.eval.runner:Evaluator.run", ["method=sft", *SMALL_EVAL]),
+}
+
+
+def fake_slurm(tmp_path: Path, scontrol: bool = True, **extra) -> dict:
+    """The environment of SLURM array task 4242_7 (rank 0), with a recording ``scontrol`` on PATH, or none at all."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if scontrol:
+        (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.calls"}\n')
+        (bin_dir / "scontrol").chmod(0o755)
+    path = f"{bin_dir}:/usr/bin:/bin"
+    assert (shutil.which("scontrol", path=path) is not None) == scontrol
+    env = {k: v for k, v in offline_wandb().items() if not k.startswith("SLURM_")}
+    return {**env, "PATH": path, "SLURM_JOB_ID": "4250", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": "7",
+            "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NTASKS": "1", **extra}
+
+
+def signalled_run(tmp_path: Path, stage: str, env: dict, extra: list[str] = ()) -> tuple[int, str, Path]:
+    target, settings = STAGES[stage]
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "tests" / "signal_in_stage.py"), *TINY, "trainer.max_steps=3",
+           "callbacks.model_checkpoint.every_n_train_steps=100", f"paths.cache_dir={tmp_path / 'cache'}",
+           "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", *settings, *extra, f"hydra.run.dir={run}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**env, "PACT_TEST_SIGNAL_AT": target, "PYTHONPATH": str(ROOT)})
+    output = proc.stdout + proc.stderr
+    assert f"sending SIG{env.get('PACT_TEST_SIGNAL', 'USR1')} at {target}" in output, output[-3000:]
+    return proc.returncode, output, run
+
+
+def assert_no_crash(output: str) -> None:
+    assert "Traceback" not in output and "train failed" not in output, output[-3000:]
+    assert "stopped by SIGTERM" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_sigusr1_in_each_stage_requeues_the_job_once_and_exits_143(tmp_path, stage):
+    """SIGUSR1 (sbatch --signal=USR1@90) in any stage: the task stops (in fit at the end of the batch, after writing
+    last.ckpt), `scontrol requeue 4242_7` runs once (the array task, not the job id), one line says so, exit 143."""
+    code, output, run = signalled_run(tmp_path, stage, fake_slurm(tmp_path))
+    assert code == 143, output[-3000:]
+    assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242_7\n"
+    assert "train: SIGUSR1: requeued SLURM job 4242_7 (scontrol requeue)" in output
+    assert_no_crash(output)
+    assert not (run / "results.json").exists()
+    if stage == "fit":  # the step it was in is saved, and the requeued job resumes from it
+        assert checkpoint_step(run / "checkpoints" / "last.ckpt") == 1
+        assert f"SIGUSR1 at step 1: checkpoint saved to {run / 'checkpoints' / 'last.ckpt'}" in output
+    elif stage == "evaluation":  # fit ended (at step 3): the requeued job finds nothing to train and evaluates
+        assert checkpoint_step(run / "checkpoints" / "last.ckpt") == 3
+    else:
+        assert not (run / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("stage", ["safety_tokens", "fit"])
+def test_without_scontrol_a_requeue_signal_says_how_to_resubmit_and_keeps_the_checkpoint(tmp_path, stage):
+    """No scontrol on PATH (common in Apptainer and enroot images): no traceback; the command to resubmit, exit 143."""
+    code, output, run = signalled_run(tmp_path, stage, fake_slurm(tmp_path, scontrol=False))
+    assert code == 143, output[-3000:]
+    assert "train: could not requeue (scontrol not found): resubmit with\n  python -m pact_lightning.train" in output
+    assert f"hydra.run.dir={run}" in output
+    assert_no_crash(output)
+    if stage == "fit":
+        assert checkpoint_step(run / "checkpoints" / "last.ckpt") == 1 and "ckpt_path=last" in output
+    else:  # nothing to resume from yet: ckpt_path=last would refuse to start
+        assert "ckpt_path=auto" in output
+
+
+def wandb_records(run: Path) -> list:
+    """The records of the run's offline W&B file (leveldb's log format: 32 KiB blocks of chunks with a 7-byte header,
+    after a 7-byte file header), as protobuf Records."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    data, pos, records, pending = path.read_bytes(), 7, [], b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # too little left in the block for a header: padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk  # full, first | middle, last
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def test_a_submitit_requeue_is_an_interruption_not_a_crash(tmp_path):
+    """Under submitit (launcher=slurm) USR2 in fit: the step is saved, submitit's own handler requeues the job
+    (`scontrol requeue 4242_7`) and exits with sys.exit(-1); the run logs one line, not `train failed` and a
+    traceback, exits 143, and its W&B run is marked preempting with that exit code, not failed with 1."""
+    env = fake_slurm(tmp_path, PACT_TEST_SIGNAL="USR2", PACT_TEST_SUBMITIT=str(tmp_path / "submitit"))
+    code, output, run = signalled_run(tmp_path, "fit", env, ["logger=many"])
+    assert code == 143, output[-3000:]
+    assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242_7\n"
+    assert "train: SIGUSR2: submitit requeued this job" in output
+    assert_no_crash(output)
+    assert checkpoint_step(run / "checkpoints" / "last.ckpt") == 1
+    kinds = [r.WhichOneof("record_type") for r in wandb_records(run)]
+    assert "preempting" in kinds, kinds
+    (exit_record,) = [r.exit for r in wandb_records(run) if r.WhichOneof("record_type") == "exit"]
+    assert exit_record.exit_code == 143
+
+
+def test_sigterm_under_slurm_says_what_slurm_does_and_what_to_set(tmp_path, monkeypatch):
+    """SIGTERM is not requeued (SLURM sends it on scancel too): the message says when SLURM requeues by itself and
+    what to submit with; outside SLURM it adds nothing."""
+    from pact_lightning import app
+
+    for key in [k for k in os.environ if k.startswith("SLURM_")]:
+        monkeypatch.delenv(key)
+    assert app.sigterm_under_slurm() == ""
+    monkeypatch.setenv("SLURM_JOB_ID", "4250")
+    message = app.sigterm_under_slurm()
+    assert "PreemptMode is REQUEUE" in message and "--signal=USR1@90 --requeue" in message
+    assert "resubmit with\n  " in message and "ckpt_path=" in message
+
+
+# ------------------------------------------------------------------------------------------------ waiting on a lock
+
+HOLD = """
+import os, sys, time
+from pathlib import Path
+from pact_lightning.utils.once import build_once
+target = Path(sys.argv[1])
+def build():
+    print("building", flush=True)
+    if sys.argv[2] == "fork":  # a child that inherits the lock and outlives its parent
+        child = os.fork()
+        if child == 0:
+            time.sleep(600)
+            os._exit(0)
+        print(child, flush=True)
+    time.sleep(600)
+build_once(target, target.is_file, build)
+"""
+
+
+def holder(target: Path, how: str = "hold") -> subprocess.Popen:
+    """A process building ``target`` through build_once (it holds the lock and never finishes)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(target), how], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "building"
+    return proc
+
+
+@pytest.fixture
+def short_wait(monkeypatch):
+    from pact_lightning.utils import once
+
+    monkeypatch.setattr(once, "WAIT_S", 2.0)
+    monkeypatch.setattr(once, "POLL_S", 0.1)
+
+
+def test_a_stopped_builder_is_named_and_the_wait_times_out(tmp_path, short_wait, caplog):
+    """The example of the issue: the job building a cached artifact is stopped (SIGSTOP, a suspended job): a second
+    run names it while it waits and gives up after paths.lock_wait_s with what to do — not forever and silently."""
+    from pact_lightning.errors import ArtifactError
+    from pact_lightning.utils.once import build_once
+
+    target = tmp_path / "artifact.bin"
+    proc = holder(target)
+    proc.send_signal(signal.SIGSTOP)
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        time.sleep(0.01)
+    try:
+        start = time.monotonic()
+        with caplog.at_level("WARNING"), pytest.raises(ArtifactError) as err:
+            build_once(target, target.is_file, lambda: pytest.fail("built while the lock was held"))
+        assert 2 <= time.monotonic() - start < 10
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+    who = f"pid {proc.pid} on {os.uname().nodename}"
+    assert f"Waiting for {target}: {who}" in caplog.text and "that process is stopped" in caplog.text
+    assert "up to 2 s (paths.lock_wait_s)" in caplog.text
+    assert f"held by {who}" in str(err.value) and "paths.lock_wait_s=" in str(err.value)
+    assert "scancel the job, or kill the pid" in str(err.value)
+
+
+def test_a_live_builder_is_waited_for_until_the_timeout(tmp_path, short_wait):
+    from pact_lightning.errors import ArtifactError
+    from pact_lightning.utils.once import build_once
+
+    target = tmp_path / "artifact.bin"
+    proc = holder(target)
+    try:
+        with pytest.raises(ArtifactError, match=f"held by pid {proc.pid} on .*, since "):
+            build_once(target, target.is_file, lambda: pytest.fail("built while the lock was held"))
+        assert proc.poll() is None  # it was never touched
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_lock_whose_holder_died_is_taken_over(tmp_path, short_wait, caplog):
+    """The builder died but its lock lives on in a forked child (the kernel frees a flock only with its last holder):
+    the waiter sees that the named holder is gone, breaks the lock and builds."""
+    from pact_lightning.utils.once import build_once
+
+    target = tmp_path / "artifact.bin"
+    proc = holder(target, "fork")
+    child = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    try:
+        with caplog.at_level("WARNING"):
+            assert build_once(target, target.is_file, lambda: (target.write_text("built"), "built")[1]) == "built"
+        assert f"held, but its holder, pid {proc.pid} on" in caplog.text and "is gone (no such process)" in caplog.text
+    finally:
+        os.kill(child, signal.SIGKILL)
+    assert target.read_text() == "built"
+
+
+def test_a_lock_held_for_a_silent_host_is_taken_over_and_a_killed_builders_lock_is_free(tmp_path, short_wait, caplog):
+    """A lock file naming a process on another node whose heartbeat stopped (a node that died with the lock on a
+    shared filesystem) is taken over; a builder killed outright leaves a free lock, and the next one says whose build
+    it takes over."""
+    import fcntl
+
+    from pact_lightning.utils import once
+
+    target = tmp_path / "artifact.bin"
+    lock = target.with_name(target.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)  # build_once opens its own: this flock blocks it like another node's
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"host": "node-that-died", "pid": 1, "since": "yesterday"}).encode())
+        os.utime(lock, (time.time() - once.STALE_S - 60,) * 2)
+        with caplog.at_level("INFO"):
+            assert once.build_once(target, target.is_file, lambda: (target.write_text("built"), 1)[1]) == 1
+    finally:
+        os.close(fd)
+    assert "its holder, pid 1 on node-that-died, since yesterday, is gone (no heartbeat for" in caplog.text
+
+    target.unlink()
+    proc = holder(target)
+    proc.kill()
+    proc.wait()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert once.build_once(target, target.is_file, lambda: 2) == 2
+    assert f"was last held by pid {proc.pid} on" in caplog.text and "which left no artifact.bin" in caplog.text

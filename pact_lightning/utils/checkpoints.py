@@ -6,8 +6,6 @@ import logging
 import os
 import shlex
 import signal
-import subprocess
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.utils.io import atomic_path
-from pact_lightning.utils.strategies import process_env
+from pact_lightning.utils.requeue import Requeued, deferred_to, requeue_signals  # noqa: F401 - requeue_signals: its old home
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +78,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def requeue_signals() -> list[signal.Signals]:
-    """The signals that ask a run to save and be requeued: SIGUSR1 (SLURM's ``--signal=USR1@<s>`` convention) and
-    submitit's timeout/preemption signal (USR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise)."""
-    submitit = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
-    return list(dict.fromkeys(s for s in (getattr(signal, "SIGUSR1", None), submitit) if s is not None))
-
-
 class LastCheckpoint(L.Callback):
     """``<dirpath>/last.ckpt``, written (atomically, through :class:`AtomicCheckpointIO`) every
     ``every_n_train_steps`` optimiser steps, after the last training batch, and when the run is asked to stop:
 
     * SIGTERM (SLURM's preemption and timeout signal): every rank stops after the current batch, the checkpoint is
       written and the command that resumes the run is logged; the app then exits with status 143 (``app.py``);
-    * a requeue signal (:func:`requeue_signals`, sent ``signal_delay_s`` before the time limit): the same, then the
-      job is requeued — by submitit's own handler when submitit runs the job (Hydra's SLURM launcher: it resubmits
-      the same point, up to ``max_num_timeout`` times), else by ``scontrol requeue``. The requeued job resumes from
-      the checkpoint (``ckpt_path=auto``) in the same directory and the same W&B run.
+    * a requeue signal (``utils/requeue.py``, sent ``signal_delay_s`` before the time limit): the same, then
+      ``app.task_wrapper`` requeues the job — by submitit's own handler when submitit runs the job (Hydra's SLURM
+      launcher: it resubmits the same point, up to ``max_num_timeout`` times), else by ``scontrol requeue``. The
+      requeued job resumes from the checkpoint (``ckpt_path=auto``) in the same directory and the same W&B run.
 
     It writes at the end of a training batch, as Lightning's ModelCheckpoint does mid-epoch, and never at the end of an
     epoch, so a checkpoint always resumes at the next batch: resuming with a larger ``trainer.max_steps`` continues the
@@ -107,27 +98,25 @@ class LastCheckpoint(L.Callback):
         self.path = Path(dirpath) / "last.ckpt"
         self.every_n_train_steps = every_n_train_steps
         self.saved_step: int | None = None
-        self.requeue: int | None = None  # the requeue signal received, if any
-        self.handlers: dict[int, Any] = {}  # the handlers ours replaced (submitit's among them)
+        self.requeue: int | None = None  # the requeue signal received, if any: acted on at the end of the batch
+        self._deferral = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
-        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            for sig in requeue_signals():
-                self.handlers[sig] = signal.signal(sig, self._on_requeue_signal)
+        self._deferral = deferred_to(self)  # outside fit the same signal stops the task at once (utils/requeue.py)
+        self._deferral.__enter__()
 
-    def _on_requeue_signal(self, signum: int, frame) -> None:
-        self.requeue = signum  # acted on at the end of the current batch
-
-    def _restore_handlers(self) -> None:
-        for sig, handler in self.handlers.items():
-            signal.signal(sig, handler)
-        self.handlers = {}
+    def _end_deferral(self) -> None:
+        if self._deferral is not None:
+            self._deferral.__exit__(None, None, None)
+            self._deferral = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module) -> None:
-        self._restore_handlers()
+        self._end_deferral()
+        if self.requeue is not None:  # it came after the last batch (the final checkpoint is written): stop now
+            raise Requeued(self.requeue)
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
-        self._restore_handlers()
+        self._end_deferral()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.fast_dev_run:
@@ -150,26 +139,11 @@ class LastCheckpoint(L.Callback):
                 what = signal.Signals(self.requeue).name if self.requeue is not None else "SIGTERM"
                 log.warning("%s at step %d: checkpoint saved to %s; resume with:\n  %s", what, trainer.global_step,
                             self.path, resume_command())
-            if self.requeue is not None:
-                self._hand_over(self.requeue)
-
-    def _hand_over(self, signum: int) -> None:
-        """Requeue the job: submitit's handler for its signal when submitit runs the job (it resubmits the point and
-        exits), else ``scontrol requeue`` under SLURM."""
-        previous = self.handlers.get(signum)
-        self._restore_handlers()
-        if callable(previous):
-            log.info("requeue: handing over to the job's own %s handler (submitit)", signal.Signals(signum).name)
-            previous(signum, None)
-        elif os.environ.get("SLURM_JOB_ID") and process_env().rank == 0:
-            job = os.environ.get("SLURM_ARRAY_JOB_ID")
-            job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ["SLURM_JOB_ID"]
-            code = subprocess.call(["scontrol", "requeue", job])
-            log.info("requeue: scontrol requeue %s exited with %d", job, code)
 
 
 def resume_command() -> str:
-    """The command that resumes this run: its own overrides, its run directory and ``ckpt_path=last``."""
+    """The command that resumes this run: its own overrides, its run directory and ``ckpt_path=last`` (``auto``
+    before the run has a checkpoint)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -177,8 +151,9 @@ def resume_command() -> str:
     hc = HydraConfig.get()
     own = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", "hydra.output_subdir=")
     overrides = [o for o in hc.overrides.task if not o.startswith(own)]
+    ckpt = "last" if last_checkpoint(hc.runtime.output_dir).exists() else "auto"  # last fails without a checkpoint
     return shlex.join(["python", "-m", "pact_lightning.train", *overrides, f"hydra.run.dir={hc.runtime.output_dir}",
-                       "ckpt_path=last"])
+                       f"ckpt_path={ckpt}"])
 
 
 def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
