@@ -318,11 +318,11 @@ def trainer(section: DictConfig, **runtime: Any) -> L.Trainer:
     return instantiate(section, precision=resolve_precision(section.precision, accelerator)[0], **runtime)
 
 
-def run_trainer(cfg: DictConfig) -> L.Trainer:
+def run_trainer(cfg: DictConfig, ckpt_path: str | None = None) -> L.Trainer:
     """The run's Trainer: :func:`trainer` of ``trainer`` with the run's loggers and callbacks, writing checkpoints
-    atomically."""
+    atomically. ``ckpt_path``: the checkpoint the run resumes from (its W&B run continues when it is its own)."""
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # requeue is LastCheckpoint's (and submitit's) job, not Lightning's hpc_ckpt files
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    return trainer(cfg.trainer, logger=loggers(cfg.logger), plugins=plugins,
+    return trainer(cfg.trainer, logger=loggers(cfg.logger, ckpt_path), plugins=plugins,
                    callbacks=[instantiate(c) for c in (cfg.callbacks or {}).values() if c])

@@ -51,27 +51,48 @@ def evaluate(cfg: DictConfig) -> RunRecord:
                         posthoc=posthoc)
     if rank0:
         run_results.write(out, results)
-        for lg in loggers(cfg.logger):
-            lg.log_hyperparams({"model": cfg.model.name, "checkpoint": cfg.checkpoint})
-            lg.log_metrics(run_results.eval_metrics(results))
-            lg.finalize("success")
+        log_run(cfg, results)
         run_results.print_summary(results)
     return results
+
+
+def log_run(cfg: DictConfig, results: RunRecord) -> None:
+    """The evaluation's own logger runs, with what a training run logs of its evaluation (pact_lightning/results.py):
+    the record's fields (model, checkpoint, judge, …) and the whole config as W&B's config; ``eval/*`` metrics;
+    ``final/*`` — and ``reference/*`` and ``delta/*`` when a reference was judged (``generations=<run dir>``) — in
+    the summary; the ``eval`` artifact (results.json and the generations). ``checkpoint=`` evaluates no reference, so
+    its run has no ``delta/*``: compare it with its training run's reference in the report."""
+    run_loggers = loggers(cfg.logger)
+    run_results.log_hyperparams(run_loggers, cfg, results, None)
+    run_results.log_eval(run_loggers, results)
+    run_results.log_artifacts(run_loggers, cfg.paths.output_dir, results)
+    for lg in run_loggers:
+        lg.finalize("success")
 
 
 def rejudge(cfg: DictConfig) -> RunRecord:
     """The saved answers of ``cfg.generations`` judged again (``Evaluator.rejudge``): results.json names the answers
     it read and, for a run directory, the run's ``final/`` as its checkpoint, so that ``report --rejudge`` pairs it
-    with that run."""
+    with that run. With ``eval.reference`` (the default), a run directory's reference answers
+    (``generations_reference.jsonl``) are judged again too, by the same judge: the record's ``reference``, and the W&B
+    run's ``delta/*``."""
+    from pact_lightning.eval.scoring import read_generations
+
     path, rows = saved_answers(cfg.generations)
     evaluator = build.evaluator(cfg.eval)
     out = cfg.paths.output_dir
     metrics = evaluator.rejudge(rows, out, "eval")
     run_dir = path.parent if path.name == "generations_final.jsonl" else None
+    saved_reference = run_dir / "generations_reference.jsonl" if run_dir is not None else None
+    reference = None
+    if cfg.eval.reference and saved_reference is not None and saved_reference.is_file():
+        reference = Evaluation.from_dict(metrics_block(evaluator.rejudge(read_generations(saved_reference), out,
+                                                                         "reference")))
     results = RunRecord(run_dir=str(out), generations=str(path), judge=run_results.judge_name(evaluator.judge),
                         checkpoint=str(run_dir / "final") if run_dir is not None else None,
-                        final=Evaluation.from_dict(metrics_block(metrics)))
+                        final=Evaluation.from_dict(metrics_block(metrics)), reference=reference)
     run_results.write(out, results)
+    log_run(cfg, results)
     run_results.print_summary(results)
     return results
 

@@ -155,17 +155,9 @@ def run_tags(base, *, _root_: DictConfig) -> list[str]:
     return tags + RunSetting.from_config(_root_).tags()
 
 
-def run_id(output_dir: str) -> str:
-    """The W&B run id of the run in ``output_dir``: the same directory — a resumed, requeued or resubmitted run —
-    continues the same W&B run (``resume: allow``); another directory is another run."""
-    from pact_lightning.utils.fingerprint import digest
-
-    return digest(str(Path(output_dir).absolute()))
-
-
 def register_resolvers() -> None:
     for name, fn in (("sweep_group", sweep_group), ("run_name", run_name), ("run_tags", run_tags),
-                     ("job_dirname", job_dirname), ("run_id", run_id)):
+                     ("job_dirname", job_dirname)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> RunRecord:
     if ckpt_path is not None:  # the checkpoint must be this run's: same settings, same trainable weights
         check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
                      steps=steps, results_exist=(Path(cfg.paths.output_dir) / FILE).is_file())
-    trainer = build.run_trainer(cfg)
+    trainer = build.run_trainer(cfg, ckpt_path)
     log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
