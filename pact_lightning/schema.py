@@ -145,6 +145,7 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "eval.judge.format": Choice(("harmbench", "strongreject")), "eval.judge.template": Choice(("chat", "raw")),
     "eval.judge.max_new_tokens": INT_POS, "eval.judge.batch_size": INT_POS, "eval.judge.threshold": FRACTION,
     "process_group_timeout_min": POSITIVE,
+    "progress.every_s": POSITIVE,
     # publishing
     "hub.repo_id": Pattern(r"[\w.-]+/[\w.-]+", "a Hub repository id (user/name)", optional=True),
 }

@@ -265,8 +265,12 @@ def attach_lora(model: PreTrainedModel, lora: DictConfig):
         raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see pact_lightning/conf/model/)")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    # is_activation_checkpointing: transformers' name since v5 (its deprecated is_gradient_checkpointing warns)
+    checkpointing = getattr(model, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = getattr(model, "is_gradient_checkpointing", False)
     model = get_peft_model(model, config)
-    if getattr(model, "is_gradient_checkpointing", False):
+    if checkpointing:
         model.enable_input_require_grads()
     return model
 

@@ -24,7 +24,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
-from tqdm.auto import tqdm
+from pact_lightning.utils.progress import iterate
 
 from pact_lightning.errors import ConfigError, DataError
 from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_digest, weights_source
@@ -95,8 +95,8 @@ def score_refusals(aligned, base, tokenizer, pairs: Sequence[tuple[str, str]], m
     aligned.eval(), base.eval()
     pad = tokenizer.pad_token_id
     m = d = None
-    for start in tqdm(range(0, len(encoded), batch_size), desc="safety tokens: scoring refusals", unit="batch",
-                      disable=not progress):
+    for start in iterate(range(0, len(encoded), batch_size), "safety tokens: scoring refusals", unit="batch",
+                         disable=not progress):
         batch = encoded[start:start + batch_size]
         responses = [e.response for e in batch]
         lp_ref = response_log_probs(aligned, [e.aligned_prompt for e in batch], responses, pad, temperature)

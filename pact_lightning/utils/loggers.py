@@ -57,7 +57,9 @@ def loggers(logger_cfg: DictConfig | None) -> list:
             offline = wandb_offline(spec.offline)
             os.environ["WANDB_MODE"] = "offline" if offline else "online"
             Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
-            out.append(instantiate(spec, offline=offline))
+            wandb_logger = instantiate(spec, offline=offline)
+            wandb_logger._wandb_init.pop("anonymous", None)  # Lightning passes anonymous=None; wandb warns it is gone
+            out.append(wandb_logger)
             if offline:
                 log.info("W&B runs offline (no credentials, no network, or WANDB_MODE=offline); upload later with: "
                          "wandb sync %s/wandb/offline-run-*", spec.save_dir)
