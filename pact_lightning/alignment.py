@@ -168,7 +168,8 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto") ->
     trainer = build.trainer(a.trainer, accelerator=device.type,
                                 devices=[device.index] if device.type == "cuda" else 1,
                                 plugins=[LightningEnvironment()],
-                                callbacks=[history, progress_bar("alignment")])
+                                callbacks=[history] + ([progress_bar("alignment")]
+                                                       if a.trainer.get("enable_progress_bar", True) else []))
     trainer.fit(module, datamodule=data)
     log.info("alignment on %s (%s): %d steps", trainer.strategy.root_device, trainer.precision, trainer.global_step)
     # Lightning's teardown parks the module on the CPU: the evaluation that follows generates where it trained

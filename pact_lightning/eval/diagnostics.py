@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch import Tensor
-from pact_lightning.utils.progress import iterate
 
 from pact_lightning.eval.generation import chat_prompt
 from pact_lightning.models.scoring import Logits, model_logits, response_logits
 from pact_lightning.utils.io import save_figure, subplots
+from pact_lightning.utils.progress import iterate
 
 
 def _safety_log_probs(logits_fn: Logits, batch: list[tuple[list[int], list[int]]], pad_id: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from pact_lightning.utils import progress as progress_lines
 
 

@@ -52,7 +52,6 @@ from lightning.pytorch.plugins.precision import Precision
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
-from pact_lightning.utils.progress import iterate
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import weights_digest
@@ -60,6 +59,7 @@ from pact_lightning.models.reference import ReferenceProvider, aligned_weights, 
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
 from pact_lightning.utils.fingerprint import digest, numerics
 from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.progress import iterate
 
 log = logging.getLogger(__name__)
 
