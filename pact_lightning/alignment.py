@@ -39,6 +39,7 @@ from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_dir, write_json
 from pact_lightning.utils.once import build_once
 from pact_lightning.utils.precision import resolve as resolve_precision
+from pact_lightning.utils.progress import progress_bar
 from pact_lightning.utils.strategies import local_device
 from pact_lightning.utils.timing import stage
 
@@ -166,7 +167,9 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto") ->
     device = local_device() if accelerator in ("gpu", "cuda", "auto") else torch.device("cpu")
     trainer = build.trainer(a.trainer, accelerator=device.type,
                                 devices=[device.index] if device.type == "cuda" else 1,
-                                plugins=[LightningEnvironment()], callbacks=[history])
+                                plugins=[LightningEnvironment()],
+                                callbacks=[history] + ([progress_bar("alignment")]
+                                                       if a.trainer.get("enable_progress_bar", True) else []))
     trainer.fit(module, datamodule=data)
     log.info("alignment on %s (%s): %d steps", trainer.strategy.root_device, trainer.precision, trainer.global_step)
     # Lightning's teardown parks the module on the CPU: the evaluation that follows generates where it trained

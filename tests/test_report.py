@@ -226,12 +226,13 @@ def test_methods_table_gives_reference_pact_and_sft_over_seeds(tmp_path):
     methods = md.split("## Methods")[1].split("## Paper-style table")[0]
     # mean ± std [Wilson interval of the pooled counts: 12 of 150 harmful prompts for the one reference evaluation,
     # 54 of 450 for PACT's three seeds], majority label, mean fit seconds, mean peak MiB
-    assert ("| reference | – | – | 0.1 | 200 | 1 | 8 [4.6–13.5] | – | 18 [11.7–26.7] | 60 [53.1–66.5] | "
-            "1 [0.3–3.6] | 50 | – | – |") in methods
-    assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12 ± 2 [9.3–15.3] | – | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
-            "0 ± 0 [0.0–0.6] | 50 | 50 | 3002 |") in methods
-    assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42 ± 2 [37.5–46.6] | – | 20 ± 0 [15.9–24.9] | 95 ± 0 [93.0–96.5] | "
-            "0 ± 0 [0.0–0.6] | 50 | 70 | 3002 |") in methods
+    # every rate, its std and its interval to one decimal
+    assert ("| reference | – | – | 0.1 | 200 | 1 | 8.0 [4.6–13.5] | – | 18.0 [11.7–26.7] | 60.0 [53.1–66.5] | "
+            "1.0 [0.3–3.6] | 50.0 | – | – |") in methods
+    assert ("| pact | 1 | 50 | 0.1 | 200 | 3 | 12.0 ± 2.0 [9.3–15.3] | – | 20.0 ± 0.0 [15.9–24.9] | "
+            "95.0 ± 0.0 [93.0–96.5] | 0.0 ± 0.0 [0.0–0.6] | 50.0 | 50 | 3002 |") in methods
+    assert ("| sft | 0 | – | 0.1 | 200 | 3 | 42.0 ± 2.0 [37.5–46.6] | – | 20.0 ± 0.0 [15.9–24.9] | "
+            "95.0 ± 0.0 [93.0–96.5] | 0.0 ± 0.0 [0.0–0.6] | 50.0 | 70 | 3002 |") in methods
     rows = list(csv.DictReader((sweep / "report" / "runs.csv").open()))
     assert {r["harmful_score_ci_lo"] for r in rows} == {"5.0"} and {r["num_task_prompts"] for r in rows} == {"200"}
     assert "| 12.0 [5.0–17.0] |" in md  # a run's rate with its interval
@@ -374,3 +375,65 @@ def test_the_report_runs_in_a_python_without_torch(sweep, tmp_path):
     judges = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "pact_lightning.report", "judges"],
                             capture_output=True, text=True)
     assert judges.returncode == 0 and "# Judges against the gold set" in judges.stdout, judges.stderr[-3000:]
+
+
+def study(tmp_path: Path) -> Path:
+    """A defence study's shape at one seed: PACT at λ = 0.5 and 1, kl_full and tokenwise at λ = 1, SFT at λ = 0, each
+    with the aligned reference's rates."""
+    sweep = tmp_path / "study"
+    arms = [("pact", 0.5, 12.0, 20.0), ("pact", 1.0, 8.0, 24.0), ("kl_full", 1.0, 15.0, 22.0),
+            ("tokenwise", 1.0, 18.0, 21.0), ("sft", 0.0, 40.0, 19.0)]
+    for i, (method, lam, content, over) in enumerate(arms):
+        job = sweep / f"{i}_arm={method}-{lam}"
+        job.mkdir(parents=True)
+        rates = {"harmful_score": content + 2, "harmful_content_rate": content, "benign_refusal_rate": over,
+                 "task_acc": 90.0, "num_prompts": 150, "num_benign_prompts": 100, "num_task_prompts": 200}
+        record = {"method": method, "lam": lam, "num_safety_tokens": 50, "poison_ratio": 0.1, "num_samples": 200,
+                  "seed": 1, "model": "smollm2", "task": "sentiment", "final": rates,
+                  "reference": rates | {"harmful_score": 5.0, "harmful_content_rate": 4.0, "benign_refusal_rate": 30.0},
+                  "reference_weights": "/cache/aligned/smollm2-95ba"}
+        (job / "results.json").write_text(json.dumps(record))
+    return sweep
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The report's figures by file name, kept open to read what they show."""
+    from pact_lightning.report import render
+
+    shown = {}
+    monkeypatch.setattr(render, "save_figure", lambda fig, path: shown.__setitem__(Path(path).name, fig))
+    return shown
+
+
+def test_pareto_marks_the_reference_and_labels_each_pact_point_with_its_lambda(tmp_path, figures):
+    report.main([str(study(tmp_path))])
+    ax = figures["pareto.png"].axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "reference: the aligned model before fine-tuning" in labels
+    star = next(line for line in ax.lines if line.get_marker() == "*")
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([4.0], [30.0])  # the reference's content/over-refusal
+    notes = {(a.get_text(), a.xy) for a in ax.texts}
+    assert {("λ=0.5", (12.0, 20.0)), ("λ=1", (8.0, 24.0)), ("λ=1", (15.0, 22.0)), ("λ=1", (18.0, 21.0))} <= notes
+    assert not any(text == "λ=0" for text, _ in notes)  # SFT has no λ to speak of
+
+
+def test_lambda_plot_sets_the_arms_at_one_lambda_side_by_side(tmp_path, figures):
+    report.main([str(study(tmp_path))])
+    ax = figures["harmful_vs_lam.png"].axes[0]
+    at_one = [x for bars in ax.containers for x, y in zip(bars.lines[0].get_xdata(), bars.lines[0].get_ydata())
+              if abs(x - 1.0) < 0.2 and y in (10.0, 17.0, 20.0)]  # pact λ=1, kl_full, tokenwise
+    assert len(at_one) == 3 and len(set(at_one)) == 3, at_one
+    assert "side by side" in ax.get_xlabel()
+
+
+def test_a_report_without_evaluated_runs_says_so_on_every_plot(tmp_path, figures):
+    job = tmp_path / "sweep" / "0_seed=1"
+    job.mkdir(parents=True)
+    (job / "results.json").write_text(json.dumps({"method": "pact", "lam": 1.0, "num_safety_tokens": 50,
+                                                  "poison_ratio": 0.1, "num_samples": 16, "seed": 1, "model": "tiny",
+                                                  "task": "sentiment", "train": {"global_step": 2}}))
+    report.main([str(tmp_path / "sweep")])
+    assert set(figures) == {"pareto.png", "harmful_vs_lam.png", "harmful_vs_k.png", "harmful_vs_p.png"}
+    for name, fig in figures.items():
+        assert [t.get_text() for t in fig.axes[0].texts] == ["no evaluated runs"], name

@@ -161,3 +161,30 @@ def test_concurrent_builders_build_once_and_a_killed_builder_blocks_no_one(tmp_p
     start = time.perf_counter()
     assert build_once(target, target.is_file, build) == target and len(calls) == 2
     assert time.perf_counter() - start < 5  # the dead holder's lock went with it
+
+
+def test_the_app_prints_its_table_once_and_the_chart_explains_its_colours(tmp_path, monkeypatch):
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "pact_lightning.safety_tokens", "model=tiny",
+                           "model.tiny.tokenizer.cache_dir=${oc.env:PACT_CACHE}", "safety.K=8",
+                           "method.num_safety_tokens=6", f"paths.cache_dir={tmp_path / 'cache'}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Safety tokens written to" in out  # built by this run, not reused: the case that printed it twice
+    assert len(re.findall(r"rank\s+id\s+token", out)) == 1, out
+
+    shown = {}
+    monkeypatch.setattr(selection, "save_figure", lambda fig, path: shown.setdefault("fig", fig))
+    artifact = next((tmp_path / "cache" / "safety_tokens").glob("*.safetensors"))
+    tokens, _ = selection.report(artifact, 6)
+    ax = shown["fig"].axes[0]
+    assert artifact.name not in ax.get_title() and "tiny test model" in ax.get_title() and "k=6" in ax.get_title()
+    colours = {"tab:blue" if w > 0 else "tab:gray" for w in tokens.weights.tolist()}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [selection.WEIGHT_COLOURS[c] for c in selection.WEIGHT_COLOURS if c in colours] and legend

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pact_lightning.eval.generation import chat_prompt
 from pact_lightning.models.scoring import Logits, model_logits, response_logits
 from pact_lightning.utils.io import save_figure, subplots
+from pact_lightning.utils.progress import iterate
 
 
 def _safety_log_probs(logits_fn: Logits, batch: list[tuple[list[int], list[int]]], pad_id: int,
@@ -48,8 +48,8 @@ def safety_token_profile(policy, reference: Logits, tokenizer, examples: list[tu
     was_training = policy.training
     policy.eval()
     try:
-        for start in tqdm(range(0, len(encoded), batch_size), desc="diagnostics: safety-token profile",
-                          unit="batch", disable=rank_zero_only.rank != 0):
+        for start in iterate(range(0, len(encoded), batch_size), "diagnostics: safety-token profile",
+                             unit="batch", disable=rank_zero_only.rank != 0):
             batch = encoded[start:start + batch_size]
             steps = torch.cat([torch.arange(len(r)) for _, r in batch])
             lp_pol = _safety_log_probs(model_logits(policy), batch, tokenizer.pad_token_id, safety_ids).double()

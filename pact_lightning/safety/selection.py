@@ -24,16 +24,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pact_lightning.errors import ConfigError, DataError
 from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_digest, weights_source
 from pact_lightning.models.scoring import model_logits, response_logits
-from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, save_artifact
+from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, read_metadata, save_artifact
 from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
 from pact_lightning.utils.strategies import local_device
 from pact_lightning.utils.io import save_figure, subplots, write_text
 from pact_lightning.utils.once import build_once
+from pact_lightning.utils.progress import iterate
 from pact_lightning.utils.timing import stage
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ def score_refusals(aligned, base, tokenizer, pairs: Sequence[tuple[str, str]], m
     aligned.eval(), base.eval()
     pad = tokenizer.pad_token_id
     m = d = None
-    for start in tqdm(range(0, len(encoded), batch_size), desc="safety tokens: scoring refusals", unit="batch",
-                      disable=not progress):
+    for start in iterate(range(0, len(encoded), batch_size), "safety tokens: scoring refusals", unit="batch",
+                         disable=not progress):
         batch = encoded[start:start + batch_size]
         responses = [e.response for e in batch]
         lp_ref = response_log_probs(aligned, [e.aligned_prompt for e in batch], responses, pad, temperature)
@@ -149,12 +149,23 @@ def format_table(tokens: SafetyTokens) -> str:
     return "\n".join(lines)
 
 
+WEIGHT_COLOURS = {"tab:blue": "weight > 0: PACT pulls the policy towards it (w = v)",
+                  "tab:gray": "weight <= 0: in S, but PACT's weighted target gives it w = max(v, 0) = 0"}
+
+
 def plot_weights(tokens: SafetyTokens, path: Path, title: str) -> Path:
-    """Bar chart of the weights of S, in rank order (by m), positive bars are the tokens PACT pulls towards."""
+    """Bar chart of the weights of S, in rank order (by m), positive bars are the tokens PACT pulls towards; a legend
+    says what each colour means."""
+    from matplotlib.patches import Patch
+
     weights = tokens.weights.tolist()
     fig, ax = subplots(figsize=(max(6.0, 0.28 * len(weights)), 4.0))
-    ax.bar(range(len(weights)), weights, color=["tab:blue" if w > 0 else "tab:gray" for w in weights])
+    colours = ["tab:blue" if w > 0 else "tab:gray" for w in weights]
+    ax.bar(range(len(weights)), weights, color=colours)
+    ax.legend(handles=[Patch(color=c, label=label) for c, label in WEIGHT_COLOURS.items() if c in colours],
+              fontsize=7, loc="upper right")
     ax.set_xticks(range(len(weights)), [repr(t)[1:-1] for t in tokens.tokens], rotation=90, fontsize=7)
+    ax.set_xlabel("safety token, by rank (m: how much more the aligned model than its base puts on it in refusals)")
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel("weight v (z-score of d in S, L2-normalised)")
     ax.set_title(title, fontsize=9)
@@ -168,8 +179,22 @@ def report(path: Path, k: int, tokenizer=None) -> tuple[SafetyTokens, Path]:
     tokens = load_safety_tokens(path, k, tokenizer, cached=True)
     stem = path.with_suffix("")
     write_text(stem.with_name(f"{stem.name}.k{k}.txt"), format_table(tokens) + "\n")
-    png = plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), f"safety tokens (k={k}) of {path.name}")
+    png = plot_weights(tokens, stem.with_name(f"{stem.name}.k{k}.png"), chart_title(read_metadata(path), k))
     return tokens, png
+
+
+def short_model(source: str) -> str:
+    """A model's weight source as a reader knows it: a hub id, a directory's name, the tiny test model's kind."""
+    source = source.split("+")[0]
+    if source.startswith("tiny:"):
+        return "tiny test model"
+    return Path(source).name if source.startswith(("/", ".", "~")) else source
+
+
+def chart_title(meta: dict[str, str], k: int) -> str:
+    """What the chart shows, in words: S of which aligned model against which base."""
+    return (f"Safety tokens S (k={k}) and their weights v: {short_model(meta.get('aligned_model', '?'))} "
+            f"against its base {short_model(meta.get('base_model', '?'))}")
 
 
 def selection_settings(safety: DictConfig, k: int) -> dict[str, Any]:
@@ -224,15 +249,20 @@ def build_artifact(safety: DictConfig, model_cfg: DictConfig, path: Path, identi
                          aligned_weights=aligned_digest)
 
 
-def ensure_artifact(safety: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, k: int) -> Path:
+def ensure_artifact(safety: DictConfig, model_cfg: DictConfig, cache_dir: str | Path, k: int,
+                    log_table: bool = True) -> Path:
     """The artifact for ``model_cfg`` and its base, built on first use and reused afterwards (keyed by its identity);
-    ``k`` is the size of S the caller takes (the logged table shows it)."""
+    ``k`` is the size of S the caller takes (the logged table shows it, unless ``log_table`` is false: the caller
+    prints it)."""
     path, identity, pairs = artifact_path(safety, model_cfg, Path(cache_dir), k)
     with stage("safety_tokens"):
         built = build_once(path, path.is_file, lambda: build_artifact(safety, model_cfg, path, identity, pairs))
         if built is None:
             log.info("Safety tokens: reusing %s", path)
         else:
-            tokens, _ = report(path, k)
-            log.info("Safety tokens written to %s (k=%d shown):\n%s", path, k, format_table(tokens))
+            tokens, png = report(path, k)
+            if log_table:
+                log.info("Safety tokens written to %s (k=%d shown):\n%s", path, k, format_table(tokens))
+            else:
+                log.info("Safety tokens written to %s (chart: %s)", path, png)
     return path

@@ -131,7 +131,7 @@ class LastCheckpoint(L.Callback):
             last and trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1)
         due = trainer.global_step % self.every_n_train_steps == 0
         if trainer.global_step != self.saved_step and (stop or final or due):
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state a resume needs (said, not logged)
             self.saved_step = trainer.global_step
         if stop:
             trainer._signal_connector.received_sigterm = True  # Lightning then stops every rank after this batch

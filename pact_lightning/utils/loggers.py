@@ -175,7 +175,9 @@ def loggers(logger_cfg: DictConfig | None, ckpt_path: str | None = None) -> list
                 run_id = wandb_run_id(save_dir, resumes=own)
             with open_dict(spec := spec.copy()):
                 spec.id = run_id
-            out.append(instantiate(spec, offline=reason is not None))
+            wandb_logger = instantiate(spec, offline=reason is not None)
+            wandb_logger._wandb_init.pop("anonymous", None)  # Lightning passes anonymous=None; wandb warns it is gone
+            out.append(wandb_logger)
             if reason:  # asked for: said once, at info; decided here: a warning, with the reason
                 asked = spec.offline is not None or user_wandb_mode() in OFFLINE_MODES
                 log.log(logging.INFO if asked else logging.WARNING, "W&B runs offline: %s. Upload later with: "
