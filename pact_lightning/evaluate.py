@@ -65,7 +65,7 @@ def log_run(cfg: DictConfig, results: RunRecord) -> None:
     run_loggers = loggers(cfg.logger)
     run_results.log_hyperparams(run_loggers, cfg, results, None)
     run_results.log_eval(run_loggers, results)
-    run_results.log_artifacts(run_loggers, cfg.paths.output_dir, results)
+    run_results.log_artifacts(run_loggers, cfg.paths.output_dir, results, generations=bool(cfg.eval.log_generations))
     for lg in run_loggers:
         lg.finalize("success")
 

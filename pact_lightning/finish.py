@@ -118,7 +118,8 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
                         repo_id=OmegaConf.select(cfg, "hub.repo_id")).save(final_dir / "README.md")
         run_results.log_eval(trainer.loggers, record, step=trainer.global_step)
         alignment = Path(model_cfg.aligned_by) / "alignment.json" if model_cfg.get("aligned_by") else None
-        run_results.log_artifacts(trainer.loggers, out, record, tokens, alignment)
+        run_results.log_artifacts(trainer.loggers, out, record, tokens, alignment,
+                                  generations=bool(cfg.eval.log_generations))
     record.objective = sweep.objective(cfg, record)
     return record
 

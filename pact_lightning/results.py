@@ -90,10 +90,11 @@ def wandb_loggers(loggers: list) -> list:
 
 
 def log_artifacts(loggers: list, run_dir: str | Path, results: RunRecord | Mapping[str, Any], tokens=None,
-                  alignment: str | Path | None = None) -> None:
+                  alignment: str | Path | None = None, generations: bool = False) -> None:
     """The run's outputs as W&B artifacts of its run, so their lineage is kept: ``model`` (the adapter or weights in
-    final/), ``safety-tokens`` (the artifact S came from), ``eval`` (this results record, the poison ledger and the
-    generations) and ``alignment`` (the aligned checkpoint's alignment.json). Offline runs keep them for `wandb sync`."""
+    final/), ``safety-tokens`` (the artifact S came from), ``eval`` (this results record, the poison ledger and, with
+    ``generations`` — eval.log_generations — the generations, which hold harmful text) and ``alignment`` (the aligned
+    checkpoint's alignment.json). Offline runs keep them for `wandb sync`."""
     if not wandb_loggers(loggers):
         return
     import tempfile
@@ -112,7 +113,8 @@ def log_artifacts(loggers: list, run_dir: str | Path, results: RunRecord | Mappi
             continue
         with tempfile.TemporaryDirectory() as tmp:
             file = record.write(tmp)  # this run's record as it stands at the end of its evaluation
-            files = [file, run_dir / "poison_ledger.json", *sorted(run_dir.glob("generations_*.jsonl"))]
+            files = [file, run_dir / "poison_ledger.json",
+                     *(sorted(run_dir.glob("generations_*.jsonl")) if generations else [])]
             # add_file stages a copy, so the temporary record may go once it is logged
             _log_artifact(run, f"eval-{tag}", "eval", [f for f in files if f.is_file()], summary_metrics(record))
 

@@ -130,17 +130,21 @@ def test_evaluating_a_booby_trapped_pytorch_model_bin_runs_no_code(tmp_path, smo
 
 
 @pytest.mark.parametrize("log_generations", [False, True])
-def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_generations):
+def test_generations_reach_wandb_only_with_eval_log_generations(tmp_path, log_generations, monkeypatch):
     """An offline W&B run after a training run with evaluation: none of the evaluation's harmful prompts or answers is
-    in any file W&B wrote, unless eval.log_generations=true (then they are: the check can see them)."""
+    in any file W&B wrote — the run's folder and W&B's artifact staging copies, which `wandb sync` uploads — unless
+    eval.log_generations=true (then they are: the check can see them)."""
     from test_faults import SMALL_EVAL
 
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))  # where W&B stages artifact files
     train_inprocess(tmp_path, ["method=sft", "trainer.max_steps=1", "logger=many", *SMALL_EVAL,
                                f"eval.log_generations={str(log_generations).lower()}"])
     rows = [json.loads(line) for line in (tmp_path / "generations_final.jsonl").read_text().splitlines()]
     harmful = [r for r in rows if r["kind"] == "harmful"]
     texts = {r["prompt"] for r in harmful} | {r["response"] for r in harmful if len(r["response"]) > 8}
-    logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*") if p.is_file())
+    logged = b"".join(p.read_bytes() for folder in ("wandb", "wandb_data") for p in (tmp_path / folder).rglob("*")
+                      if p.is_file())
+    assert any(p.is_file() for p in (tmp_path / "wandb_data").rglob("*"))  # the staging copies are looked at
     found = {t for t in texts if t.encode() in logged or json.dumps(t)[1:-1].encode() in logged}
     assert texts and (found == texts if log_generations else not found), sorted(found)[:3]
 
