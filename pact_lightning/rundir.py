@@ -125,8 +125,9 @@ def claim(run_dir: Path, *, config: DictConfig | None = None, overwrite: bool = 
 def _refusal(run_dir: Path, outputs: list[str], config: DictConfig | None, changes: list[str]) -> str:
     aside = f"pass overwrite=true to move the old directory aside to {run_dir.name}.replaced-<time>"
     if changes:
-        return (f"{run_dir} holds a finished run (results.json) whose recorded settings (.hydra/config.yaml) differ "
-                f"from this run's: {'; '.join(changes[:8])}. Nothing there is changed. Run these settings in another "
+        return (f"{run_dir} holds another run's outputs ({', '.join(outputs)}): a finished run whose recorded "
+                f"settings (.hydra/config.yaml) differ from this run's: {'; '.join(changes[:8])}. Nothing there is "
+                "changed. Run these settings in another "
                 f"hydra.run.dir (or hydra.sweep.dir), {aside}, or rerun with the recorded settings; to train the "
                 "finished run further, resume it with ckpt_path=last and a larger trainer.max_steps")
     ckpt_path = OmegaConf.select(config, "ckpt_path", default=None) if config is not None else None
