@@ -33,7 +33,7 @@ from pact_lightning.data.datamodule import PoisonMixDataModule
 from pact_lightning.data.poison import poison_counts
 from pact_lightning.errors import ConfigError
 from pact_lightning.eval.scoring import with_interval
-from pact_lightning.models.loading import attach_lora, load_model, weights_source
+from pact_lightning.models.loading import attach_lora, load_model, weights_key, weights_source
 from pact_lightning.objectives.sft import SFT
 from pact_lightning.utils.fingerprint import digest
 from pact_lightning.utils.io import atomic_dir, write_json
@@ -97,7 +97,7 @@ def recipe_identity(align: DictConfig, model_cfg: DictConfig) -> dict[str, Any]:
         recipe["defence"] = {"name": defence_of(align).name, **settings}
         sources += [v for v in node.values() if OmegaConf.is_dict(v) and "_target_" in v]  # Booster's harmful data
     rows = [(e.prompt, e.response) for source in sources for e in instantiate(source).load()]
-    return {"model": weights_source(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,
+    return {"model": weights_key(model_cfg), "dtype": str(model_cfg.get("dtype")), "recipe": recipe,
             "data": digest(rows)}
 
 
@@ -153,7 +153,7 @@ def train_adapter(a: DictConfig, model, tokenizer, accelerator: str = "auto") ->
     defence when it has one; returns the policy (adapter still separate) and the per-step losses."""
     L.seed_everything(int(a.seed), verbose=False)
     defence = defence_of(a)
-    policy = attach_lora(model, a.lora)
+    policy = attach_lora(model, a.lora, key="align.lora.target_modules")
     data = alignment_data(a.data, tokenizer, seed=int(a.seed))
     module = build.module(policy, SFT(), None, a.optim,
                               step=defence.step(tokenizer, a) if defence is not None else None)

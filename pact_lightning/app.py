@@ -16,7 +16,7 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from pact_lightning import sweep
+from pact_lightning import rundir, sweep
 from pact_lightning.errors import ConfigError, PactError
 from pact_lightning.objectives.settings import register_schemas
 from pact_lightning.schema import validate
@@ -27,6 +27,7 @@ T = TypeVar("T")  # what a task returns: a run's record (train, evaluate), the a
 
 CONFIG_PATH = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package (pyproject package-data)
 sweep.register_resolvers()  # ${sweep_group:}, ${run_name:}, ${run_tags:} of pact_lightning/conf/logger/default.yaml
+rundir.register_resolvers()  # ${record_subdir:} of pact_lightning/conf/hydra/default.yaml
 register_schemas()  # method.objective's schemas (pact_lightning/objectives/settings.py), which the method YAMLs extend
 
 

@@ -243,6 +243,34 @@ def defining_config(cfg: DictConfig) -> dict:
     return out
 
 
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (streamed)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_digests(cfg: DictConfig, policy, tokens: SafetyTokens | None) -> dict[str, dict[str, str]]:
+    """What the run's inputs hold, by the setting that names them: every data file (``data.<source>.path``), the
+    safety-token artifact (``method.safety_tokens``) and the aligned weights (``model``: a digest of the policy's
+    frozen weights, read before training). A checkpoint records them; a resume whose inputs changed behind the same
+    paths is refused (``utils/checkpoints.check_resume``)."""
+    from pact_lightning.data.sources import _resolve
+
+    out: dict[str, dict[str, str]] = {}
+    for name, node in (cfg.data or {}).items():
+        if OmegaConf.is_dict(node) and node.get("path") and (path := _resolve(str(node.path))).is_file():
+            out[f"data.{name}.path"] = {"file": str(path), "sha256": file_digest(path)}
+    if tokens is not None and tokens.path and Path(tokens.path).is_file():
+        out["method.safety_tokens"] = {"file": str(tokens.path), "sha256": file_digest(tokens.path)}
+    out["model"] = {"file": "the aligned model's weights", "sha256": weights_digest(policy)}
+    return out
+
+
 def covers_an_epoch(trainer: DictConfig, data) -> bool:
     """Whether the run trains on every example at least once. Building the reference cache costs about what one epoch
     of online reference passes costs (docs/performance.md), so only then is the cache the cheaper choice."""

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pact_lightning import card
 from pact_lightning import results as run_results
 from pact_lightning.app import compose_group_option
+from pact_lightning.errors import ConfigError
 from pact_lightning.record import FILE, CompareEntry, RunRecord
 from pact_lightning.utils.timing import stage, timings
 
@@ -50,11 +51,27 @@ def comparison_config(cfg: DictConfig, method: str, record: RunRecord) -> DictCo
     return sub
 
 
+def check_compare_with(cfg: DictConfig) -> list[str]:
+    """``compare_with`` as a list of method options that exist (pact_lightning/conf/method/), or a ConfigError naming
+    it: a bare string (``compare_with=sft``) would be read letter by letter."""
+    methods = OmegaConf.select(cfg, "compare_with", default=None)
+    if methods is None:
+        return []
+    if not OmegaConf.is_list(methods) or not all(isinstance(m, str) for m in methods):
+        raise ConfigError(f"compare_with={OmegaConf.to_container(methods) if OmegaConf.is_config(methods) else methods!r}"
+                          " is not a list of method names; write it as a list, e.g. compare_with=[sft] or "
+                          "compare_with=[sft,kl_full]")
+    for method in methods:
+        compose_group_option("method", method, "compare_with")  # refuses an unknown one, naming the options
+    return list(methods)
+
+
 def run(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> RunRecord:
     """``train(cfg)``, then ``train`` for each method of ``cfg.compare_with``; writes every run's results.json (once
     per run directory) and prints the joint summary. The main run's record is written even when a comparison run
     fails. With ``ckpt_path=auto`` a run whose results.json exists is complete (it is written last): it is left as it
     is."""
+    check_compare_with(cfg)  # before anything runs: a bad name would otherwise fail after the whole main run
     done = Path(cfg.paths.output_dir) / FILE
     if cfg.ckpt_path == "auto" and done.is_file():
         log.info("ckpt_path=auto: %s exists, this run is complete; nothing to do (a new run needs another "

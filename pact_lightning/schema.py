@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pact_lightning.errors import ConfigError
 
@@ -259,11 +259,56 @@ def _problem(cfg: DictConfig, key: str, rule: Rule) -> str | None:
     return None if problem is None else f"{key}={node!r} {problem}; use {rule.valid()}"
 
 
+# The keys of ``method``: a key no code reads (``+method.lamda=``) is refused rather than ignored.
+METHOD_KEYS = ("name", "lam", "safety_tokens", "num_safety_tokens", "objective", "alignment_data")
+# Settings that name a file or folder: ``~`` is expanded, an empty value (``PACT_CACHE=``) refused. The folders of
+# ``paths`` come first: the others interpolate them.
+PATH_KEYS = ("paths.root_dir", "paths.log_dir", "paths.cache_dir", "model.cache_dir", "model.pretrained",
+             "reference.cache_dir", "eval.cache_dir", "method.safety_tokens", "ckpt_path", "checkpoint")
+_ENV = {"paths.root_dir": "PROJECT_ROOT", "paths.cache_dir": "PACT_CACHE", "model.cache_dir": "PACT_CACHE"}
+
+
+def path_problems(cfg: DictConfig, expand: bool = True) -> list[str]:
+    """What is wrong with the path settings of ``cfg`` (:data:`PATH_KEYS`): an empty one, which would write at the
+    filesystem root or into the launch folder, or a ``~`` that cannot be expanded. With ``expand``, a value that
+    starts with ``~`` (from the command line or the environment) is replaced by its expansion, in place."""
+    import os
+
+    problems = []
+    for key in PATH_KEYS:
+        try:
+            value = OmegaConf.select(cfg, key, default=None)
+        except Exception:  # noqa: BLE001 - a setting that does not resolve here (outside the app) is not checked
+            continue
+        if not isinstance(value, str):
+            continue
+        env = _ENV.get(key)
+        if not value.strip():
+            via = f" (the environment variable {env} is set but empty: unset it or point it at a folder)" if env and \
+                os.environ.get(env) is not None and not os.environ[env].strip() else ""
+            problems.append(f"{key}={value!r} is empty{via}; set it to a path")
+        elif value.startswith("~") and expand:
+            expanded = os.path.expanduser(value)
+            if expanded.startswith("~"):
+                problems.append(f"{key}={value!r} starts with a '~' that names no user; write the path out")
+            else:
+                with open_dict(cfg):
+                    OmegaConf.update(cfg, key, expanded, merge=False)
+    return problems
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every key of :data:`RULES` that ``cfg`` has, and every node typed by a settings dataclass (its fields'
-    rules, and no key its class does not declare: ``+key=`` adds one past Hydra's schema); one ConfigError lists all
-    problems."""
+    rules, and no key its class does not declare: ``+key=`` adds one past Hydra's schema), no key of ``method`` that
+    nothing reads (:data:`METHOD_KEYS`) and the path settings (:func:`path_problems`: ``~`` expanded, empty ones
+    refused); one ConfigError lists all problems."""
     problems = [p for key, rule in RULES.items() if (p := _problem(cfg, key, rule)) is not None]
+    problems += path_problems(cfg)
+    method = OmegaConf.select(cfg, "method", default=None)
+    if OmegaConf.is_dict(method):
+        problems += [f"method.{name} is not a setting of method (nothing reads it); use one of "
+                     f"{', '.join(k for k in METHOD_KEYS if k in method or k != 'alignment_data')}"
+                     for name in method if name not in METHOD_KEYS]
     for path, node in _settings_nodes(cfg):
         cls = OmegaConf.get_type(node)
         declared = {f.name: f for f in fields(cls)}

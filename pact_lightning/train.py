@@ -8,14 +8,14 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from pact_lightning import build, compare, sweep
+from pact_lightning import build, compare, rundir, sweep
 from pact_lightning.app import CONFIG_PATH, task_wrapper
 from pact_lightning.finish import finish
 from pact_lightning.record import FILE, RunRecord
 from pact_lightning.results import log_hyperparams, run_record
 from pact_lightning.utils import timing
 from pact_lightning.utils.checkpoints import check_resume, resolve_ckpt_path
-from pact_lightning.utils.strategies import check_deepspeed_precision
+from pact_lightning.utils.strategies import check_deepspeed_precision, process_env
 
 
 @task_wrapper
@@ -36,9 +36,13 @@ def train(cfg: DictConfig) -> RunRecord:
     data = build.datamodule(cfg, tokenizer, evaluator)
     steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing
     module = build.run_module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
-    if ckpt_path is not None:  # the checkpoint must be this run's: same settings, same trainable weights
-        check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
-                     steps=steps, results_exist=(Path(cfg.paths.output_dir) / FILE).is_file())
+    module.run_inputs = build.input_digests(cfg, policy, tokens)  # read before training changes a weight
+    if ckpt_path is not None:  # the checkpoint must be this run's: same settings and inputs, same trainable weights
+        step = check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
+                            steps=steps, results_exist=(Path(cfg.paths.output_dir) / FILE).is_file(),
+                            inputs=module.run_inputs)
+        if step is not None and process_env().rank == 0:  # a finished run trained further: its results are old
+            rundir.supersede(Path(cfg.paths.output_dir), cfg, step)
     trainer = build.run_trainer(cfg, ckpt_path)
     log_hyperparams(trainer.loggers, cfg, run_record(cfg, model_cfg, tokens), tokens)
     with timing.stage("fit"):

@@ -165,6 +165,54 @@ def benign_from(name: str) -> list[str]:
             f"+data.benign.path={{files}}/{name}", "data.poison_ratio=0"]
 
 
+def changed_input_run(kind: str) -> Callable[[Workspace], None]:
+    """A real 1-step run on a data file / safety-token artifact of its own in ``<files>``, whose content then changes
+    behind the same path (issue #28 item 13)."""
+    def prepare(ws: Workspace) -> None:
+        import shutil
+
+        from pact_lightning.safety.tokens import load_safety_tokens, save_artifact
+
+        write(ws.files / "rows.jsonl", GOOD_JSONL)
+        shutil.copyfile(ws.artifact, ws.files / "tokens.safetensors")
+        train_inprocess(ws.files / "earlier", ["method=sft", f"method.safety_tokens={ws.files}/tokens.safetensors",
+                                               "trainer.max_steps=1", f"paths.cache_dir={ws.cache}",
+                                               *[o.format(files=ws.files) for o in benign_from("rows.jsonl")]])
+        if kind == "data":
+            write(ws.files / "rows.jsonl", GOOD_JSONL.replace("a fine film", "a dull film"))
+        else:
+            t = load_safety_tokens(ws.artifact, K_MAX)
+            save_artifact(ws.files / "tokens.safetensors", t.ids, t.m, -t.d, t.tokens, _tokenizer(ws), "tiny",
+                          "tiny-base", {})
+    return prepare
+
+
+def _tokenizer(ws: Workspace):
+    from omegaconf import OmegaConf
+
+    from pact_lightning.models.loading import load_tokenizer
+
+    cfg = OmegaConf.load(ROOT / "pact_lightning" / "conf" / "model" / "tiny.yaml").tiny.tokenizer
+    cfg.cache_dir = str(ws.cache)
+    return load_tokenizer(cfg)
+
+
+def tampered_artifact(how: str) -> Callable[[Workspace], None]:
+    """A copy of the earlier run's artifact with a NaN weight or a duplicated token id (item 18)."""
+    def prepare(ws: Workspace) -> None:
+        from safetensors.torch import load_file, safe_open, save_file
+
+        tensors = load_file(str(ws.artifact))
+        with safe_open(str(ws.artifact), framework="pt") as f:
+            meta = f.metadata()
+        if how == "nan":
+            tensors["d"][3] = float("nan")
+        else:
+            tensors["token_ids"][5] = tensors["token_ids"][2]
+        save_file(tensors, str(ws.files / f"{how}.safetensors"), metadata=meta)
+    return prepare
+
+
 @dataclass
 class Case:
     overrides: list[str]  # {files}, {run} and {artifact} are filled in
@@ -175,6 +223,8 @@ class Case:
 
 
 PACT = ["method=pact", "method.safety_tokens={artifact}"]
+RESUME_CHANGED = ["ckpt_path={files}/earlier/checkpoints/last.ckpt", "method.safety_tokens={files}/tokens.safetensors",
+                  *benign_from("rows.jsonl")]
 
 CASES = {
     "JSONL row that is not JSON": Case(
@@ -331,7 +381,39 @@ CASES = {
         ["method=pact", "method.safety_tokens={run}/checkpoints/last.ckpt"], ArtifactError,
         ("last.ckpt", "not a readable safety-token artifact", "python -m pact_lightning.safety_tokens",
          "left as it is"), never=("delete", "rm ")),
+    # --- issue #28: inputs that changed behind their paths (13), settings that silently do less (17), tampered
+    # artifacts and damaged checkpoints (18), paths taken literally (15), compare_with read letter by letter (14)
+    "resume after the data file changed": Case(
+        RESUME_CHANGED, ConfigError,
+        ("trained on inputs that have changed", "data.benign.path", "rows.jsonl has changed", "sha256",
+         "Put back the files"), changed_input_run("data")),
+    "resume after the safety-token file changed": Case(
+        RESUME_CHANGED, ConfigError,
+        ("trained on inputs that have changed", "method.safety_tokens", "tokens.safetensors has changed"),
+        changed_input_run("tokens")),
+    "LoRA target module that matches nothing": Case(
+        ["model.lora.target_modules=[q_proj,vv_proj]"], ConfigError,
+        ("model.lora.target_modules=['q_proj', 'vv_proj']", "['vv_proj']", "no module of this model", "v_proj")),
+    "misspelled key forced under method": Case(
+        ["+method.lamda=0.5"], ConfigError, ("method.lamda is not a setting of method", "lam")),
+    "artifact with a NaN weight": Case(
+        ["method=pact", "method.safety_tokens={files}/nan.safetensors"], ArtifactError,
+        ("nan.safetensors", "candidate 3", "is not finite", "left as it is"), tampered_artifact("nan")),
+    "artifact with a duplicated token id": Case(
+        ["method=pact", "method.safety_tokens={files}/dup.safetensors"], ArtifactError,
+        ("dup.safetensors", "token_ids lists token id", "more than once", "left as it is"), tampered_artifact("dup")),
+    "zero-byte checkpoint": Case(
+        ["ckpt_path={files}/zero.ckpt"], ArtifactError,
+        ("zero.ckpt", "truncated or corrupt", "ckpt_path=auto", "moves the damaged file aside"),
+        raw_file("zero.ckpt", b""), never=("overwrite=true",)),
+    "paths.cache_dir empty": Case(["paths.cache_dir="], ConfigError,
+                                  ("paths.cache_dir=''", "is empty", "set it to a path")),
+    "compare_with given as a string": Case(
+        ["compare_with=sft"], ConfigError, ("compare_with='sft' is not a list of method names", "compare_with=[sft]")),
+    "compare_with naming no method": Case(
+        ["compare_with=[sfft]"], ConfigError, ("compare_with contains 'sfft'", "not an option", "pact")),
 }
+
 
 
 @pytest.mark.parametrize("name", list(CASES))

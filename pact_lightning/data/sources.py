@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import logging
+import os
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -232,7 +233,7 @@ class RowSource(Source):
 
 def _resolve(path: str) -> Path:
     """An absolute path; relative ones resolve against the directory the run started in (Hydra changes the cwd)."""
-    return Path(to_absolute_path(str(path)))
+    return Path(to_absolute_path(os.path.expanduser(str(path))))
 
 
 # Leading bytes of files that are not text at all, or text in another encoding than UTF-8.

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +58,30 @@ def fingerprint(evaluator, model, tokenizer) -> dict[str, Any]:
             "task_scorer": describe(evaluator.task_scorer) if evaluator.task_scorer is not None else None}
 
 
+def read_entry(entry: Path, fp: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics of the cache entry ``entry`` when it is complete and intact (its metrics, its generations and the
+    fingerprint it was written for); None when there is none. A damaged one is moved aside, to
+    ``<entry>.damaged-<time>``, with a warning naming it, and the evaluation runs (and caches) again."""
+    if not entry.exists():
+        return None
+    try:
+        metrics = json.loads((entry / "metrics.json").read_text(encoding="utf-8"))
+        recorded = json.loads((entry / "fingerprint.json").read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict) or recorded != json.loads(json.dumps(fp, default=str)):
+            raise ValueError("its fingerprint.json or metrics.json does not match its key")
+        if not (entry / "generations.jsonl").is_file():
+            raise FileNotFoundError(f"{entry / 'generations.jsonl'} is missing")
+        return metrics
+    except (OSError, ValueError) as err:
+        aside = entry.with_name(f"{entry.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(entry, aside)
+        except OSError:
+            aside = entry  # another process moved it first
+        log.warning("evaluation cache entry %s is damaged (%s): moved to %s; evaluating again", entry, err, aside)
+        return None
+
+
 def cached_run(evaluator, model, tokenizer, out_dir: str | Path, tag: str, cache_dir: str | Path | None,
                broadcast: Callable[[Any], Any] = lambda obj: obj, is_writer: bool = True) -> dict[str, Any]:
     """``evaluator.run(model, tokenizer, out_dir, tag)``, or its cached result (``generations_<tag>.jsonl`` is copied
@@ -66,8 +92,7 @@ def cached_run(evaluator, model, tokenizer, out_dir: str | Path, tag: str, cache
     # rank 0's key and entry decide for every rank: no rank reads a file another rank's key names
     fp = fingerprint(evaluator, model, tokenizer) if is_writer else None
     entry = Path(cache_dir) / digest(fp) if is_writer else None
-    cached = broadcast(json.loads((entry / "metrics.json").read_text(encoding="utf-8"))
-                       if is_writer and (entry / "metrics.json").is_file() else None)
+    cached = broadcast(read_entry(entry, fp) if is_writer else None)
     generations = Path(out_dir) / f"generations_{tag}.jsonl"
     if cached is not None:
         if is_writer:

@@ -152,6 +152,22 @@ def weights_source(cfg: DictConfig) -> str:
     raise ConfigError(f"model {_get(cfg, 'name')!r} names no weights: set model.pretrained, model.gguf or model.tiny")
 
 
+def weights_key(cfg: DictConfig) -> str:
+    """:func:`weights_source` as the caches key on it: what the weights are, never where the cache keeps them (the
+    GGUF that was converted, not the converted folder; an aligned model by its folder's name, the digest of its
+    recipe), so a cache moved to another place or account keeps its keys."""
+    if _get(cfg, "tiny") is not None:
+        spec = {k: v for k, v in OmegaConf.to_container(cfg.tiny, resolve=True).items() if k != "tokenizer"}
+        return f"tiny:{json.dumps(spec, sort_keys=True)}+tokenizer:{weights_key(cfg.tiny.tokenizer)}"
+    if _get(cfg, "pretrained") and _get(cfg, "aligned_by"):
+        return f"aligned:{Path(str(cfg.pretrained)).name}" + (f"@{cfg.revision}" if _get(cfg, "revision") else "")
+    if not _get(cfg, "pretrained") and _get(cfg, "gguf") is not None:
+        gguf = cfg.gguf
+        return "gguf:" + (json.dumps(OmegaConf.to_container(gguf, resolve=True), sort_keys=True)
+                          if OmegaConf.is_config(gguf) else str(gguf))
+    return weights_source(cfg)
+
+
 def load_tokenizer(cfg: DictConfig, require_chat_template: bool = True):
     """The tokenizer of a model config, with a pad token and a chat template (``model.chat_template`` overrides)."""
     if _get(cfg, "tiny") is not None:
@@ -203,6 +219,13 @@ def load_model(cfg: DictConfig, checkpoint: str | os.PathLike | None = None, *, 
         if not checkpoint.is_dir():
             raise ArtifactError(f"checkpoint={str(checkpoint)!r} does not exist or is not a directory; pass a merged HF "
                                 "checkpoint directory or a peft adapter directory (the run's `final/` folder)")
+        if not (checkpoint / "config.json").is_file() and not (checkpoint / "adapter_config.json").is_file():
+            inside = [p.parent for p in sorted(checkpoint.glob("*/adapter_config.json")) +
+                      sorted(checkpoint.glob("*/config.json"))]
+            hint = (f"; it looks like a run directory: pass checkpoint={inside[0]}" if inside else
+                    "; pass a merged HF checkpoint directory or a peft adapter directory (the run's `final/` folder)")
+            raise ArtifactError(f"checkpoint={str(checkpoint)!r} holds neither config.json nor adapter_config.json, so "
+                                f"it is no model checkpoint{hint}")
         adapter = checkpoint if (checkpoint / "adapter_config.json").exists() else None
     base = adapter_base(adapter) if adapter is not None else None
     if _get(cfg, "tiny") is not None and base is None and (checkpoint is None or adapter is not None):
@@ -269,14 +292,25 @@ def adapter_base(adapter: Path) -> str | None:
     return None
 
 
-def attach_lora(model: PreTrainedModel, lora: DictConfig):
-    """Wrap ``model`` with a fresh trainable LoRA adapter (the rest of the weights frozen)."""
+def attach_lora(model: PreTrainedModel, lora: DictConfig, key: str = "model.lora.target_modules"):
+    """Wrap ``model`` with a fresh trainable LoRA adapter (the rest of the weights frozen); every name of
+    ``lora.target_modules`` must match a module (``key`` names the setting in the error)."""
     from peft import LoraConfig, get_peft_model
 
     if lora is None:
         raise ConfigError("model.lora is null but a LoRA adapter was requested; set model.lora (see pact_lightning/conf/model/)")
+    targets = lora.target_modules
+    if not isinstance(targets, str):  # a string is peft's own pattern ("all-linear", a regex)
+        targets = list(targets)
+        names = [name for name, _ in model.named_modules()]
+        unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+        if unmatched:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+            raise ConfigError(f"{key}={targets} names {unmatched}, which match{'es' if len(unmatched) == 1 else ''} "
+                              f"no module of this model: the adapter would train only the others. Use names of its "
+                              f"layers ({', '.join(linear)}), or remove the entry")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                        target_modules=targets, bias="none", task_type="CAUSAL_LM")
     # is_activation_checkpointing: transformers' name since v5 (its deprecated is_gradient_checkpointing warns)
     checkpointing = getattr(model, "is_activation_checkpointing", None)
     if checkpointing is None:

@@ -48,6 +48,7 @@ class PactModule(L.LightningModule):
         super().__init__()
         self.defence_step = step
         self.run_config = run_config  # the settings that define the run: every checkpoint records them
+        self.run_inputs: dict | None = None  # what its input files hold (build.input_digests): recorded the same way
         self.policy, self.objective, self.reference = policy, objective, reference
         self.ce_chunk_size = ce_chunk_size  # chunked lm_head + CE: the [B, T, V] logits never exist (objectives/vocab.py)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -144,6 +145,7 @@ class PactModule(L.LightningModule):
         trainable = self.trainable_shapes()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint["pact_run"] = self.run_config
+        checkpoint["pact_inputs"] = self.run_inputs
         checkpoint["objective_state"] = self.objective.checkpoint_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

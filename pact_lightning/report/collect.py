@@ -5,6 +5,7 @@ evaluations of their adapters (:func:`rejudged`)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -14,6 +15,8 @@ from typing import Any, Iterable
 from pact_lightning.eval.scoring import block, rescore  # the evaluation's own arithmetic, torch-free
 from pact_lightning.record import FILE, HEADLINE, Evaluation, RunRecord, read_generations
 from pact_lightning.setting import RunSetting
+
+log = logging.getLogger(__name__)
 
 GENERATIONS = "generations_final.jsonl"  # a run's evaluated answers, beside its results.json
 REFERENCE_GENERATIONS = "generations_reference.jsonl"
@@ -131,11 +134,18 @@ def last_error(run_dir: Path) -> str:
     return "no results.json and no error in its logs: still running, killed, or its scheduler log has the reason"
 
 
-def failed_run(run_dir: Path) -> Run:
+def recorded_setting(run_dir: Path) -> RunSetting:
+    """The setting Hydra recorded for the run in ``run_dir`` (``.hydra/config.yaml``); an empty one without it."""
     from omegaconf import OmegaConf
 
-    setting = RunSetting.from_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
-    return Run(status="failed", setting=setting, run_dir=str(run_dir), note=last_error(run_dir))
+    try:
+        return RunSetting.from_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
+    except (OSError, ValueError):
+        return RunSetting.from_results({})
+
+
+def failed_run(run_dir: Path) -> Run:
+    return Run(status="failed", setting=recorded_setting(run_dir), run_dir=str(run_dir), note=last_error(run_dir))
 
 
 def expected_points(root: Path) -> list[frozenset[str]] | None:
@@ -201,11 +211,18 @@ def rescored(record: RunRecord, run_dir: Path, tuning: list[str] | None = None) 
 def collect(root: Path, wandb_path: str | None = None, wandb_group: str | None = None,
             rescore_generations: bool = False, tuning: list[str] | None = None) -> list[Run]:
     done, failed = run_dirs(root)
-    records = {d: RunRecord.read(d) for d in done}
+    records, unreadable = {}, []
+    for d in done:
+        try:
+            records[d] = RunRecord.read(d)
+        except ValueError as err:  # names the file: the run is listed as failed with it, and the report goes on
+            log.warning("%s", err)
+            unreadable.append(Run(status="failed", setting=recorded_setting(d), run_dir=str(d),
+                                  note=f"unreadable results.json: {err}"[:300]))
     if rescore_generations:
         records = {d: rescored(r, d, tuning) for d, r in records.items()}
     runs = [Run.from_record(r, d) for d, r in records.items()]
-    runs += [failed_run(d) for d in failed]
+    runs += unreadable + [failed_run(d) for d in failed]
     runs += missing_runs(root, done + failed)
     if wandb_path:
         have = {r.run_dir for r in runs if r.status in ("ok", "no_eval")}

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from pact_lightning.errors import ConfigError, DataError
-from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_digest, weights_source
+from pact_lightning.models.loading import base_model_config, load_model, load_tokenizer, weights_digest, weights_key
 from pact_lightning.models.scoring import model_logits, response_logits
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens, read_metadata, save_artifact
 from pact_lightning.utils.fingerprint import digest, tokenizer_fingerprint
@@ -214,7 +214,7 @@ def artifact_path(safety: DictConfig, model_cfg: DictConfig, cache_dir: Path,
     settings = selection_settings(safety, k)
     base_cfg = base_model_config(model_cfg)
     pairs = refusal_pairs(safety.refusals, settings["K"])
-    identity = {"aligned": weights_source(model_cfg), "base": weights_source(base_cfg),
+    identity = {"aligned": weights_key(model_cfg), "base": weights_key(base_cfg),
                 "tokenizer": tokenizer_fingerprint(load_tokenizer(model_cfg)), "refusals": digest(list(pairs)),
                 "dtype": str(model_cfg.get("dtype")), **settings}
     return Path(cache_dir) / "safety_tokens" / f"{model_cfg.name}-{digest(identity)}.safetensors", identity, pairs

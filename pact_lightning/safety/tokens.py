@@ -130,6 +130,18 @@ def load_safety_tokens(path: str | Path, k: int, tokenizer=None, cached: bool = 
     if not (ids.numel() == m.numel() == d.numel() == len(tokens)):
         raise ArtifactError(f"{path}: fields token_ids/m/d/tokens have different lengths, so the file is corrupt; "
                             f"{_remedy(Path(path), cached)}")
+    if not (torch.isfinite(m).all() and torch.isfinite(d).all()):
+        bad = int((~torch.isfinite(m) | ~torch.isfinite(d)).nonzero()[0])
+        raise ArtifactError(f"{path}: field m or d of candidate {bad} (token id {int(ids[bad])}) is not finite, so the "
+                            f"file is corrupt or was edited; {_remedy(Path(path), cached)}")
+    if ids.unique().numel() != ids.numel():
+        seen: set[int] = set()
+        dup = next(i for i in ids.tolist() if i in seen or seen.add(i))
+        raise ArtifactError(f"{path}: field token_ids lists token id {dup} more than once, so the file is corrupt or "
+                            f"was edited; {_remedy(Path(path), cached)}")
+    if ids.numel() and int(ids.min()) < 0:
+        raise ArtifactError(f"{path}: field token_ids holds the negative id {int(ids.min())}; "
+                            f"{_remedy(Path(path), cached)}")
     recorded = meta.get("aligned_weights")
     if aligned_weights is not None and recorded is not None and recorded != aligned_weights:
         log.warning("%s was selected on another model (aligned weights %s; this run's are %s, aligned model of the "

@@ -65,7 +65,9 @@ def resolve_ckpt_path(path: str | None, output_dir: str | Path) -> str | None:
         damaged = str(err)
     if damaged is not None:
         raise ArtifactError(f"ckpt_path={str(path)!r} is truncated or corrupt ({damaged}), or not a Lightning "
-                            f"checkpoint; resume from another checkpoint in {Path(path).parent} or start the run afresh")
+                            f"checkpoint; resume from another checkpoint in {Path(path).parent}, or start the run afresh"
+                            " in the same directory with ckpt_path=auto (it moves the damaged file aside, to "
+                            "last.ckpt.unreadable-<time>, and keeps everything else)")
     return str(path)
 
 
@@ -152,8 +154,18 @@ def resume_command() -> str:
     own = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", "hydra.output_subdir=")
     overrides = [o for o in hc.overrides.task if not o.startswith(own)]
     ckpt = "last" if last_checkpoint(hc.runtime.output_dir).exists() else "auto"  # last fails without a checkpoint
-    return shlex.join(["python", "-m", "pact_lightning.train", *overrides, f"hydra.run.dir={hc.runtime.output_dir}",
-                       f"ckpt_path={ckpt}"])
+    return shlex.join(["python", "-m", "pact_lightning.train", *overrides,
+                       f"hydra.run.dir={hydra_value(hc.runtime.output_dir)}", f"ckpt_path={ckpt}"])
+
+
+def hydra_value(text: str) -> str:
+    """``text`` as a value of a Hydra command-line override: bare where its grammar takes it, else quoted (a path with
+    non-ASCII letters, spaces or brackets), with its quotes and backslashes escaped."""
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9_/.:+@%\-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -181,13 +193,35 @@ def recorded_settings(path: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("pact_run")
 
 
+def changed_inputs(recorded: dict[str, Any] | None, now: dict[str, Any] | None, allow: list[str]) -> list[str]:
+    """``<setting> <file>`` for each input whose content differs from what a checkpoint recorded (by setting, with
+    its file and sha256: ``build.input_digests``), except those ``allow`` lists; none when it recorded none."""
+    if not recorded or now is None:
+        return []
+    out = []
+    for key, before in recorded.items():
+        after = now.get(key)
+        if any(key == a or key.startswith(a + ".") for a in allow) or (after or {}).get("sha256") == before["sha256"]:
+            continue
+        if after is None:
+            out.append(f"{key} ({before['file']}) is no longer an input of this run")
+        elif after["file"] != before["file"]:
+            out.append(f"{key} was {before['file']} and is {after['file']} now, with other content")
+        else:
+            out.append(f"{key}: {after['file']} has changed (sha256 {before['sha256'][:12]}… then, "
+                       f"{after['sha256'][:12]}… now)")
+    return out
+
+
 def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size], *, allow: list[str],
-                 steps: int, results_exist: bool) -> None:
+                 steps: int, results_exist: bool, inputs: dict[str, Any] | None = None) -> int | None:
     """Refuse a resume from ``path`` that would not continue this run: a checkpoint trained with other settings (the
-    keys of ``run`` that differ and that ``allow`` does not list), one that lacks a trainable tensor of this model or
-    holds it in another shape, or one that already took the run's ``steps`` optimiser steps when its results exist."""
+    keys of ``run`` that differ and that ``allow`` does not list) or on inputs whose content changed since
+    (``inputs``: :func:`changed_inputs`), one that lacks a trainable tensor of this model or holds it in another
+    shape, or one that already took the run's ``steps`` optimiser steps when its results exist. Returns the
+    checkpoint's step (None for a sharded checkpoint, which its strategy checks)."""
     if Path(path).is_dir():  # a sharded (DeepSpeed) checkpoint: its strategy checks it
-        return
+        return None
     ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     before = flat(ckpt.get("pact_run") or {})
     changed = changed_settings(ckpt.get("pact_run"), run, allow)
@@ -197,6 +231,12 @@ def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size
         raise ConfigError(f"ckpt_path={path} was trained with other settings ({len(changed)} differ: {shown}); resume "
                           "with the settings it was trained with, start a new run in another directory, or list the "
                           "keys you mean to change in resume_allow (e.g. resume_allow=[" + changed[0] + "])")
+    changed = changed_inputs(ckpt.get("pact_inputs"), inputs, allow)
+    if changed:
+        raise ConfigError(f"ckpt_path={path} was trained on inputs that have changed since: {'; '.join(changed)}. "
+                          "Resuming would continue the run on other data than it started with. Put back the files it "
+                          "was trained on, start a new run in another hydra.run.dir, or, if the change is meant, list "
+                          "the setting in resume_allow (e.g. resume_allow=[" + changed[0].split()[0].rstrip(":") + "])")
     state = ckpt.get("state_dict") or {}
     missing = [name for name in trainable if name not in state]
     if missing:
@@ -216,3 +256,4 @@ def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size
                               "step(s)): nothing is left to train and its results.json exists (left as it is); raise "
                               "trainer.max_steps or trainer.max_epochs to train further")
         log.info("ckpt_path=%s is at step %d, the end of this run: nothing to train, the run evaluates", path, step)
+    return step

@@ -1,0 +1,261 @@
+"""Issue #28 items 11, 12, 14, 15, 18, 19: a used run directory is replaced by no path into it, a finished run's record
+is never rewritten, a run is finished only when its results describe its weights, paths from the environment are
+expanded or refused, faults name their file, caches key on content and honour the umask."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT
+from runs import run_train, train_command, train_inprocess
+
+ONE = ["method=sft", "trainer.max_steps=1"]
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in (".run.lock", "train.log")}
+
+
+def refused(run_dir: Path, overrides: list[str], env: dict | None = None, cwd: Path = ROOT) -> str:
+    proc = subprocess.run(train_command(run_dir, overrides), cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path]:
+    """Two finished 1-step runs, A and B."""
+    root = tmp_path_factory.mktemp("finished")
+    run_train(root / "a", ONE)
+    run_train(root / "b", ONE)
+    return root / "a", root / "b"
+
+
+def test_another_runs_checkpoint_never_replaces_a_finished_run(finished):
+    """Item 11: A's checkpoint with B's hydra.run.dir was taken as continuing B; it is refused, B untouched."""
+    a, b = finished
+    before = digests(b)
+    err = refused(b, [*ONE, f"ckpt_path={a}/checkpoints/last.ckpt"])
+    assert f"ckpt_path={a}/checkpoints/last.ckpt is a checkpoint of another run directory" in err
+    assert "new hydra.run.dir" in err and digests(b) == before
+
+
+def test_an_explicit_resume_with_other_settings_is_refused_before_the_record_changes(finished):
+    """Item 11, another path into a used directory: ckpt_path=last of B with another seed."""
+    _, b = finished
+    before = digests(b)
+    err = refused(b, [*ONE, "ckpt_path=last", "seed=7"])
+    assert "was trained with other settings" in err and "seed" in err and digests(b) == before
+
+
+def test_a_rerun_with_other_settings_is_refused_by_name_and_the_record_kept(finished):
+    """Item 14: compare_with corrected, or another trainer setting, on a finished run: refused naming the key, and
+    .hydra/config.yaml and overrides.yaml keep what ran; the same rerun does nothing and rewrites nothing."""
+    _, b = finished
+    before = digests(b)
+    err = refused(b, [*ONE, "compare_with=[sft]"])
+    assert "compare_with: [] -> ['sft']" in err and "another hydra.run.dir" in err
+    err = refused(b, [*ONE, "trainer.gradient_clip_val=0.5"])
+    assert "trainer.gradient_clip_val" in err
+    assert digests(b) == before
+    run_train(b, ONE)  # the same settings: nothing to do
+    assert digests(b) == before
+
+
+def test_a_finished_run_trained_further_is_not_finished_until_its_new_results(tmp_path, monkeypatch):
+    """Item 12: a finished run resumed to more steps and killed before its results: the old results.json no longer
+    says the run is finished (it is kept under superseded/); the rerun evaluates the new weights."""
+    from pact_lightning import compare
+
+    run = tmp_path / "run"
+    first = train_inprocess(run, ONE)
+    old = (run / "results.json").read_text()
+
+    def killed(*args, **kwargs):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(compare.run_results, "write", killed)
+    with pytest.raises(SystemExit):
+        train_inprocess(run, ["method=sft", "trainer.max_steps=2", "ckpt_path=last"])
+    monkeypatch.undo()
+    assert not (run / "results.json").exists()
+    (kept,) = (run / "superseded").glob("step-1-*/results.json")
+    assert kept.read_text() == old
+    again = train_inprocess(run, ["method=sft", "trainer.max_steps=2"])  # ckpt_path=auto: not "nothing to do"
+    assert first.train["global_step"] == 1 and again.train["global_step"] == 2
+    assert json.loads((run / "results.json").read_text())["train"]["global_step"] == 2
+
+
+def test_final_is_swapped_in_one_step_or_put_back_after_a_kill(tmp_path, monkeypatch):
+    """Item 12: killed while final/ is replaced, final/ was missing; now it is swapped atomically, and where the
+    system cannot, the moved-aside copy is put back by the next write or recover_dir."""
+    from pact_lightning.utils import io
+
+    final = tmp_path / "final"
+    with io.atomic_dir(final) as tmp:
+        (tmp / "w").write_text("old")
+    with io.atomic_dir(final) as tmp:
+        (tmp / "w").write_text("new")
+    assert (final / "w").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["final"]
+    monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    real = os.replace
+
+    def kill_after_moving_aside(src, dst):
+        real(src, dst)
+        if str(dst).endswith(".old"):
+            raise KeyboardInterrupt  # killed between the two renames
+
+    monkeypatch.setattr(io.os, "replace", kill_after_moving_aside)
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_dir(final) as tmp:
+            (tmp / "w").write_text("newer")
+    monkeypatch.setattr(io.os, "replace", real)
+    assert not final.exists()
+    io.recover_dir(final)
+    assert (final / "w").read_text() == "new"
+
+
+def test_an_empty_pact_cache_is_refused_before_anything_is_written(tmp_path):
+    """Item 15: PACT_CACHE= wrote caches at the filesystem root and the safety tokens into the launch folder."""
+    env = {**os.environ, "PACT_CACHE": "", "PYTHONPATH": str(ROOT)}
+    err = refused(tmp_path / "run", ONE, env=env, cwd=tmp_path)
+    assert "PACT_CACHE is set but empty" in err and "paths.cache_dir=''" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_tilde_run_dir_is_refused_and_a_tilde_cache_expanded(tmp_path, monkeypatch):
+    """Item 15: hydra.run.dir=~/x created a folder named '~'; PACT_CACHE='~/x' too."""
+    from conftest import compose
+
+    from pact_lightning.schema import validate
+
+    command = [a for a in train_command(tmp_path, ONE) if not a.startswith("hydra.run.dir=")]
+    for extra, env in ((["hydra.run.dir='~/pact_run_dir_test'"], {}), ([], {"PROJECT_ROOT": "~"})):
+        proc = subprocess.run(command + extra, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        assert proc.returncode != 0 and "has a '~' that nothing expands" in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "~").exists()
+    monkeypatch.setenv("PACT_CACHE", "~/pact_cache_x")
+    cfg = compose("train", ["model=tiny"], output_dir=tmp_path / "r")
+    validate(cfg)
+    home = os.path.expanduser("~")
+    assert cfg.paths.cache_dir == f"{home}/pact_cache_x" and cfg.reference.cache_dir.startswith(home)
+
+
+def test_the_resume_command_quotes_a_non_ascii_run_dir_for_hydra():
+    """Item 18: the logged resume command failed for a run dir with non-ASCII characters."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from pact_lightning.utils.checkpoints import hydra_value
+
+    for path in ("/tmp/runs/café run", "/tmp/it's", "/tmp/plain-1.0"):
+        arg = shlex.split(shlex.join([f"hydra.run.dir={hydra_value(path)}"]))[0]
+        (override,) = OverridesParser.create().parse_overrides([arg])
+        assert override.value() == path
+
+
+def test_a_full_disk_during_a_safetensors_write_names_the_file(tmp_path, monkeypatch, smollm2_tokenizer):
+    """Item 18: SafetensorError … No space left on device named no file."""
+    from safetensors import SafetensorError
+
+    from pact_lightning.safety import tokens
+    from pact_lightning.utils.io import DiskFull
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              "\"No space left on device\" })")
+
+    monkeypatch.setattr(tokens, "save_file", full)
+    target = tmp_path / "s.safetensors"
+    with pytest.raises(DiskFull, match=rf"while writing {target}.*free some space"):
+        tokens.save_artifact(target, torch.arange(3), torch.rand(3), torch.rand(3), ["a", "b", "c"],
+                             smollm2_tokenizer, "x", "y", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_evaluation_cache_entry_is_moved_aside_and_rebuilt(tmp_path):
+    """Item 18: a damaged entry failed every run after its fit; now it is a miss (kept aside), never a failure."""
+    from pact_lightning.eval.cache import read_entry
+
+    fp = {"format": "x", "weights": "w"}
+    entry = tmp_path / "key"
+    entry.mkdir()
+    (entry / "metrics.json").write_text('{"harmful_score": 1')  # truncated
+    (entry / "fingerprint.json").write_text(json.dumps(fp))
+    assert read_entry(entry, fp) is None and not entry.exists()
+    assert [p.name.split(".")[1].split("-")[0] for p in tmp_path.iterdir()] == ["damaged"]
+    entry.mkdir()
+    (entry / "metrics.json").write_text('{"harmful_score": 1}')
+    (entry / "fingerprint.json").write_text(json.dumps(fp))
+    (entry / "generations.jsonl").write_text("")
+    assert read_entry(entry, fp) == {"harmful_score": 1}
+
+
+def test_one_unreadable_results_json_is_listed_and_the_report_goes_on(tmp_path):
+    """Item 18: one bad results.json stopped the whole report."""
+    from pact_lightning.report.collect import collect
+
+    train_inprocess(tmp_path / "sweep" / "0_good", ONE)
+    bad = tmp_path / "sweep" / "1_bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{not json")
+    runs = {Path(r.run_dir).name: r for r in collect(tmp_path / "sweep")}
+    assert runs["0_good"].status in ("ok", "no_eval")
+    assert runs["1_bad"].status == "failed" and "results.json is not valid JSON" in runs["1_bad"].note
+
+
+def test_evaluating_a_run_directory_says_pass_final(tmp_path):
+    """Item 18: evaluate checkpoint=<run dir> gave a raw transformers error."""
+    from pact_lightning.errors import ArtifactError
+    from pact_lightning.evaluate import evaluate
+    from runs import app_config
+
+    run = tmp_path / "run"
+    train_inprocess(run, ONE)
+    cfg = app_config("evaluate", ["model=tiny", f"checkpoint={run}"], tmp_path / "eval")
+    with pytest.raises(ArtifactError, match=rf"it looks like a run directory: pass checkpoint={run}/final"):
+        evaluate(cfg)
+
+
+def test_cache_files_follow_the_umask(tmp_path):
+    """Item 19: every safetensors file was written 0600, unreadable to the other accounts of a shared cache."""
+    from safetensors.torch import save_file
+
+    from pact_lightning.utils.io import atomic_dir, atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.safetensors") as tmp:
+            save_file({"x": torch.ones(1)}, str(tmp))
+        with atomic_dir(tmp_path / "d") as tmp:
+            save_file({"x": torch.ones(1)}, str(tmp / "b.safetensors"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d" / "b.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_cache_keys_do_not_depend_on_where_the_cache_is(tmp_path):
+    """Item 19: the keys held the cache's absolute path, so moving the cache rebuilt the selection and alignment."""
+    from omegaconf import OmegaConf
+
+    from pact_lightning.alignment import aligned_config
+    from pact_lightning.models.loading import weights_key
+
+    model = OmegaConf.load(ROOT / "pact_lightning" / "conf" / "model" / "tiny.yaml")
+    keys = []
+    for cache in (tmp_path / "home" / "cache", tmp_path / "shared" / "cache"):
+        cfg = OmegaConf.merge(model, {"cache_dir": str(cache), "tiny": {"tokenizer": {"cache_dir": str(cache)}}})
+        keys.append((weights_key(cfg), weights_key(aligned_config(cfg, cache / "aligned" / "tiny-0123abcd"))))
+    assert keys[0] == keys[1] and str(tmp_path) not in json.dumps(keys)
