@@ -57,7 +57,8 @@ def test_default_pipeline_plumbing_on_the_tiny_model(tmp_path, caplog, monkeypat
     assert artifact.startswith(str(tmp_path / "cache" / "safety_tokens"))
     meta = read_metadata(artifact)
     settings = json.loads(meta["settings"])
-    assert meta["aligned_model"] == str(aligned_dir) and settings["base_role"].startswith("pre-alignment")
+    # the aligned model by its content key (its folder's digest name), not by where the cache sits
+    assert meta["aligned_model"] == f"aligned:{aligned_dir.name}" and settings["base_role"].startswith("pre-alignment")
     assert meta["base_model"].startswith("tiny:") and settings["K"] == 8
 
     assert results["method"] == "pact" and results["train"]["global_step"] == 3 and results["train"]["train/reg"] > 0
