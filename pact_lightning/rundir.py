@@ -11,6 +11,9 @@ before Hydra writes its ``.hydra/`` files or its log into the directory; for a m
 * A finished run (its results.json) is never re-recorded: Hydra's ``.hydra/`` files there are left as they are
   (``hydra.output_subdir`` is ``${record_subdir:.hydra}``, :func:`record_subdir`), and a rerun with settings other than
   those it recorded in ``.hydra/config.yaml`` is refused by name (:func:`finished_changes`).
+* A run or sweep directory on a filesystem with less free space than ``paths.min_free_mb`` is refused before Hydra
+  writes into it (:func:`free_space_problem`): a full disk failed inside Hydra with a bare errno 28 and left a zero-byte
+  ``.hydra/config.yaml``. The sweep directory is checked in ``on_multirun_start``, before the sweep writes anything.
 * A lock on ``<dir>/.run.lock`` (``fcntl.flock`` through filelock: released by the kernel when the process dies, even
   by SIGKILL) keeps a second live run out while the first runs.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -213,6 +217,30 @@ def continues(run_dir: Path, config: DictConfig | None) -> bool:
     return recorded is not None and not changed
 
 
+def free_space_problem(directory: Path, config: DictConfig | None) -> str | None:
+    """Why ``directory`` (it need not exist yet: its nearest existing parent is measured) cannot take a run: its
+    filesystem has fewer free bytes than ``paths.min_free_mb`` (0 or null: not checked); None when it can."""
+    from pact_lightning.schema import check
+
+    floor_mb = check("paths.min_free_mb", OmegaConf.select(config, "paths.min_free_mb", default=None)) \
+        if config is not None else None
+    if not floor_mb:
+        return None
+    existing = Path(directory).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return None  # nothing measurable there: Hydra's own write reports the problem
+    if free >= floor_mb * 2**20:
+        return None
+    return (f"{directory} is on a filesystem with {free} bytes free (measured at {existing}), less than "
+            f"paths.min_free_mb={floor_mb} MiB; nothing was written there. Free space on that disk, or choose a "
+            "hydra.run.dir (or hydra.sweep.dir, or paths.log_dir) on a disk with room; paths.min_free_mb=0 turns "
+            "this check off")
+
+
 def _lock(run_dir: Path) -> FileLock:
     lock = FileLock(run_dir / LOCK)
     try:
@@ -240,6 +268,14 @@ class RunDirGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._claim(Path(config.hydra.run.dir), config)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:  # before the sweeper creates the sweep directory and writes multirun.yaml there
+            problem = free_space_problem(Path(config.hydra.sweep.dir), config)
+        except ConfigError as err:
+            raise Refused(err) from None
+        if problem:
+            raise Refused(ConfigError(problem))
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.types import RunMode
 
@@ -254,6 +290,8 @@ class RunDirGuard(Callback):
             if "~" in Path(run_dir).parts:
                 problems.append(f"the run directory {str(run_dir)!r} has a '~' that nothing expands (Hydra would create a "
                                 "folder named '~'); write the path out, e.g. hydra.run.dir=$HOME/...")
+            if process_env().rank == 0 and (full := free_space_problem(run_dir, config)):
+                problems.append(full)
             if problems:
                 raise ConfigError("invalid setting" + ("s" if len(problems) > 1 else "") + ":\n  " +
                                   "\n  ".join(problems))

@@ -146,6 +146,7 @@ RULES: dict[str, Number | Choice | Pattern] = {
     "eval.judge.max_new_tokens": INT_POS, "eval.judge.batch_size": INT_POS, "eval.judge.threshold": FRACTION,
     "process_group_timeout_min": POSITIVE,
     "paths.lock_wait_s": Number(float, 0, open_low=True, optional=True),
+    "paths.min_free_mb": Number(float, 0, optional=True),
     "progress.every_s": POSITIVE,
     # publishing
     "hub.repo_id": Pattern(r"[\w.-]+/[\w.-]+", "a Hub repository id (user/name)", optional=True),

@@ -259,3 +259,92 @@ def test_cache_keys_do_not_depend_on_where_the_cache_is(tmp_path):
         cfg = OmegaConf.merge(model, {"cache_dir": str(cache), "tiny": {"tokenizer": {"cache_dir": str(cache)}}})
         keys.append((weights_key(cfg), weights_key(aligned_config(cfg, cache / "aligned" / "tiny-0123abcd"))))
     assert keys[0] == keys[1] and str(tmp_path) not in json.dumps(keys)
+
+
+def sitecustomize(folder: Path, source: str) -> dict:
+    """The environment of an app subprocess that runs ``source`` as its ``sitecustomize`` at startup."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(source)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(ROOT)])}
+
+
+def multirun(command: list[str]) -> list[str]:
+    """``python -m pact_lightning.train -m <overrides>`` (Hydra's flags come before the overrides)."""
+    return [*command[:3], "-m", *command[3:]]
+
+
+# A Python without hydra-submitit-launcher and submitit: their imports fail, and Hydra's plugin scan (pkgutil) no
+# longer lists the plugin package, as where the [cluster] extra was never installed.
+WITHOUT_SUBMITIT = '''
+import importlib.abc, pkgutil, sys
+HIDDEN = ("submitit", "hydra_plugins.hydra_submitit_launcher")
+def hidden(name):
+    return any(name == h or name.startswith(h + ".") for h in HIDDEN)
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if hidden(name):
+            raise ImportError(f"No module named {name!r}")
+        return None
+sys.meta_path.insert(0, Hide())
+_iter_modules = pkgutil.iter_modules
+pkgutil.iter_modules = lambda path=None, prefix="": (m for m in _iter_modules(path, prefix)
+                                                     if not hidden(prefix + m.name))
+'''
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_local"])
+def test_a_submitit_launcher_without_the_cluster_extra_says_what_to_install(tmp_path, launcher):
+    """launcher=slurm without hydra-submitit-launcher failed inside Hydra ("Could not find
+    'hydra/launcher/submitit_slurm'") with no hint; it names the extra before anything is written."""
+    env = sitecustomize(tmp_path / "site", WITHOUT_SUBMITIT)
+    sweep = tmp_path / "sweep"
+    command = multirun([a for a in train_command(tmp_path / "run", ONE) if not a.startswith("hydra.run.dir=")])
+    proc = subprocess.run([*command, f"launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert f"launcher={launcher} needs Hydra's submitit launcher" in proc.stderr, proc.stderr[-3000:]
+    assert 'pip install -e ".[cluster]"' in proc.stderr and "pact_lightning[cluster]" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Error importing" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+# shutil.disk_usage reports 1000 bytes free on every filesystem
+DISK_FULL = '''
+import collections, shutil
+shutil.disk_usage = lambda path: collections.namedtuple("usage", "total used free")(10**9, 10**9 - 1000, 1000)
+'''
+
+
+def test_a_run_or_sweep_directory_on_a_full_disk_is_refused_before_hydra_writes(tmp_path):
+    """A run dir on a full disk failed inside Hydra with a bare errno 28 and left a zero-byte .hydra/config.yaml; it
+    is refused, naming the directory, the free bytes and what to do, and nothing is written there."""
+    env = sitecustomize(tmp_path / "site", DISK_FULL)
+    run, sweep = tmp_path / "out" / "run", tmp_path / "out" / "sweep"
+    single = subprocess.run(train_command(run, ONE), cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=env)
+    multi = subprocess.run([*multirun(train_command(run, ONE)), f"hydra.sweep.dir={sweep}", "seed=1,2"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600, env=env)
+    for proc, directory in ((single, run), (multi, sweep)):
+        assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert f"{directory} is on a filesystem with 1000 bytes free" in proc.stderr, proc.stderr[-3000:]
+        assert "paths.min_free_mb=64 MiB" in proc.stderr and "Free space on that disk" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob(".hydra"))
+
+
+def test_the_free_space_floor_is_a_checked_setting(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.rundir import free_space_problem
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: collections.namedtuple("u", "total used free")(9, 8, 2**20))
+    paths = lambda floor: OmegaConf.create({"paths": {"min_free_mb": floor}})  # noqa: E731
+    assert free_space_problem(tmp_path / "new" / "run", paths(2)).startswith(f"{tmp_path}/new/run is on a filesystem")
+    assert free_space_problem(tmp_path, paths(1)) is None
+    assert free_space_problem(tmp_path, paths(0)) is None and free_space_problem(tmp_path, paths(None)) is None
+    with pytest.raises(ConfigError, match=r"paths.min_free_mb=-1 is out of range"):
+        free_space_problem(tmp_path, paths(-1))

@@ -3,7 +3,7 @@ processes, each point that runs at the same time on GPUs of its own.
 
 Hydra imports every module of ``hydra_plugins`` when an app starts, so this one imports nothing of pact_lightning at
 import time (its package sets environment defaults) and defines nothing without hydra-submitit-launcher (an extra:
-``[cluster]``, ``[dev]``)."""
+``[cluster]``, ``[dev]``): then ``LocalLauncher`` is a stand-in that says what to install (without_cluster.py)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,9 @@ if SubmititLocalLauncher is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
                     self.gpus[slot * self.per_point:(slot + 1) * self.per_point])
             return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+
+else:
+    from hydra_plugins.pact_lightning_launcher.without_cluster import ClusterExtraMissing
+
+    class LocalLauncher(ClusterExtraMissing):  # type: ignore[no-redef]
+        option = "submitit_local"
