@@ -71,7 +71,9 @@ def supersede(run_dir: Path, config: DictConfig, step: int) -> Path | None:
     """Before a finished run in ``run_dir`` trains further (a resume to more steps), move its results.json and Hydra
     record to ``<run_dir>/superseded/step-<step>-<time>/``: from then on the run is not finished until its new results
     describe its new weights (a requeue after a kill resumes or evaluates, never reports the old numbers), and nothing
-    of the earlier result is lost. Returns that folder (None when there were no results)."""
+    of the earlier result is lost. Its comparison runs' (``compare/<method>/results.json``) go to their own
+    ``superseded/`` folders at once: they compared with the old weights, and resume with the main run. Returns that
+    folder (None when there were no results)."""
     run_dir = Path(run_dir)
     results = run_dir / "results.json"
     if not results.is_file():
@@ -83,6 +85,12 @@ def supersede(run_dir: Path, config: DictConfig, step: int) -> Path | None:
     os.replace(results, kept / "results.json")
     log.warning("%s described the weights at step %d; this run trains further, so it was moved to %s (the run is "
                 "finished again when its new results.json is written)", results, step, kept)
+    for sub in sorted((run_dir / "compare").glob("*/results.json")):  # its compare_with runs train further with it
+        sub_kept = sub.parent / "superseded" / f"step-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        sub_kept.mkdir(parents=True, exist_ok=True)
+        os.replace(sub, sub_kept / "results.json")
+        log.warning("%s compared with the main run's step %d: moved to %s (the comparison run resumes and is "
+                    "evaluated again with the main run)", sub, step, sub_kept)
     record_config(run_dir, config)
     return kept
 

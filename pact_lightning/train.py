@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from pact_lightning import build, compare, rundir, sweep
 from pact_lightning.app import CONFIG_PATH, task_wrapper
+from pact_lightning.eval.cache import check_entries
 from pact_lightning.finish import finish
 from pact_lightning.record import FILE, RunRecord
 from pact_lightning.results import log_hyperparams, run_record
@@ -33,10 +34,13 @@ def train(cfg: DictConfig) -> RunRecord:
     posthoc = build.posthoc(cfg)
     build.check_posthoc(posthoc, model_cfg, policy)
     evaluator = build.evaluator(cfg.eval)
+    if evaluator is not None and cfg.eval.cache and process_env().rank == 0:  # a damaged entry: moved aside now
+        check_entries(cfg.eval.cache_dir)
     data = build.datamodule(cfg, tokenizer, evaluator)
     steps = build.planned_steps(cfg.trainer, data)  # refuses a setting that trains nothing
     module = build.run_module(cfg, policy, objective, build.reference(cfg, model_cfg, policy, objective, data))
     module.run_inputs = build.input_digests(cfg, policy, tokens)  # read before training changes a weight
+    module.resume_allow = list(cfg.resume_allow)
     if ckpt_path is not None:  # the checkpoint must be this run's: same settings and inputs, same trainable weights
         step = check_resume(ckpt_path, module.run_config, module.trainable_shapes(), allow=list(cfg.resume_allow),
                             steps=steps, results_exist=(Path(cfg.paths.output_dir) / FILE).is_file(),

@@ -348,3 +348,100 @@ def test_the_free_space_floor_is_a_checked_setting(tmp_path, monkeypatch):
     assert free_space_problem(tmp_path, paths(0)) is None and free_space_problem(tmp_path, paths(None)) is None
     with pytest.raises(ConfigError, match=r"paths.min_free_mb=-1 is out of range"):
         free_space_problem(tmp_path, paths(-1))
+
+
+def test_a_finished_run_trained_further_retrains_its_comparison_runs(tmp_path, monkeypatch):
+    """Item 12, the comparison runs: a finished run with compare_with resumed to more steps supersedes its
+    compare/<method>/ results at once (a kill before they retrain leaves none that compared with the old weights), and
+    the rerun trains and evaluates them to the new step count."""
+    import importlib
+
+    run = tmp_path / "run"
+    common = ["method=kl_full", "compare_with=[sft]"]
+    first = train_inprocess(run, [*common, "trainer.max_steps=2"])
+    assert first.train["global_step"] == 2 and first.compare["sft"].train["global_step"] == 2
+    old = (run / "compare" / "sft" / "results.json").read_text()
+
+    def killed(*args, **kwargs):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(importlib.import_module("pact_lightning.train"), "finish", killed)  # after the main run's fit
+    with pytest.raises(SystemExit):
+        train_inprocess(run, [*common, "trainer.max_steps=3", "ckpt_path=last"])
+    monkeypatch.undo()
+    assert not (run / "results.json").exists() and not (run / "compare" / "sft" / "results.json").exists()
+    (kept,) = (run / "compare" / "sft" / "superseded").glob("step-2-*/results.json")
+    assert kept.read_text() == old
+    again = train_inprocess(run, [*common, "trainer.max_steps=3"])  # ckpt_path=auto: the requeued job
+    main = json.loads((run / "results.json").read_text())
+    sub = json.loads((run / "compare" / "sft" / "results.json").read_text())
+    assert again.train["global_step"] == 3 and main["train"]["global_step"] == 3
+    assert sub["train"]["global_step"] == 3 and main["compare"]["sft"]["train"]["global_step"] == 3
+
+
+def test_a_resume_whose_reference_cache_changed_is_refused_naming_the_file(tmp_path, monkeypatch):
+    """Item 13, the reference cache: a run on reference.mode=cached stopped after 2 steps; its cache file is swapped
+    for one with other rows under the same name and fingerprint (it loads as valid); the resume is refused, naming
+    the file, before a training step runs."""
+    import importlib
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from pact_lightning.errors import ConfigError
+    from pact_lightning.models.module import PactModule
+
+    run, cache = tmp_path / "run", tmp_path / "refcache"
+    common = ["method=pact", "safety.K=8", "reference.mode=cached", f"reference.cache_dir={cache}"]
+
+    def stopped(*args, **kwargs):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(importlib.import_module("pact_lightning.train"), "finish", stopped)  # after 2 steps
+    with pytest.raises(SystemExit):
+        train_inprocess(run, [*common, "trainer.max_steps=2"])
+    monkeypatch.undo()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["pact_inputs"]["reference.cache"]
+    (cache_file,) = cache.glob("*.safetensors")
+    with safe_open(str(cache_file), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(cache_file))
+    name = next(k for k, v in tensors.items() if k != "offsets" and v.is_floating_point())
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, str(cache_file), metadata=metadata)
+    monkeypatch.setattr(PactModule, "training_step", lambda *a, **k: pytest.fail("a training step ran"))
+    with pytest.raises(ConfigError) as raised:
+        train_inprocess(run, [*common, "trainer.max_steps=3", "ckpt_path=last"])
+    assert str(cache_file) in str(raised.value) and "reference.cache" in str(raised.value), raised.value
+
+
+def test_a_damaged_reference_evaluation_entry_is_moved_aside_before_fit(tmp_path, monkeypatch, caplog):
+    """Item 18, before fit: the reference's evaluation cache entry is truncated; the next run moves it aside with a
+    warning naming it before its fit starts, and succeeds, with the entry evaluated and cached again."""
+    import logging
+
+    from pact_lightning.eval.cache import read_entry
+    from pact_lightning.models.module import PactModule
+
+    small_eval = ["eval.after_fit=true", "eval.diagnostics=false", "eval/generation=sampled",
+                  "eval.generation.max_new_tokens=8", "eval.evaluator.harmful.strongreject.limit=2",
+                  "eval.evaluator.benign.lookalike.limit=1", "eval.evaluator.benign.heldout.limit=1",
+                  "eval.evaluator.benign.sensitive.limit=1", "eval.evaluator.task.limit=2"]
+    common = [*ONE, *small_eval, f"eval.cache_dir={tmp_path / 'evals'}", "compare_with=[]"]
+    train_inprocess(tmp_path / "first", common)
+    (entry,) = (tmp_path / "evals").iterdir()
+    (entry / "metrics.json").write_text((entry / "metrics.json").read_text()[:10])  # truncated
+    seen_at_fit: list[list[str]] = []
+    on_train_start = PactModule.on_train_start
+
+    def marked(self):
+        seen_at_fit.append([r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()])
+        return on_train_start(self)
+
+    monkeypatch.setattr(PactModule, "on_train_start", marked)
+    with caplog.at_level(logging.WARNING):
+        second = train_inprocess(tmp_path / "second", common)
+    (warned,) = seen_at_fit[0]
+    assert str(entry) in warned and "moved to" in warned
+    assert second.reference is not None and read_entry(entry, None) is not None
+    assert len(list((tmp_path / "evals").glob(f"{entry.name}.damaged-*"))) == 1

@@ -58,16 +58,17 @@ def fingerprint(evaluator, model, tokenizer) -> dict[str, Any]:
             "task_scorer": describe(evaluator.task_scorer) if evaluator.task_scorer is not None else None}
 
 
-def read_entry(entry: Path, fp: dict[str, Any]) -> dict[str, Any] | None:
+def read_entry(entry: Path, fp: dict[str, Any] | None) -> dict[str, Any] | None:
     """The metrics of the cache entry ``entry`` when it is complete and intact (its metrics, its generations and the
-    fingerprint it was written for); None when there is none. A damaged one is moved aside, to
-    ``<entry>.damaged-<time>``, with a warning naming it, and the evaluation runs (and caches) again."""
+    fingerprint it was written for — any readable one when ``fp`` is None); None when there is none. A damaged one is
+    moved aside, to ``<entry>.damaged-<time>``, with a warning naming it, and the evaluation runs (and caches) again."""
     if not entry.exists():
         return None
     try:
         metrics = json.loads((entry / "metrics.json").read_text(encoding="utf-8"))
         recorded = json.loads((entry / "fingerprint.json").read_text(encoding="utf-8"))
-        if not isinstance(metrics, dict) or recorded != json.loads(json.dumps(fp, default=str)):
+        if not isinstance(metrics, dict) or not isinstance(recorded, dict) or (
+                fp is not None and recorded != json.loads(json.dumps(fp, default=str))):
             raise ValueError("its fingerprint.json or metrics.json does not match its key")
         if not (entry / "generations.jsonl").is_file():
             raise FileNotFoundError(f"{entry / 'generations.jsonl'} is missing")
@@ -80,6 +81,18 @@ def read_entry(entry: Path, fp: dict[str, Any]) -> dict[str, Any] | None:
             aside = entry  # another process moved it first
         log.warning("evaluation cache entry %s is damaged (%s): moved to %s; evaluating again", entry, err, aside)
         return None
+
+
+def check_entries(cache_dir: str | Path | None) -> None:
+    """Before fit: move every damaged entry of ``cache_dir`` aside (:func:`read_entry`), so the evaluation after fit
+    finds none. A damaged entry cannot say which model it is for, and the reference's key holds the device and dtype
+    it is evaluated in after fit, so every entry is checked (two small JSON files each); a folder being written is
+    a dot-named temporary (``atomic_dir``), skipped, as are entries already moved aside."""
+    if cache_dir is None or not Path(cache_dir).is_dir():
+        return
+    for entry in sorted(Path(cache_dir).iterdir()):
+        if entry.is_dir() and not entry.name.startswith(".") and ".damaged-" not in entry.name:
+            read_entry(entry, None)
 
 
 def cached_run(evaluator, model, tokenizer, out_dir: str | Path, tag: str, cache_dir: str | Path | None,

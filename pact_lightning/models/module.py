@@ -49,6 +49,7 @@ class PactModule(L.LightningModule):
         self.defence_step = step
         self.run_config = run_config  # the settings that define the run: every checkpoint records them
         self.run_inputs: dict | None = None  # what its input files hold (build.input_digests): recorded the same way
+        self.resume_allow: list[str] = []  # the inputs a resume may change (``resume_allow``)
         self.policy, self.objective, self.reference = policy, objective, reference
         self.ce_chunk_size = ce_chunk_size  # chunked lm_head + CE: the [B, T, V] logits never exist (objectives/vocab.py)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -60,6 +61,11 @@ class PactModule(L.LightningModule):
         # restored: the place where the cached reference is built from the still-aligned policy (or loaded).
         if stage == "fit" and self.reference is not None:
             self.reference.prepare(self.policy, self.objective, self.trainer.strategy)
+            cache = getattr(self.reference, "path", None)  # reference.mode=cached: its file is an input of the run
+            if cache is not None and self.run_inputs is not None:
+                from pact_lightning.build import file_digest
+
+                self.run_inputs["reference.cache"] = {"file": str(cache), "sha256": file_digest(cache)}
 
     def on_train_start(self) -> None:
         self._total_steps = int(self.trainer.estimated_stepping_batches)  # the run's optimiser steps (Lisa's T)
@@ -159,4 +165,15 @@ class PactModule(L.LightningModule):
             raise ArtifactError(f"the checkpoint being restored holds none of {len(missing)} trainable tensor(s) of "
                                 f"this model (first: {missing[0]}); it was saved for another model or by another "
                                 "strategy's naming. Resume from this run's own checkpoint or start afresh")
+        # the reference cache is known only once prepared (setup, above): a resume whose cache file holds other rows
+        # than the run trained against (a file swapped under the same name and key) is refused here, naming it
+        from pact_lightning.utils.checkpoints import PREPARED_INPUTS, changed_inputs
+
+        recorded = {k: v for k, v in (checkpoint.get("pact_inputs") or {}).items() if k in PREPARED_INPUTS}
+        changed = changed_inputs(recorded, self.run_inputs, self.resume_allow)
+        if changed:
+            raise ConfigError(f"the checkpoint being restored was trained against a reference cache that has changed "
+                              f"since: {'; '.join(changed)}. Put back the file it was trained against, start a new run "
+                              "in another hydra.run.dir, or, if the change is meant, resume with "
+                              "resume_allow=[reference.cache]")
         self.objective.load_checkpoint_state(checkpoint.get("objective_state") or {})

@@ -193,6 +193,10 @@ def recorded_settings(path: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("pact_run")
 
 
+# Inputs known only once fit's setup prepared them (PactModule.setup records, PactModule.on_load_checkpoint checks).
+PREPARED_INPUTS = ("reference.cache",)
+
+
 def changed_inputs(recorded: dict[str, Any] | None, now: dict[str, Any] | None, allow: list[str]) -> list[str]:
     """``<setting> <file>`` for each input whose content differs from what a checkpoint recorded (by setting, with
     its file and sha256: ``build.input_digests``), except those ``allow`` lists; none when it recorded none."""
@@ -231,7 +235,8 @@ def check_resume(path: str, run: dict[str, Any], trainable: dict[str, torch.Size
         raise ConfigError(f"ckpt_path={path} was trained with other settings ({len(changed)} differ: {shown}); resume "
                           "with the settings it was trained with, start a new run in another directory, or list the "
                           "keys you mean to change in resume_allow (e.g. resume_allow=[" + changed[0] + "])")
-    changed = changed_inputs(ckpt.get("pact_inputs"), inputs, allow)
+    recorded = {k: v for k, v in (ckpt.get("pact_inputs") or {}).items() if k not in PREPARED_INPUTS}
+    changed = changed_inputs(recorded, inputs, allow)
     if changed:
         raise ConfigError(f"ckpt_path={path} was trained on inputs that have changed since: {'; '.join(changed)}. "
                           "Resuming would continue the run on other data than it started with. Put back the files it "
