@@ -29,6 +29,7 @@ from pact_lightning.objectives.base import Objective
 from pact_lightning.safety.tokens import SafetyTokens, load_safety_tokens
 from pact_lightning.setting import objective_class
 from pact_lightning.utils.checkpoints import AtomicCheckpointIO
+from pact_lightning.utils.fingerprint import file_digest
 from pact_lightning.utils.precision import resolve as resolve_precision
 from pact_lightning.utils.loggers import loggers
 from pact_lightning.utils.strategies import master_weights, uses_fsdp, zero_stage
@@ -241,17 +242,6 @@ def defining_config(cfg: DictConfig) -> dict:
     if isinstance(out["align"], dict) and "trainer" in out["align"]:
         out["align"]["trainer"]["precision"] = resolve_precision(out["align"]["trainer"]["precision"], accelerator)[0]
     return out
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's content (streamed)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_digests(cfg: DictConfig, policy, tokens: SafetyTokens | None) -> dict[str, dict[str, str]]:

@@ -15,7 +15,7 @@ from conftest import ROOT
 from runs import logged, train_inprocess
 
 
-def run_inprocess(run_dir: Path, overrides: list[str]) -> dict:
+def run_inprocess(run_dir: Path, overrides: list[str]):
     return train_inprocess(run_dir, ["data.num_samples=16", "trainer.max_steps=2", *overrides])
 
 
@@ -26,9 +26,9 @@ def logged_losses(run_dir: Path) -> list[float]:
 @pytest.mark.parametrize("method", ["sft", "pact", "pact_plain", "kl_full", "tokenwise"])
 def test_two_steps_of_each_method_on_the_tiny_model(tmp_path, method):
     results = run_inprocess(tmp_path, [f"method={method}"])
-    assert results["train"]["global_step"] == 2
+    assert results.train["global_step"] == 2
     assert len(logged_losses(tmp_path)) == 2
-    reg = results["train"]["train/reg"]
+    reg = results.train["train/reg"]
     assert (reg == 0.0) if method == "sft" else (reg != 0.0 and torch.isfinite(torch.tensor(reg)))
     for diagnostic in ("train/safety/mass_on_S", "train/safety/kl_on_S"):  # every method, from the first step
         assert len(logged(tmp_path, diagnostic)) == 2, diagnostic
@@ -71,7 +71,7 @@ def test_full_fine_tuning_evaluates_the_reference_with_the_frozen_copy_training_
     full = run_inprocess(tmp_path / "full", ["method=pact", "model.lora=null", "reference.mode=frozen_copy", *EVAL])
     assert loads == ["pact_lightning.build"] * 2  # the policy and the frozen copy; nothing loaded again after fit
     lora = run_inprocess(tmp_path / "lora", ["method=pact", "reference.mode=adapter_disabled", *EVAL])
-    assert full["reference"] == lora["reference"] and full["reference"]["num_prompts"] == 3  # the harmful prompts
+    assert full.reference == lora.reference and full.reference["num_prompts"] == 3  # the harmful prompts
     assert not list((tmp_path / "full" / "final").glob("adapter_*"))  # full weights were saved, not an adapter
 
 
@@ -101,7 +101,7 @@ def test_short_run_on_the_embedded_smollm2(tmp_path):
     results = run_inprocess(tmp_path, ["model=smollm2_135m", "align.enabled=false", "method=sft",
                                        "data.max_length=96", "data.batch_size=2", "data.num_samples=8",
                                        "data.poison_ratio=0.25"])
-    assert results["train"]["global_step"] == 2
+    assert results.train["global_step"] == 2
     losses = logged_losses(tmp_path)
     assert len(losses) == 2 and all(0 < x < 20 for x in losses)
 
@@ -118,4 +118,4 @@ def test_each_run_writes_its_results_json_once(tmp_path, monkeypatch):
     results = run_inprocess(tmp_path, ["method=pact", "compare_with=[sft]"])
     assert sorted(written) == sorted([str(tmp_path), str(tmp_path / "compare" / "sft")])
     on_disk = json.loads((tmp_path / "results.json").read_text())
-    assert on_disk["compare"]["sft"]["method"] == "sft" and on_disk["train"] == results["train"]
+    assert on_disk["compare"]["sft"]["method"] == "sft" and on_disk["train"] == results.train

@@ -63,7 +63,7 @@ class PactModule(L.LightningModule):
             self.reference.prepare(self.policy, self.objective, self.trainer.strategy)
             cache = getattr(self.reference, "path", None)  # reference.mode=cached: its file is an input of the run
             if cache is not None and self.run_inputs is not None:
-                from pact_lightning.build import file_digest
+                from pact_lightning.utils.fingerprint import file_digest
 
                 self.run_inputs["reference.cache"] = {"file": str(cache), "sha256": file_digest(cache)}
 

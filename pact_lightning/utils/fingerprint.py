@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -27,3 +28,12 @@ def numerics(device) -> dict[str, str | None]:
     kind = torch.device(device).type
     autocast = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
     return {"device": kind, "autocast": None if autocast is None else str(autocast)}
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (streamed): what a resume compares its inputs by."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
