@@ -25,6 +25,7 @@ from pact_lightning.models.loading import is_lora, load_model
 from pact_lightning.models.module import PactModule
 from pact_lightning.models.reference import FrozenCopy
 from pact_lightning.record import CompareEntry, Evaluation, RunRecord
+from pact_lightning.safety.selection import format_table
 from pact_lightning.safety.tokens import SafetyTokens
 from pact_lightning.utils.io import atomic_dir
 from pact_lightning.utils.strategies import gathered_trainable_state, shards_parameters
@@ -85,6 +86,9 @@ def finish(cfg: DictConfig, model_cfg: DictConfig, trainer: L.Trainer, module: P
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     record = run_results.run_record(cfg, model_cfg, tokens)
     record.train = {"global_step": trainer.global_step, **metrics}
+    record.target_bias = getattr(module, "target_bias", None)  # computed before the first step (models/module.py)
+    if record.target_bias is not None and tokens is not None and trainer.is_global_zero:
+        log.info("Safety tokens with the target's logit shift at θ_ref:\n%s", format_table(tokens, record.target_bias))
     record.devices = {"train": str(trainer.strategy.root_device), "evaluate": str(next(policy.parameters()).device),
                       "precision": str(trainer.precision)}
     if trainer.is_global_zero:

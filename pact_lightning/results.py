@@ -161,6 +161,8 @@ def print_summary(results: RunRecord | Mapping[str, Any]) -> None:
             lines.append(f"{name:>9}: " + "  ".join(rate_text(b, rate) for rate in HEADLINE))
             if b.get("harmful_content_rate") is not None:
                 lines.append(f"{'':>9}  " + answers_text(b))
+    if record.target_bias is not None and record.target_bias.kl_mean is not None:
+        lines += record.target_bias.lines()
     majority = next((b.get("task_majority_rate") for _, b in blocks if b and b.get("task_majority_rate")), None)
     if majority is not None:
         lines.append(f"task majority-label rate: {majority:.1f}% (always answering the most common label)")

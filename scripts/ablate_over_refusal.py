@@ -6,16 +6,24 @@ PACT as configured, paired on the same prompts (exact McNemar; docs/method.md §
 
 Overrides after the options (e.g. ``seed=1``) apply to every variant.
 
-A variant whose run directory already holds results.json is not run again. The aligned model, the safety tokens and
-the reference's evaluation come from the cache of an earlier default run. docs/embedded_default.md has the figures.
+Each variant runs in ``<out>/<name>-<key>``, the key a digest of what defines the run: its overrides, the seed and the
+reference (the composed ``model`` and ``align`` settings, which name the aligned model). A run directory that already
+holds results.json is reused only when its ``.hydra/overrides.yaml`` is the one this run would pass; another seed, other
+overrides or another reference get a directory of their own, and a mismatching directory is refused, never reused.
+The aligned model, the safety tokens and the reference's evaluation come from the cache of an earlier default run.
+docs/embedded_default.md has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from pact_lightning.record import FILE, RunRecord, paired_comparison, read_generations
 
@@ -31,12 +39,51 @@ VARIANTS = {
 RATES = ("harmful_score", "benign_refusal_rate", "task_acc")
 
 
-def run(out: Path, name: str, overrides: list[str]) -> Path:
-    """The variant's run directory, trained and evaluated unless it already holds results.json."""
-    run_dir = out / name
-    if not (run_dir / FILE).is_file():
-        subprocess.run([sys.executable, "-m", "pact_lightning.train", "compare_with=[]", "eval.diagnostics=false",
-                        f"hydra.run.dir={run_dir}", *overrides], check=True)
+FIXED = ["compare_with=[]", "eval.diagnostics=false"]  # every variant's, before its own
+
+
+def run_key(overrides: list[str], reference: dict) -> str:
+    """Digest of what defines a variant's run: its overrides in order (later ones win) and ``reference`` (the seed
+    and the aligned model's settings, :func:`composed_reference`)."""
+    text = json.dumps({"overrides": overrides, "reference": reference}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def composed_reference(overrides: list[str]) -> dict:
+    """The seed and the ``model``/``align`` settings the train app would compose with ``overrides`` (no model loads):
+    the seed's default is made explicit, and a changed reference model changes the key."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import pact_lightning.app  # noqa: F401  (registers the objectives' schemas)
+    from pact_lightning.app import CONFIG_PATH
+
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    return {"seed": cfg.seed, "model": OmegaConf.to_container(cfg.model, resolve=False),
+            "align": OmegaConf.to_container(cfg.align, resolve=False)}
+
+
+def check_reusable(run_dir: Path, overrides: list[str]) -> None:
+    """Refuse a finished run whose recorded overrides are not ``overrides`` (a stale or foreign directory)."""
+    recorded = run_dir / ".hydra" / "overrides.yaml"
+    found = yaml.safe_load(recorded.read_text(encoding="utf-8")) if recorded.is_file() else None
+    if found != overrides:
+        raise SystemExit(f"{run_dir} holds {FILE} of another run (its .hydra/overrides.yaml: {found}; this run's: "
+                         f"{overrides}); move it away or pick another --out")
+
+
+def run(out: Path, name: str, overrides: list[str], reference: dict | None = None) -> Path:
+    """The variant's run directory, keyed by its overrides and reference; trained and evaluated unless it already
+    holds the results of this same run."""
+    overrides = FIXED + overrides
+    reference = composed_reference(overrides) if reference is None else reference
+    run_dir = out / f"{name}-{run_key(overrides, reference)}"
+    if (run_dir / FILE).is_file():
+        check_reusable(run_dir, overrides)
+    else:
+        subprocess.run([sys.executable, "-m", "pact_lightning.train", *overrides, f"hydra.run.dir={run_dir}"],
+                       check=True)
     return run_dir
 
 

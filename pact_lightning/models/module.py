@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Protocol
 
 import lightning as L
@@ -12,8 +13,11 @@ from transformers import get_cosine_schedule_with_warmup
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.models.reference import ReferenceProvider
 from pact_lightning.objectives.base import Objective, PolicyView
+from pact_lightning.objectives.target_bias import TargetBias
 from pact_lightning.objectives.vocab import chunked_head
 from pact_lightning.utils.strategies import clip_gradients_under_fsdp, unwrapped_name
+
+log = logging.getLogger(__name__)
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1):
@@ -55,6 +59,9 @@ class PactModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
         self.strict_loading = False  # checkpoints deliberately omit frozen weights
+        # the target bias (objectives/target_bias.py): summed over the first optimiser step's batches only
+        self._target_bias = TargetBias(objective) if hasattr(objective, "target_bias") else None
+        self.target_bias = None  # its results.json block, once the first step is done
 
     def setup(self, stage: str) -> None:
         # Lightning calls this after the DataModule's setup, inside the DDP process group and before a checkpoint is
@@ -108,6 +115,8 @@ class PactModule(L.LightningModule):
         view.denominator = self._token_denominator(view)
         reference = self.reference(batch, view, self.objective) if self.reference is not None else None
         out = self.objective(view, reference)
+        if self._target_bias is not None and not self._target_bias.done and self.global_step == 0:
+            self._add_target_bias(reference, view)
         for term, value in (("cross-entropy (train/ce)", out.ce), ("regulariser (train/reg)", out.reg),
                             ("total loss (train/loss)", out.loss)):
             if not torch.isfinite(value):
@@ -122,6 +131,35 @@ class PactModule(L.LightningModule):
         tokens = torch.tensor(float(view.num_tokens), device=self.device, dtype=torch.float32)
         self.log("train/tokens", tokens, batch_size=bs, reduce_fx="sum", sync_dist=True)  # the global count
         return out.loss
+
+    def _add_target_bias(self, reference, view: PolicyView) -> None:
+        if reference is None:
+            self._target_bias.done = True
+            return
+        try:
+            self._target_bias.update(reference, view.steps)
+        except RuntimeError as err:  # λ = 0: the reference was not asked for the target's inputs (post-only, lse)
+            log.info("No target bias: %s", err)
+            self._target_bias.done = True
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        # after the first optimiser step, on every rank at once: reduce, record and log the target bias (once)
+        bias = self._target_bias
+        if bias is None or bias.done or self.global_step < 1:
+            return
+        bias.done = True
+        bias.reduce(self.trainer.strategy)
+        tokens = self.objective.safety_tokens
+        self.target_bias = bias.record(tokens)
+        if self.target_bias is None or not self.trainer.is_global_zero:
+            return
+        scalars = {"train/target_bias/kl_mean": self.target_bias.kl_mean}
+        if self.target_bias.gate_by_position is not None:
+            pairs = [(g, n) for g, n in zip(self.target_bias.gate_by_position, self.target_bias.positions) if n]
+            scalars["train/target_bias/gate_mean"] = sum(g * n for g, n in pairs) / sum(n for _, n in pairs)
+        for logger in self.trainer.loggers:
+            logger.log_metrics(scalars, step=0)
+        log.info("\n".join(self.target_bias.lines()))
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.policy.parameters() if p.requires_grad]

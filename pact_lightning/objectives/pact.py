@@ -51,6 +51,13 @@ def log_probs_with_rest(subset_logits: Tensor, lse: Tensor, temperature: float) 
     return torch.cat([log_p, log_rest.unsqueeze(-1)], -1)
 
 
+def kl_terms(log_q: Tensor, log_p: Tensor) -> Tensor:
+    """``[N]`` Σ_j q_j (log q_j − log p_j); 0·log 0 = 0 where a weight is zero, while a NaN q (a NaN reference) stays
+    NaN so the NaN check reports it."""
+    q = log_q.exp()
+    return (q * (log_q - log_p)).where(q != 0, torch.zeros_like(q)).sum(-1)
+
+
 class Pact(Objective):
     """The PACT objective (equation above); ``settings`` are those of :class:`PactSettings` (every gate constant
     included), each defaulting to the authors' value."""
@@ -67,6 +74,7 @@ class Pact(Objective):
         self.gate_alpha, self.gate_bias, self.gate_n, self.gate_tau, self.gate_boost = (
             s.gate_alpha, s.gate_bias, s.gate_n, s.gate_tau, s.gate_boost)
         w = safety_tokens.weights.clamp_min(0) if s.weighted else torch.ones_like(safety_tokens.weights)
+        self.uniform_weights = not s.weighted
         self.register_buffer("token_weights", w.float(), persistent=False)
         fields = {"subset_full"}
         if s.gate:
@@ -84,29 +92,54 @@ class Pact(Objective):
         decay = torch.exp(-(steps - self.gate_n).clamp_min(0).float() / self.gate_tau)
         return torch.sigmoid(self.gate_alpha * (index_gap - self.gate_bias)) * decay * self.gate_boost
 
+    def target(self, z_theta: Tensor, reference: ReferenceView, steps: Tensor) -> tuple[Tensor, Tensor | None]:
+        """log q_t (``[N, k]``, or ``[N, k+1]`` with the rest mass) and c_t (``[N]``; None without the gate), for the
+        policy's subset logits ``z_theta``: the one place the target is computed (training and the target bias)."""
+        T = self.temperature
+        z_full = reference.require("subset_full").float()
+        c = None
+        if self.gate:
+            z_post = reference.require("subset_post").float()
+            c = self.gate_weights(z_theta, z_post, steps)
+            cc = c.unsqueeze(-1)
+        if self.include_rest_mass:
+            ref = log_probs_with_rest(z_full, reference.require("lse_full").float(), T)
+            if self.gate:
+                ref = (1 - cc) * ref + cc * log_probs_with_rest(z_post, reference.require("lse_post").float(), T)
+            return self._with_rest_mass(ref), c
+        mix = (1 - cc) * z_full + cc * z_post if self.gate else z_full
+        log_q = torch.log_softmax(mix / T, -1)
+        if self.uniform_weights:  # normalise(p ⊙ const) = p: skipped, so pact_plain's q is exactly p_ref at θ_ref
+            return log_q, c
+        log_q = log_q + torch.log(self.token_weights)
+        return log_q - torch.logsumexp(log_q, -1, keepdim=True), c
+
+    def log_probs(self, subset: Tensor, lse: Tensor | None) -> Tensor:
+        """The distribution q is compared with: softmax(subset / T) over S, or the k+1 outcomes (``lse`` at T)."""
+        if self.include_rest_mass:
+            return log_probs_with_rest(subset, lse, self.temperature)
+        return torch.log_softmax(subset / self.temperature, -1)
+
     def regularizer(self, policy: PolicyView, reference: ReferenceView) -> tuple[Tensor, dict[str, Tensor]]:
         T = self.temperature
         z_theta = policy.subset(self.safety_ids)
-        z_full = reference.require("subset_full").float()
-        if self.gate:
-            z_post = reference.require("subset_post").float()
-            c = self.gate_weights(z_theta, z_post, policy.steps).unsqueeze(-1)
-        if self.include_rest_mass:
-            log_p = log_probs_with_rest(z_theta, policy.lse_at(T), T)
-            ref = log_probs_with_rest(z_full, reference.require("lse_full").float(), T)
-            if self.gate:
-                ref = (1 - c) * ref + c * log_probs_with_rest(z_post, reference.require("lse_post").float(), T)
-            log_q = self._with_rest_mass(ref)
-        else:
-            mix = (1 - c) * z_full + c * z_post if self.gate else z_full
-            log_q = torch.log_softmax(mix / T, -1) + torch.log(self.token_weights)
-            log_q = log_q - torch.logsumexp(log_q, -1, keepdim=True)
-            log_p = torch.log_softmax(z_theta / T, -1)
-        q = log_q.exp()
-        # 0·log 0 = 0 where a weight is zero; a NaN q (a NaN reference) stays NaN so the NaN check reports it
-        kl = (T * T) * (q * (log_q - log_p)).where(q != 0, torch.zeros_like(q)).sum(-1)
-        metrics = {"pact/gate_mean": policy.mean(c.squeeze(-1))} if self.gate else {}
+        log_q, c = self.target(z_theta, reference, policy.steps)
+        log_p = self.log_probs(z_theta, policy.lse_at(T) if self.include_rest_mass else None)
+        kl = (T * T) * kl_terms(log_q, log_p)
+        metrics = {"pact/gate_mean": policy.mean(c)} if self.gate else {}
         return policy.mean(kl), metrics
+
+    @torch.no_grad()
+    def target_bias(self, reference: ReferenceView, steps: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The target's pull at θ = θ_ref, where the policy's subset logits are the reference's full-context ones.
+
+        Returns ``[N]`` KL(q_t ‖ p_ref) (over S, or S + rest; at temperature T, without the regulariser's T²),
+        ``[N, k]`` log(q_t,j / p_ref,j) on S (−inf where w_j = 0: the target gives j no mass) and c_t (or None).
+        """
+        z = reference.require("subset_full").float()
+        log_q, c = self.target(z, reference, steps)
+        log_p = self.log_probs(z, reference.require("lse_full").float() if self.include_rest_mass else None)
+        return kl_terms(log_q, log_p), (log_q - log_p)[:, :z.shape[-1]], c
 
     def _with_rest_mass(self, ref_log_probs: Tensor) -> Tensor:
         """Target over k+1 outcomes: the reference's mass on S is kept, and tilted by w only *within* S.

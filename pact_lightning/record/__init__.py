@@ -6,8 +6,8 @@ from pact_lightning.record.metrics import (CATEGORY_RATES, HEADLINE, LABELS, PRE
                                            detail_block, difference_text, paired_comparison, rate_text, rate_verdict,
                                            rate_with_interval, read_generations, tuning_of)
 from pact_lightning.record.run import (FILE, HEAD, Alignment, CompareEntry, EvalSet, Evaluation, PairedDifference,
-                                       RunRecord)
+                                       RunRecord, TargetBias)
 
 __all__ = ["CATEGORY_RATES", "FILE", "HEAD", "HEADLINE", "LABELS", "PREFIX", "RATES", "Alignment", "CompareEntry",
-           "EvalSet", "Evaluation", "PairedDifference", "RunRecord", "answers_text", "detail_block", "difference_text",
-           "paired_comparison", "rate_text", "rate_verdict", "rate_with_interval", "read_generations", "tuning_of"]
+           "EvalSet", "Evaluation", "PairedDifference", "RunRecord", "TargetBias", "answers_text", "detail_block",
+           "difference_text", "paired_comparison", "rate_text", "rate_verdict", "rate_with_interval", "read_generations", "tuning_of"]

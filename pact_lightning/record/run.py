@@ -14,7 +14,8 @@ Shape (JSON keys; every one may be absent in a record another writer made):
 * ``train`` (global step and the last ``train/*`` metrics), ``devices``, ``final_dir`` (the saved adapter or
   weights), ``judge``;
 * ``reference`` and ``final``: evaluation blocks (:class:`Evaluation`);
-* ``diagnostics`` (the safety-token profile's plot), ``posthoc`` (what a post-hoc edit did);
+* ``diagnostics`` (the safety-token profile's plot), ``target_bias`` (:class:`TargetBias`: PACT's target against the
+  reference before training), ``posthoc`` (what a post-hoc edit did);
 * ``timings`` (wall seconds per stage), ``peak_memory_mib``, ``objective`` (the sweeper's number);
 * ``compare``: per comparison model (``compare_with`` methods, post-hoc models) a :class:`CompareEntry`;
 * ``paired``: per pair of evaluated models ``<a>-<b>``, per rate, a :class:`PairedDifference`.
@@ -226,6 +227,43 @@ class PairedDifference(_Json):
 
 
 # the head every training record writes, null or not: its setting, where it ran, the weights, S and the alignment
+@dataclass
+class TargetBias(_Json):
+    """``target_bias``: PACT's target against the reference at θ = θ_ref, before the first step
+    (pact_lightning/objectives/target_bias.py defines each number): KL(q ‖ p_ref) over all response positions and by
+    position, the gate's mean c_t by position, T, and per token of S its id, text, w and logit shift (null, with
+    ``zero_weight``, where w = 0 makes it −∞)."""
+
+    kl_mean: float | None = None
+    kl_by_position: list | None = None
+    gate_by_position: list | None = None
+    positions: list | None = None
+    temperature: float | None = None
+    tokens: list | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _read: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def top_shifts(self, n: int = 10) -> tuple[list[dict], list[dict], list[dict]]:
+        """The ``n`` largest finite shifts up, the ``n`` largest down, and every token at −∞ (w = 0)."""
+        finite = sorted((t for t in self.tokens or () if t.get("shift") is not None), key=lambda t: t["shift"])
+        down = [t for t in finite[:n] if t["shift"] < 0]
+        up = [t for t in reversed(finite[-n:]) if t["shift"] > 0]
+        return up, down, [t for t in self.tokens or () if t.get("zero_weight")]
+
+    def lines(self, n: int = 10) -> list[str]:
+        """The summary's lines: the mean KL, and the ten largest logit shifts each way."""
+        up, down, zero = self.top_shifts(n)
+        fmt = lambda ts: ", ".join(f"{t['token']!r} {t['shift']:+.3f}" for t in ts) or "none"
+        out = [f"target bias at θ_ref: KL(q ‖ p_ref|S) = {self.kl_mean:.4g} (mean over response positions, T="
+               f"{self.temperature:g})",
+               f"  logit shift T·log(q/p_ref), largest up: {fmt(up)}",
+               f"  logit shift, largest down: {fmt(down)}"]
+        if zero:
+            out.append(f"  −∞ (w = 0, no target mass): {len(zero)} tokens, e.g. "
+                       + ", ".join(repr(t["token"]) for t in zero[:n]))
+        return out
+
+
 HEAD = (*SETTING, "run_dir", "model_weights", "safety_tokens", "alignment")
 
 
@@ -247,6 +285,7 @@ class RunRecord:
     reference: Evaluation | None = None
     final: Evaluation | None = None
     diagnostics: str | None = None
+    target_bias: TargetBias | None = None
     posthoc: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
     peak_memory_mib: dict[str, float] | None = None
@@ -265,7 +304,8 @@ class RunRecord:
             raise TypeError(f"a run record is a JSON object, got {type(data).__name__}: {data!r:.80}")
         names = {f.name for f in fields(cls) if f.init} - {"setting", "extra"}
         known = {k: v for k, v in data.items() if k in names}
-        for key, kind in (("reference", Evaluation), ("final", Evaluation), ("alignment", Alignment)):
+        for key, kind in (("reference", Evaluation), ("final", Evaluation), ("alignment", Alignment),
+                          ("target_bias", TargetBias)):
             if known.get(key) is not None:
                 known[key] = kind.from_dict(known[key])
         if known.get("compare") is not None:

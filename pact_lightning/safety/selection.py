@@ -140,12 +140,20 @@ def refusal_pairs(source_cfg: DictConfig, K: int) -> list[tuple[str, str]]:
     return [(r.prompt, r.response) for r in rows[:K]]
 
 
-def format_table(tokens: SafetyTokens) -> str:
-    """Rank, token id, decoded token, m, d and weight of the set S a run with k = |S| would use."""
-    lines = [f"{'rank':>4}  {'id':>6}  {'token':<16}  {'m':>9}  {'d':>10}  {'weight':>8}"]
-    for rank, (i, tok, m, d, w) in enumerate(zip(tokens.ids.tolist(), tokens.tokens, tokens.m.tolist(),
+def format_table(tokens: SafetyTokens, bias=None) -> str:
+    """Rank, token id, decoded token, m, d, weight v and PACT's w = max(v, 0) of the set S a run with k = |S| would use;
+    with ``bias`` (a run's :class:`~pact_lightning.record.TargetBias`) also the logit shift its target asks for at
+    θ_ref (−inf where w = 0)."""
+    shift = {t["id"]: t.get("shift") for t in bias.tokens or ()} if bias is not None else None
+    lines = [f"{'rank':>4}  {'id':>6}  {'token':<16}  {'m':>9}  {'d':>10}  {'weight':>8}  {'w':>7}"
+             + (f"  {'shift':>8}" if shift is not None else "")]
+    for rank, (i, tok, m, d, v) in enumerate(zip(tokens.ids.tolist(), tokens.tokens, tokens.m.tolist(),
                                                   tokens.d.tolist(), tokens.weights.tolist()), start=1):
-        lines.append(f"{rank:>4}  {i:>6}  {repr(tok):<16}  {m:>9.5f}  {d:>+10.5f}  {w:>+8.4f}")
+        line = f"{rank:>4}  {i:>6}  {repr(tok):<16}  {m:>9.5f}  {d:>+10.5f}  {v:>+8.4f}  {max(v, 0.0):>7.4f}"
+        if shift is not None:
+            s = shift.get(i)
+            line += f"  {s:>+8.3f}" if s is not None else f"  {'-inf':>8}"
+        lines.append(line)
     return "\n".join(lines)
 
 
