@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +103,8 @@ class DefenceInputs:
 
         return load_directions(self.policy, self.model_cfg, f"method={self.cfg.method.name}")
 
-    @cached_property
-    def _alignment_data(self):
+    def alignment_data(self):
+        """The alignment data (Lisa): harmful prompts → refusals and benign prompts → helpful answers, set up."""
         from pact_lightning.alignment import alignment_data
 
         cfg = self.cfg
@@ -120,10 +119,6 @@ class DefenceInputs:
                                   batch_size=cfg.data.batch_size, max_length=cfg.data.max_length)
         data.setup("fit")
         return data
-
-    def alignment_data(self):
-        """The alignment data (Lisa): harmful prompts → refusals and benign prompts → helpful answers, set up."""
-        return self._alignment_data
 
 
 def objective(cfg: DictConfig, model_cfg: DictConfig, tokens: SafetyTokens | None, policy, tokenizer) -> Objective:

@@ -517,7 +517,7 @@ def test_alignment_defences_build_their_own_aligned_model_and_train_two_steps(tm
 def test_defence_study_composes_every_arm(tmp_path):
     """experiment=defence_study: 9 arms × 3 seeds, seed-major; each arm's point composes to its method and defence."""
     from conftest import compose
-    from pact_lightning.defences import class_of
+    from hydra.utils import get_class
     from pact_lightning.setting import RunSetting
 
     cfg = compose("train", ["experiment=defence_study"], output_dir=tmp_path)
@@ -531,7 +531,7 @@ def test_defence_study_composes_every_arm(tmp_path):
     for arm in arms:
         point = compose("train", ["experiment=defence_study", f"arm={arm}", "seed=2"], output_dir=tmp_path)
         assert RunSetting.from_config(point).method == expected[arm][0]
-        assert (class_of(point.posthoc, "posthoc").name if point.get("posthoc") else None) == expected[arm][1]
+        assert (get_class(point.posthoc._target_).name if point.get("posthoc") else None) == expected[arm][1]
         assert point.compare_with == [] and point.data.num_samples == 200 and point.seed == 2
 
 

@@ -429,7 +429,7 @@ def test_without_network_a_run_with_a_wandb_key_completes_offline_and_says_how_t
 def test_wandb_login_is_found_where_wandb_keeps_it(tmp_path, monkeypatch):
     """`wandb login` writes the key to ~/.netrc ($NETRC): a run finds it there, not only in WANDB_API_KEY; with the
     key but no answer from the host the run still goes offline."""
-    from pact_lightning.utils.loggers import wandb_credentials, wandb_offline
+    from pact_lightning.utils.loggers import offline_reason, wandb_credential
 
     for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
@@ -439,11 +439,11 @@ def test_wandb_login_is_found_where_wandb_keeps_it(tmp_path, monkeypatch):
                      f"machine 127.0.0.1:9\n  login user\n  password {key}\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    assert wandb_credentials("https://api.wandb.ai")
+    assert wandb_credential("https://api.wandb.ai") == f"{netrc} (machine api.wandb.ai)"
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    assert wandb_credentials("http://127.0.0.1:9") and wandb_offline(None)
+    assert wandb_credential("http://127.0.0.1:9") is not None and "unreachable" in offline_reason(None)
     netrc.write_text("")
-    assert not wandb_credentials("https://api.wandb.ai") and wandb_offline(None)
+    assert wandb_credential("https://api.wandb.ai") is None and offline_reason(None) is not None
 
 
 # ------------------------------------------------------------------------------------------------ NaN / inf

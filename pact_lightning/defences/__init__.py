@@ -132,22 +132,6 @@ def hook_of(name: str | None) -> str | None:
     return found.hook if found is not None else None
 
 
-def class_of(node: Any, key: str) -> type[Defence]:
-    """The defence class a config node selects by ``_target_`` (imported, so it registers itself); ``key`` names the
-    node, for the error."""
-    from hydra.utils import get_class
-
-    target = node.get("_target_") if node is not None else None
-    try:
-        cls = get_class(target)
-    except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in several types
-        raise ConfigError(f"{key}._target_={target!r} cannot be imported ({err}); pick a defence with "
-                          f"{key.replace('.', '/')}=<name>") from None
-    if not (isinstance(cls, type) and issubclass(cls, Defence)):
-        raise ConfigError(f"{key}._target_={target} is not a defence (a subclass of pact_lightning.defences.Defence)")
-    return cls
-
-
 def for_objective(objective) -> type[ObjectiveDefence] | None:
     """The objective-hook defence whose objective is ``objective``'s class (None for a plain objective)."""
     cls = type(objective)

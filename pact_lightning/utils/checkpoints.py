@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from pact_lightning.errors import ArtifactError, ConfigError
 from pact_lightning.utils.io import atomic_path
-from pact_lightning.utils.requeue import Requeued, deferred_to, requeue_signals  # noqa: F401 - requeue_signals: its old home
+from pact_lightning.utils.requeue import Requeued, deferred_to
 
 log = logging.getLogger(__name__)
 

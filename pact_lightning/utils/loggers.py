@@ -58,14 +58,6 @@ def wandb_credential(host: str) -> str | None:
     return None
 
 
-def wandb_credentials(host: str) -> bool:
-    """Whether a W&B key for ``host`` is found (:func:`wandb_credential`); an unreadable netrc holds none."""
-    try:
-        return wandb_credential(host) is not None
-    except ValueError:
-        return False
-
-
 def probe(host: str, timeout: float = 5.0) -> str | None:
     """None when ``host`` answers as a W&B server (its GraphQL endpoint returns a GraphQL JSON body), else why not:
     ``unreachable: …`` (no answer) or ``not W&B: …`` (something else answered: a proxy, a captive portal). Goes through
@@ -113,11 +105,6 @@ def offline_reason(requested: bool | None) -> str | None:
                 "in HTTPS_PROXY?)")
     return (f"a W&B credential was found ({found}) and {host} answers, but it is {failure} (a proxy or captive "
             "portal? set HTTPS_PROXY, or WANDB_BASE_URL to your W&B server)")
-
-
-def wandb_offline(requested: bool | None) -> bool:
-    """Whether W&B runs offline (:func:`offline_reason`)."""
-    return offline_reason(requested) is not None
 
 
 def user_wandb_mode() -> str | None:
