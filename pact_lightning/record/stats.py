@@ -14,6 +14,13 @@ between two models answering the same prompts (docs/method.md §5.4).
 
 A difference is called *beyond noise* when the McNemar p-value is below 0.05 (the bootstrap interval then excludes 0
 in all but borderline cases; both are reported).
+
+* A contrast of several models measured prompt by prompt (a factorial's main effect, a probability rather than a
+  verdict) is the mean over prompts of a per-prompt value c_p. Its interval is the same paired bootstrap (prompts
+  resampled, every model's value of a prompt kept together), its two-sided p-value the bootstrap's
+  ``min(1, 2·min(#{c̄* ≤ 0} + 1, #{c̄* ≥ 0} + 1) / (B + 1))``. When m such contrasts are read together, each also gets
+  the Bonferroni interval (level 1 − 0.05/m, simultaneous for the family) and a Holm-adjusted p-value; *beyond noise*
+  is then Holm's p below 0.05.
 """
 
 from __future__ import annotations
@@ -63,6 +70,30 @@ def paired_difference(a: Sequence[bool], b: Sequence[bool], resamples: int = 200
         out["ci"] = [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
     out["beyond_noise"] = out["p_value"] < ALPHA
     return out
+
+
+def bootstrap_contrast(per_prompt: Sequence[float], family: int = 1, resamples: int = 10000, seed: int = 0) -> dict:
+    """The mean of a per-prompt contrast with its paired bootstrap 95% interval (``ci``), the interval simultaneous
+    over a ``family`` of m contrasts (``ci_family``, Bonferroni) and the bootstrap p-value (``p_value``)."""
+    x = np.asarray(per_prompt, dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"a contrast needs one value per prompt, got shape {x.shape}")
+    means = x[np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    tail = 100 * ALPHA / (2 * family)
+    p = 2 * min(int((means <= 0).sum()) + 1, int((means >= 0).sum()) + 1) / (resamples + 1)
+    return {"n": len(x), "mean": float(x.mean()), "ci": [float(v) for v in np.percentile(means, [2.5, 97.5])],
+            "ci_family": [float(v) for v in np.percentile(means, [tail, 100 - tail])], "p_value": min(1.0, p)}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of m p-values (family-wise error), in the order given."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def majority_rate(labels: Sequence[str]) -> tuple[str | None, float | None]:

@@ -25,6 +25,10 @@ evaluated runs that were not re-judged.
 (eval/answers.py) and set roles (the judge's verdicts are kept): a study run before the answer categories existed gets
 its content rate and its over-refusal on the measuring sets without being run again.
 
+``python -m pact_lightning.report target <factorial dir> --frontier <dir> --k <dir>`` reports why PACT's target
+behaves as it does: the gate × tilt factorial's effects with token-level probes, the λ frontier read at PACT's
+over-refusal and the k cells (report/target.py, docs/method.md §4).
+
 ``python -m pact_lightning.report judges`` prints each judge's agreement with the hand-labelled gold set
 (report/judges.py).
 
@@ -50,6 +54,11 @@ def main(argv: list[str] | None = None) -> None:
         from pact_lightning.report import judges
 
         judges.main(argv[1:])
+        return
+    if argv[:1] == ["target"]:  # python -m pact_lightning.report target: the factorial, frontier and k cells
+        from pact_lightning.report import target
+
+        target.main(argv[1:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or any folder of run directories)")
