@@ -11,7 +11,8 @@ reference (the composed ``model`` and ``align`` settings, which name the aligned
 holds results.json is reused only when its ``.hydra/overrides.yaml`` is the one this run would pass; another seed, other
 overrides or another reference get a directory of their own, and a mismatching directory is refused, never reused.
 The aligned model, the safety tokens and the reference's evaluation come from the cache of an earlier default run.
-docs/embedded_default.md has the figures.
+For the gate and the tilt, the three-seed factorial (``experiment=target_factorial``, then ``python -m
+pact_lightning.report target``; docs/method.md §4.2) replaces this script's one-seed answer.
 """
 
 from __future__ import annotations
