@@ -250,3 +250,6 @@ def test_probe_values_are_reused_only_for_the_same_adapter_and_prompts(factorial
     (cell.run_dir / "final" / "adapter_model.safetensors").write_bytes(b"weights v2")  # retrained in place
     target.probe_values(cell)
     assert len(calls) == 2
+    (cell.run_dir / "final" / "adapter_model.safetensors").unlink()
+    with pytest.raises(SystemExit, match="final: no adapter_model.safetensors or model.safetensors.*--no-probes"):
+        target.probe_values(cell)

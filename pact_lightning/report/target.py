@@ -116,7 +116,8 @@ def measuring_prompts(cell: Cell) -> dict[str, list[str]]:
 def cached_probes(path: Path, weights: Path, config: Path, checkpoint: Path, prompts: dict[str, list[str]]) -> dict:
     """The probe values in ``path`` when they were computed for these ``weights`` and prompts, else computed now (the
     model of ``config`` with ``checkpoint``) and written there."""
-    key = {"weights": file_digest(weights), "prompts": hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]}
+    key = {"weights": file_digest(weights), "prompts": hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16],
+           "probes": sorted(PROBES)}
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if saved.get("key") != key:
         saved = {"key": key, **compute_probes(config, checkpoint, prompts)}
@@ -130,10 +131,14 @@ def as_points(values: dict[str, list[float]]) -> dict[str, np.ndarray]:
 
 
 def probe_values(cell: Cell) -> None:
-    """The run's token probes (its ``final/`` adapter on its reference) into ``cell.values``."""
+    """The run's token probes (its ``final/`` adapter on its reference, or its merged weights) into ``cell.values``."""
     final = cell.run_dir / "final"
-    cell.values |= as_points(cached_probes(cell.run_dir / PROBE_FILE, final / "adapter_model.safetensors",
-                                           cell.run_dir / ".hydra" / "config.yaml", final, measuring_prompts(cell)))
+    weights = next((w for w in (final / "adapter_model.safetensors", final / "model.safetensors") if w.is_file()), None)
+    if weights is None:
+        raise SystemExit(f"{final}: no adapter_model.safetensors or model.safetensors, so the run's model cannot be "
+                         "probed; rerun it (train writes final/) or report the rates alone with --no-probes")
+    cell.values |= as_points(cached_probes(cell.run_dir / PROBE_FILE, weights, cell.run_dir / ".hydra" / "config.yaml",
+                                           final, measuring_prompts(cell)))
 
 
 def reference_probes(cell: Cell, out: Path) -> dict[str, np.ndarray]:
