@@ -165,7 +165,8 @@ def test_factorial_effects_are_the_hand_computed_contrasts(factorial, tmp_path):
     assert effect(rows, "tilt", "harmful_content_rate")["by_seed"] == {"1": pytest.approx(tilt), "2": pytest.approx(tilt)}
     over = effect(rows, "tilt", "benign_refusal_rate")
     assert over["mean"] == pytest.approx(100 * ((6 - 2) + (5 - 1)) / 2 / 10)
-    assert over["ci_family"][0] <= over["ci"][0] and all(0 <= r["p_holm"] <= 1 for r in rows)
+    assert over["ci_family"][0] < over["ci"][0] and over["ci"][1] < over["ci_family"][1]  # simultaneous over 12
+    assert [r["p_holm"] for r in rows] == holm([r["p_value"] for r in rows])
     assert result["factorial"]["cells"]["gate=on, tilted"]["benign_refusal_rate"]["mean"] == 60.0
     assert result["factorial"]["cells"]["reference (θ_ref, one evaluation)"]["benign_refusal_rate"]["mean"] == 20.0
     text = (tmp_path / "out" / "target.md").read_text()
@@ -200,8 +201,11 @@ def test_frontier_reads_each_curve_at_pacts_over_refusal(factorial, tmp_path):
         for lam, r in ((1, 1), (10, 3)):
             write_run(front, f"kl{lam}_{seed}", seed=seed, method="kl_full", lam=lam, gate=None,
                       content=ones(1, 8), refused=ones(r, 10))
+    # the sweep's own pact_plain λ=1 run at seed 2 replaces the factorial's cell of that seed, not adds to it
+    write_run(front, "pp1_2", seed=2, method="pact_plain", lam=1, gate=None, content=ones(7, 8), refused=ones(1, 10))
     report_main(["target", str(factorial), "--frontier", str(front), "--no-probes", "--out", str(tmp_path / "out")])
     result = json.loads((tmp_path / "out" / "target.json").read_text())["frontier"]
+    assert result["curves"]["pact_plain"]["seeds"]["1.0"] == [1, 2] and result["seeds"] == [1, 2]
     assert result["pact"] == {"benign_refusal_rate": 60.0, "harmful_score": 31.25, "harmful_content_rate": 31.25,
                               "task_acc": 90.0}
     plain = result["curves"]["pact_plain"]
@@ -209,6 +213,9 @@ def test_frontier_reads_each_curve_at_pacts_over_refusal(factorial, tmp_path):
     at = plain["harmful_content_rate_at_pact_over_refusal"]
     assert at["value"] == pytest.approx(12.5) and at["pact_minus"] == pytest.approx(18.75)
     assert at["ci"][0] <= at["pact_minus"] <= at["ci"][1] and 0 < at["bracketed"] <= 1
+    # the other way: PACT's content 31.25 lies between λ=1 (81.25 at 10%) and λ=10 (18.75 at 50%): 42% over-refusal
+    back = plain["over_refusal_at_pact_harmful_content_rate"]
+    assert back["value"] == pytest.approx(42.0) and back["pact_minus"] == pytest.approx(18.0)
     kl = result["curves"]["kl_full"]["harmful_content_rate_at_pact_over_refusal"]
     assert kl["value"] is None
     assert "not reached (curve spans 10.00–30.00)" in (tmp_path / "out" / "target.md").read_text()
@@ -250,6 +257,10 @@ def test_probe_values_are_reused_only_for_the_same_adapter_and_prompts(factorial
     (cell.run_dir / "final" / "adapter_model.safetensors").write_bytes(b"weights v2")  # retrained in place
     target.probe_values(cell)
     assert len(calls) == 2
+    path = cell.run_dir / "generations_final.jsonl"  # evaluated again on another prompt
+    path.write_text(path.read_text().replace("harmful prompt 3", "another prompt"))
+    target.probe_values(cell)
+    assert len(calls) == 3
     (cell.run_dir / "final" / "adapter_model.safetensors").unlink()
     with pytest.raises(SystemExit, match="final: no adapter_model.safetensors or model.safetensors.*--no-probes"):
         target.probe_values(cell)

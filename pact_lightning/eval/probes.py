@@ -18,6 +18,7 @@ Only the probed columns are gathered; each is a log-probability under the full v
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -40,8 +41,20 @@ def next_token(tokenizer, prefix: str, word: str) -> int:
     if ids[:len(head)] != head or len(ids) != len(head) + 1:
         raise ConfigError(f"the probe token {word!r} after {prefix!r} is not one token of this tokenizer "
                           f"({tokenizer.convert_ids_to_tokens(ids)}); the token-level probes (eval/probes.py) need "
-                          "a tokenizer that keeps it whole — read the rates instead")
+                          "a tokenizer that keeps it whole — report this model's rates alone with `python -m "
+                          "pact_lightning.report target … --no-probes`")
     return ids[-1]
+
+
+def opener_token(tokenizer, opener: str) -> int:
+    """The first token of a refusal opener, which must be its whole first word ("I" of "I'm sorry", "Sorry" of
+    "Sorry, but"): a first token cut inside the word would count every answer that starts with those letters."""
+    word = re.match(r"\w+", opener).group()
+    token = next_token(tokenizer, "", word)
+    if tokenizer(opener, add_special_tokens=False)["input_ids"][0] != token:
+        raise ConfigError(f"the refusal opener {opener!r} does not start with the token {word!r} in this tokenizer; "
+                          "report this model's rates alone with `python -m pact_lightning.report target … --no-probes`")
+    return token
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,7 @@ class ProbeTokens:
 
     @classmethod
     def of(cls, tokenizer, openers: tuple[str, ...] = REFUSAL_OPENERS) -> ProbeTokens:
-        first = sorted({tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in openers})
+        first = sorted({opener_token(tokenizer, o) for o in openers})
         return cls(i=next_token(tokenizer, "", "I"), sure=next_token(tokenizer, "", "Sure"),
                    t=next_token(tokenizer, FORCED, "'t"), help=next_token(tokenizer, FORCED, " help"),
                    forced=tuple(tokenizer(FORCED, add_special_tokens=False)["input_ids"]), openers=tuple(first))

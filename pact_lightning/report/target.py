@@ -105,7 +105,8 @@ def rate_values(cell: Cell) -> None:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def measuring_prompts(cell: Cell) -> dict[str, list[str]]:
@@ -116,8 +117,10 @@ def measuring_prompts(cell: Cell) -> dict[str, list[str]]:
 def cached_probes(path: Path, weights: Path, config: Path, checkpoint: Path, prompts: dict[str, list[str]]) -> dict:
     """The probe values in ``path`` when they were computed for these ``weights`` and prompts, else computed now (the
     model of ``config`` with ``checkpoint``) and written there."""
+    from pact_lightning.eval.probes import FORCED, REFUSAL_OPENERS
+
     key = {"weights": file_digest(weights), "prompts": hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16],
-           "probes": sorted(PROBES)}
+           "probes": sorted(PROBES), "forced": FORCED, "openers": list(REFUSAL_OPENERS)}
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if saved.get("key") != key:
         saved = {"key": key, **compute_probes(config, checkpoint, prompts)}
@@ -145,13 +148,17 @@ def reference_probes(cell: Cell, out: Path) -> dict[str, np.ndarray]:
     """The same probes on the run's reference (the weights its adapter was trained on), written to ``out``."""
     from pact_lightning.models.loading import adapter_base
 
-    base = Path(adapter_base(cell.run_dir / "final") or "")
-    if not (base / "model.safetensors").is_file():
-        raise SystemExit(f"{cell.run_dir / 'final'}: its reference's weights ({base}) are not on this machine; the "
-                         "probes compare each run with its reference — rerun where the cache is, or pass --no-probes")
-    return as_points(cached_probes(out / f"reference_{PROBE_FILE}",
-                                   base / "model.safetensors", cell.run_dir / ".hydra" / "config.yaml", base,
-                                   measuring_prompts(cell)))
+    final = cell.run_dir / "final"
+    if not (final / "adapter_config.json").is_file():
+        raise SystemExit(f"{final} holds no adapter, so its reference cannot be told from it; the probes compare each "
+                         "run's adapter with the weights it was trained on — report the rates alone with --no-probes")
+    base = adapter_base(final)
+    if base is None or not (Path(base) / "model.safetensors").is_file():
+        raise SystemExit(f"{final}: the weights its adapter was trained on ({base or 'a hub model'}) are not a local "
+                         "single-file checkpoint; rerun the report where the run's cache is, or pass --no-probes")
+    base = Path(base)
+    return as_points(cached_probes(out / f"reference_{PROBE_FILE}", base / "model.safetensors",
+                                   cell.run_dir / ".hydra" / "config.yaml", base, measuring_prompts(cell)))
 
 
 def compute_probes(config: Path, checkpoint: Path, prompts: dict[str, list[str]]) -> dict[str, Any]:
@@ -250,15 +257,19 @@ def interpolate(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
     return math.nan
 
 
-def frontier(cs: list[Cell], resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Each λ curve read at PACT's point, both ways, with intervals from resampling prompts jointly."""
-    pact = [c for c in cs if c.method == "pact" and c.gate and c.weighted and c.k == 50]
+def frontier(fact: list[Cell], front: list[Cell], resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Each λ curve of the frontier runs read at PACT's point (the factorial's gate-on tilted cells), both ways, with
+    intervals from resampling prompts jointly. The factorial's gate-off uniform cell is pact_plain's objective: it
+    fills the curve at its λ for the seeds the sweep did not run."""
+    pact = [c for c in fact if c.method == "pact" and c.gate and c.weighted and c.k == 50]
+    swept = {(c.objective, c.lam, c.seed) for c in front}
+    cs = front + [c for c in fact if c.objective == "pact_plain" and (c.objective, c.lam, c.seed) not in swept]
     harm = {m: seed_mean(pact, m) for m in ("harmful_score", "harmful_content_rate")}
     benign = seed_mean(pact, "benign_refusal_rate")
     rng = np.random.default_rng(seed)
     ih = rng.integers(0, len(harm["harmful_score"]), size=(resamples, len(harm["harmful_score"])))
     ib = rng.integers(0, len(benign), size=(resamples, len(benign)))
-    out: dict[str, Any] = {"pact": {"benign_refusal_rate": float(benign.mean())}
+    out: dict[str, Any] = {"seeds": sorted({c.seed for c in pact}), "pact": {"benign_refusal_rate": float(benign.mean())}
                            | {m: float(v.mean()) for m, v in harm.items()}
                            | {"task_acc": float(np.mean([c.record.final.get("task_acc") for c in pact]))}, "curves": {}}
     for method in ("pact_plain", "kl_full"):
@@ -287,7 +298,8 @@ def frontier(cs: list[Cell], resamples: int = 2000, seed: int = 0) -> dict[str, 
 
 
 def reading(value: float, diff: float, boot: np.ndarray) -> dict[str, Any]:
-    """A curve's value at PACT's point and PACT minus it, with the 95% interval over the resamples that bracket."""
+    """A curve's value at PACT's point and PACT minus it, with the 95% interval over the resamples that bracket and
+    their share (the report prints the interval only when nearly all of them do)."""
     ok = boot[~np.isnan(boot)]
     return {"value": None if math.isnan(value) else value, "pact_minus": None if math.isnan(diff) else float(diff),
             "ci": [float(v) for v in np.percentile(ok, [2.5, 97.5])] if len(ok) else None,
@@ -310,8 +322,12 @@ def plot_frontier(result: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(f"{LABELS[m]} (%)")
         ax.grid(alpha=.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Harmful rate against over-refusal across λ (mean of seeds 1–3)")
+    fig.suptitle(f"Harmful rate against over-refusal across λ (PACT: mean of seeds {seeds_text(result['seeds'])})")
     save_figure(fig, path)
+
+
+def seeds_text(seeds: list[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
 
 
 def label(measure: str) -> str:
@@ -340,7 +356,7 @@ def cells_md(table: dict[str, dict[str, Any]], measures: list[str]) -> list[str]
 
 def frontier_md(result: dict[str, Any]) -> list[str]:
     p = result["pact"]
-    out = [f"PACT (seeds 1–3): over-refusal {p['benign_refusal_rate']:.2f}, content {p['harmful_content_rate']:.2f}, "
+    out = [f"PACT (seeds {seeds_text(result['seeds'])}): over-refusal {p['benign_refusal_rate']:.2f}, content {p['harmful_content_rate']:.2f}, "
            f"harmful score {p['harmful_score']:.2f}, task accuracy {p['task_acc']:.2f}.", "",
            "| curve | λ | seeds | over-refusal | content | harmful score | task acc |", "|---|---|---|---|---|---|---|"]
     for method, c in result["curves"].items():
@@ -357,8 +373,9 @@ def frontier_md(result: dict[str, Any]) -> list[str]:
                     span = c["benign_refusal_rate"] if key.endswith("over_refusal") else c[m]
                     out.append(f"| {method} | {what} | not reached (curve spans {min(span):.2f}–{max(span):.2f}) | – | – "
                                f"| {r['bracketed']:.0%} |")
-                else:
-                    ci = f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]" if r["ci"] else "–"
+                else:  # an interval over the bracketing resamples alone would leave out the extreme ones
+                    ci = (f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]" if r["ci"] and r["bracketed"] >= 0.95 else
+                          "– (too few resamples bracket)")
                     out.append(f"| {method} | {what} | {r['value']:.2f} | {r['pact_minus']:+.2f} | {ci} | "
                                f"{r['bracketed']:.0%} |")
     return out
@@ -400,11 +417,13 @@ def main(argv: list[str] | None = None) -> None:
           "Cell values: mean over seeds (each seed's value in brackets); rates in %, probabilities in points, the "
           "log-odds in nats. Effects: paired bootstrap over prompts on the seed-averaged values (10,000 resamples); "
           f"the family is every effect × measure below (m = {len(result['factorial']['effects'])}): Holm's p, and "
-          "Bonferroni intervals simultaneous over it; * = beyond noise (Holm p < 0.05).", "", "## Factorial cells", "",
+          "Bonferroni intervals simultaneous over it; * = beyond prompt-sampling noise (Holm p < 0.05; the trained models "
+          "are held fixed, so read the per-seed column for the seeds' agreement). The interaction is the tilt's effect "
+          "with the gate on minus its effect with the gate off.", "", "## Factorial cells", "",
           *cells_md(result["factorial"]["cells"], measures), "", "## Effects", "",
           *effects_md(result["factorial"]["effects"])]
     if front:
-        result["frontier"] = frontier(fact + front)
+        result["frontier"] = frontier(fact, front)
         if ref:
             result["frontier"]["reference"] = {m: ref.get(m) for m in RATES}
         md += ["", "## Comparisons at equal over-refusal", "", *frontier_md(result["frontier"]), "",
