@@ -216,6 +216,11 @@ def test_frontier_reads_each_curve_at_pacts_over_refusal(factorial, tmp_path):
     # the other way: PACT's content 31.25 lies between λ=1 (81.25 at 10%) and λ=10 (18.75 at 50%): 42% over-refusal
     back = plain["over_refusal_at_pact_harmful_content_rate"]
     assert back["value"] == pytest.approx(42.0) and back["pact_minus"] == pytest.approx(18.0)
+    # PACT minus the λ=30 point, paired: content 31.25 − 6.25, over-refusal 60 − 70
+    point = {r["measure"]: r for r in result["points"] if r["effect"] == "pact − pact_plain λ=30"}
+    assert point["harmful_content_rate"]["mean"] == pytest.approx(25.0)
+    assert point["benign_refusal_rate"]["mean"] == pytest.approx(-10.0)
+    assert len(result["points"]) == 4 * (3 + 2)  # 4 rates × (3 pact_plain + 2 kl_full points)
     kl = result["curves"]["kl_full"]["harmful_content_rate_at_pact_over_refusal"]
     assert kl["value"] is None
     assert "not reached (curve spans 10.00–30.00)" in (tmp_path / "out" / "target.md").read_text()

@@ -14,7 +14,9 @@ behaves as it does (docs/method.md §4), from experiment=target_factorial, targe
 * **The frontier** (``--frontier``): harmful rate against held-out over-refusal for pact_plain and kl_full across λ
   (seed-averaged), each read at PACT's over-refusal by linear interpolation between the two λ that bracket it, and at
   PACT's harmful rate the other way; prompts resampled jointly for PACT and the curve. A curve that never reaches
-  PACT's point is said so, with the range it covers. ``frontier.png`` draws the curves.
+  PACT's point is said so, with the range it covers. Beside the interpolation, PACT minus every point of the curves on
+  each rate, paired by prompt (a family of its own): a point lower on both harm and over-refusal, beyond noise, puts
+  PACT off that curve's front with no interpolation at all. ``frontier.png`` draws the curves.
 * **The k cells** (``--k``, with the factorial's k = 50 gate-on cells): each (k, target) cell's rates and target bias,
   the tilt's effect at each k, and each k against k = 50 within a target.
 
@@ -191,7 +193,7 @@ def seed_mean(group: list[Cell], measure: str) -> np.ndarray:
 def contrast(groups: dict[Any, list[Cell]], weights: dict[Any, float], measure: str) -> dict[str, Any]:
     """Σ weight·(group's seed-mean) per prompt, its bootstrap (filled in later for the family) and per-seed values."""
     per_prompt = sum(w * seed_mean(groups[g], measure) for g, w in weights.items())
-    seeds = sorted({c.seed for g in weights for c in groups[g]})
+    seeds = sorted(set.intersection(*({c.seed for c in groups[g]} for g in weights)))  # seeds every group has
     by_seed = [float(sum(w * next(c for c in groups[g] if c.seed == s).values[measure].mean()
                          for g, w in weights.items())) for s in seeds]
     return {"measure": measure, "per_prompt": per_prompt, "by_seed": dict(zip(seeds, by_seed))}
@@ -272,6 +274,7 @@ def frontier(fact: list[Cell], front: list[Cell], resamples: int = 2000, seed: i
     out: dict[str, Any] = {"seeds": sorted({c.seed for c in pact}), "pact": {"benign_refusal_rate": float(benign.mean())}
                            | {m: float(v.mean()) for m, v in harm.items()}
                            | {"task_acc": float(np.mean([c.record.final.get("task_acc") for c in pact]))}, "curves": {}}
+    rows: list[dict[str, Any]] = []  # PACT against every point of the curves, paired by prompt: does one dominate it?
     for method in ("pact_plain", "kl_full"):
         group = [c for c in cs if c.objective == method and c.k == 50]
         lams = sorted({c.lam for c in group})
@@ -294,6 +297,9 @@ def frontier(fact: list[Cell], front: list[Cell], resamples: int = 2000, seed: i
             curve[f"{m}_at_pact_over_refusal"] = reading(at_x, h.mean() - at_x, hb - boot_x)
             curve[f"over_refusal_at_pact_{m}"] = reading(at_y, benign.mean() - at_y, pb - boot_y)
         out["curves"][method] = curve
+        rows += [{"effect": f"pact − {method} λ={lam:g}"} | contrast({"pact": pact, lam: by_lam[lam]}, {"pact": 1, lam: -1}, m)
+                 for lam in lams for m in RATES]
+    out["points"] = family(rows)
     return out
 
 
@@ -427,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
         if ref:
             result["frontier"]["reference"] = {m: ref.get(m) for m in RATES}
         md += ["", "## Comparisons at equal over-refusal", "", *frontier_md(result["frontier"]), "",
-               "![frontier](frontier.png)"]
+               "![frontier](frontier.png)", "", "PACT minus each point of the curves, paired by prompt "
+               f"(family: m = {len(result['frontier']['points'])}):", "", *effects_md(result["frontier"]["points"])]
     if ks:
         result["k"] = k_cells(fact + ks, list(RATES))
         md += ["", "## The k cells", "", *cells_md(result["k"]["cells"], list(RATES)), "",
