@@ -83,20 +83,20 @@ class ProbeTokens:
 
 
 @torch.inference_mode()
-def next_token_log_probs(model, rows: list[list[int]], columns: torch.Tensor, pad_id: int,
-                         batch_size: int = 16) -> torch.Tensor:
-    """``[len(rows), len(columns)]`` float64 log-probabilities of ``columns`` as the token after each row."""
+def next_token_log_probs(model, rows: list[list[int]], columns: torch.Tensor, pad_id: int, batch_size: int = 16,
+                         back: tuple[int, ...] = (0,)) -> torch.Tensor:
+    """``[len(rows), len(back), len(columns)]`` float64 log-probabilities of ``columns`` as the next token at each
+    row's last position minus each of ``back`` (0 = after the whole row), from one forward pass per batch."""
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        ids, mask = padded_batch(batch, pad_id)  # right-padded: the last real position is unaffected by the pads
-        last = torch.tensor([len(r) - 1 for r in batch])
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[torch.arange(len(batch)), last]
-        logits = logits.double()
-        out.append((logits.gather(1, columns.to(device).expand(len(batch), -1))
-                    - logits.logsumexp(-1, keepdim=True)).cpu())
-    return torch.cat(out) if out else torch.zeros(0, len(columns), dtype=torch.float64)
+        ids, mask = padded_batch(batch, pad_id)  # right-padded: the real positions are unaffected by the pads
+        at = torch.tensor([[len(r) - 1 - b for b in back] for r in batch])
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        logits = logits[torch.arange(len(batch)).unsqueeze(1), at.to(device)].double()  # [B, len(back), V]
+        out.append((logits[..., columns.to(device)] - logits.logsumexp(-1, keepdim=True)).cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(back), len(columns), dtype=torch.float64)
 
 
 def token_probes(model, tokenizer, harmful: list[str], benign: list[str], tokens: ProbeTokens | None = None,
@@ -108,15 +108,15 @@ def token_probes(model, tokenizer, harmful: list[str], benign: list[str], tokens
     model.eval()
     try:
         encode = lambda p: tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]  # noqa: E731
-        harm = [encode(p) for p in harmful]
-        first = next_token_log_probs(model, harm, torch.tensor([tokens.i, tokens.sure]), tokenizer.pad_token_id,
-                                     batch_size)
-        forced = next_token_log_probs(model, [h + list(tokens.forced) for h in harm],
-                                      torch.tensor([tokens.t, tokens.help]), tokenizer.pad_token_id, batch_size)
+        # one pass over prompt + "I can": the prompt's last position gives the first token, the end the next one
+        harm = next_token_log_probs(model, [encode(p) + list(tokens.forced) for p in harmful],
+                                    torch.tensor([tokens.i, tokens.sure, tokens.t, tokens.help]),
+                                    tokenizer.pad_token_id, batch_size, back=(len(tokens.forced), 0))
         opener = next_token_log_probs(model, [encode(p) for p in benign], torch.tensor(tokens.openers),
-                                      tokenizer.pad_token_id, batch_size)
+                                      tokenizer.pad_token_id, batch_size)[:, 0]
     finally:
         model.train(was_training)
+    first, forced = harm[:, 0], harm[:, 1]
     return {"p_first_I": first[:, 0].exp().tolist(), "p_first_sure": first[:, 1].exp().tolist(),
-            "logodds_t_help": (forced[:, 0] - forced[:, 1]).tolist(),
+            "logodds_t_help": (forced[:, 2] - forced[:, 3]).tolist(),
             "p_first_opener": opener.logsumexp(-1).exp().tolist()}
